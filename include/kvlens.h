@@ -1,0 +1,152 @@
+/* kvlens.h - the whole public API of the kvlens library.
+ *
+ * kvlens runs Llama-3.x, Qwen2/2.5, DeepSeek-R1-Distill-Qwen and Qwen3 GGUF models on the CPU and hands out
+ * their KV cache (and, on request, hidden states) in the layout of Hugging Face transformers.
+ *
+ * Conventions: every name starts with kvl_ / KVL_. Functions that can fail return a kvl_status; on failure
+ * kvl_last_error() gives a one-line message naming the problem (thread-local). The library never exits. */
+#ifndef KVLENS_H
+#define KVLENS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVL_VERSION "0.1.0"
+
+typedef enum {
+    KVL_OK = 0,
+    KVL_ERR_IO,          /* file cannot be opened, read or written */
+    KVL_ERR_FORMAT,      /* the input is corrupt or malformed */
+    KVL_ERR_UNSUPPORTED, /* well-formed, but not something kvlens handles (architecture, tensor type...) */
+    KVL_ERR_ARG,         /* a bad argument from the caller (token id out of range, bad option...) */
+    KVL_ERR_NOMEM,       /* an allocation failed */
+    KVL_ERR_RANGE,       /* a length exceeds a limit (prompt longer than the context...) */
+} kvl_status;
+
+/* Message of the most recent failure in this thread ("" if none). */
+const char *kvl_last_error(void);
+/* Short name of a status code ("format error", ...). */
+const char *kvl_status_str(kvl_status s);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Tensor element types (numbering as in GGUF / ggml).
+ */
+typedef enum {
+    KVL_TYPE_F32 = 0,
+    KVL_TYPE_F16 = 1,
+    KVL_TYPE_Q8_0 = 8,
+    KVL_TYPE_Q4_K = 12,
+    KVL_TYPE_Q6_K = 14,
+    KVL_TYPE_BF16 = 30,
+} kvl_type;
+
+const char *kvl_type_name(int type); /* "f32", "q8_0", ... or NULL if unknown */
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Models.
+ */
+typedef struct kvl_model kvl_model;
+
+typedef enum { KVL_ARCH_LLAMA, KVL_ARCH_QWEN2, KVL_ARCH_QWEN3 } kvl_arch;
+
+typedef struct {
+    kvl_arch arch;
+    char arch_name[32];   /* "llama", "qwen2", "qwen3" */
+    char name[128];       /* general.name, may be empty */
+    int n_layer;          /* L */
+    int n_embd;           /* H, the residual width */
+    int n_head;           /* query heads */
+    int n_head_kv;        /* key/value heads (GQA) */
+    int head_dim;         /* attention.key_length (== value_length) */
+    int n_ff;             /* feed-forward width */
+    int n_vocab;          /* rows of the token embedding */
+    int n_ctx_train;      /* context_length from the file */
+    float rope_base;      /* rope.freq_base */
+    float norm_eps;       /* attention.layer_norm_rms_epsilon */
+    bool has_rope_freqs;  /* llama3 rope scaling through rope_freqs.weight */
+    bool has_qk_norm;     /* qwen3 per-head q/k RMSNorm */
+    bool has_qkv_bias;    /* qwen2 biases on q, k, v */
+    bool tied_output;     /* the output projection reuses token_embd */
+    int weight_type;      /* the most common tensor type of the layer weights */
+    uint64_t n_params;    /* number of weight elements */
+    uint64_t n_bytes;     /* bytes of tensor data */
+} kvl_hparams;
+
+/* Load a GGUF model (memory-mapped). */
+kvl_status kvl_model_load(const char *path, kvl_model **out);
+void kvl_model_free(kvl_model *m);
+const kvl_hparams *kvl_model_hparams(const kvl_model *m);
+
+/* Shapes for benchmarks without a file: random weights of a real model's shape, in memory.
+ * names: "qwen3-0.6b", "llama3.2-1b", "qwen3-8b", ... (kvl_shape_names lists them). */
+kvl_status kvl_model_random(const char *shape, int type, uint64_t seed, kvl_model **out);
+const char *const *kvl_shape_names(void); /* NULL-terminated */
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Contexts: a KV cache plus the scratch buffers of the forward pass.
+ */
+typedef struct kvl_ctx kvl_ctx;
+
+typedef enum { KVL_CACHE_F32 = 0, KVL_CACHE_F16 = 1 } kvl_cache_type;
+
+typedef struct {
+    int n_ctx;            /* positions the cache holds; 0 = the model's n_ctx_train capped at 4096 */
+    int n_threads;        /* 0 = all cores */
+    kvl_cache_type cache_type;
+    bool keep_hidden;     /* store hidden states of every layer (L+1 vectors per position) */
+} kvl_ctx_params;
+
+kvl_ctx_params kvl_ctx_default_params(void);
+kvl_status kvl_ctx_new(kvl_model *m, const kvl_ctx_params *p, kvl_ctx **out);
+void kvl_ctx_free(kvl_ctx *c);
+
+/* Which rows of logits an evaluation computes. */
+typedef enum { KVL_LOGITS_NONE = 0, KVL_LOGITS_LAST = 1, KVL_LOGITS_ALL = 2 } kvl_logits_mode;
+
+/* Run tokens[0..n) at positions pos..pos+n-1 (pos = kvl_ctx_n_pos), appending to the cache.
+ * n > 1 is a batched prefill. Fails with KVL_ERR_RANGE if the cache would overflow and KVL_ERR_ARG on an
+ * invalid token id; the cache is unchanged on failure. */
+kvl_status kvl_eval(kvl_ctx *c, const int32_t *tokens, int n, kvl_logits_mode mode);
+/* Logits [n_vocab] of row i of the last evaluation (i counted within that call; with KVL_LOGITS_LAST, i = 0). */
+const float *kvl_logits(const kvl_ctx *c, int i);
+int kvl_ctx_n_pos(const kvl_ctx *c);   /* positions filled */
+int kvl_ctx_n_ctx(const kvl_ctx *c);   /* capacity */
+/* Forget positions >= n_pos (for rewinding or reuse). */
+kvl_status kvl_ctx_truncate(kvl_ctx *c, int n_pos);
+
+/* The KV cache in transformers' past_key_values layout: out = [n_head_kv][t1-t0][head_dim] floats for layer
+ * `layer`, K after q/k-norm and RoPE in HF's half-split order, V as projected. */
+kvl_status kvl_cache_k(const kvl_ctx *c, int layer, int t0, int t1, float *out);
+kvl_status kvl_cache_v(const kvl_ctx *c, int layer, int t0, int t1, float *out);
+/* Hidden states (only with keep_hidden): out = [t1-t0][n_embd] for index l in 0..L
+ * (0 = embeddings, l = after block l; L = after the final norm as transformers reports it). */
+kvl_status kvl_hidden(const kvl_ctx *c, int l, int t0, int t1, float *out);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Sampling and generation.
+ */
+typedef struct {
+    float temp;     /* 0 = greedy */
+    int top_k;      /* 0 = off */
+    float top_p;    /* 1 = off */
+    uint64_t seed;
+} kvl_sampler_params;
+
+typedef struct kvl_sampler kvl_sampler;
+kvl_sampler_params kvl_sampler_default_params(void);
+kvl_status kvl_sampler_new(const kvl_sampler_params *p, kvl_sampler **out);
+void kvl_sampler_free(kvl_sampler *s);
+int32_t kvl_sample(kvl_sampler *s, const float *logits, int n_vocab);
+
+/* Token ids that end a generation (eos, eot, im_end...), from the model's metadata. */
+int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

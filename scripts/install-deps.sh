@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what kvlens needs to build and test on Debian/Ubuntu (see README, "Dependencies").
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libcjson-dev libpcre2-dev libutf8proc-dev)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi

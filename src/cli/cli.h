@@ -1,0 +1,54 @@
+/* cli.h - the kvlens command-line front end: one function per subcommand, and small shared helpers.
+ * Each command returns the process exit status (0 ok, 1 runtime failure, 2 usage error). */
+#ifndef KVL_CLI_H
+#define KVL_CLI_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kvlens.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_chat_template(int argc, char **argv);
+
+/* Print "kvlens <cmd>: <message>" to stderr; returns 1 (runtime) so callers can `return cli_error(...)`. */
+int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print the library's last error for a failed status; returns 1. */
+int cli_fail(const char *cmd, kvl_status s);
+/* Usage error: message plus "try --help"; returns 2. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing: the whole string must be a number in range. Return 0 on success. */
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
+int cli_parse_float(const char *s, double *out);
+/* Parse "1,2,3" into a malloc'd array; returns count or -1. */
+int cli_parse_int_list(const char *s, int32_t **out);
+/* Is argv[i] equal to one of the names; fetch its value argv[i+1] (error if missing). */
+int cli_is(const char *arg, const char *a, const char *b);
+const char *cli_value(int argc, char **argv, int *i, const char *cmd);
+
+/* Read a whole file (or stdin for "-"); NUL-terminated, *len without the NUL. NULL on failure (message set). */
+char *cli_read_file(const char *path, size_t *len);
+
+/* A progress bar on stderr (only when stderr is a terminal, or KVL_PROGRESS=1). */
+typedef struct {
+    const char *label;
+    long total;
+    double t_start;
+    int active;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, long total);
+void cli_progress_update(cli_progress *p, long done);
+void cli_progress_end(cli_progress *p);
+
+double cli_now(void); /* seconds, monotonic */
+
+/* JSON string output with escaping. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,191 @@
+/* Shared helpers of the CLI: errors, strict number parsing, files, progress bar, JSON strings. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int cli_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "kvlens %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cli_fail(const char *cmd, kvl_status s) {
+    const char *m = kvl_last_error();
+    fprintf(stderr, "kvlens %s: %s: %s\n", cmd, kvl_status_str(s), m && *m ? m : "(no detail)");
+    return 1;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "kvlens %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see kvlens %s --help)\n", cmd);
+    return 2;
+}
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, double *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || v != v) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_int_list(const char *s, int32_t **out) {
+    int cap = 16, n = 0;
+    int32_t *a = malloc(cap * sizeof *a);
+    if (!a) return -1;
+    const char *p = s;
+    while (*p) {
+        while (*p == ' ' || *p == '[' || *p == '\n') p++;
+        if (!*p || *p == ']') break;
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || v < INT32_MIN || v > INT32_MAX) {
+            free(a);
+            return -1;
+        }
+        if (n == cap) {
+            int32_t *b = realloc(a, (cap *= 2) * sizeof *a);
+            if (!b) {
+                free(a);
+                return -1;
+            }
+            a = b;
+        }
+        a[n++] = (int32_t)v;
+        p = end;
+        while (*p == ' ' || *p == '\n') p++;
+        if (*p == ',') p++;
+        else if (*p && *p != ']') {
+            free(a);
+            return -1;
+        }
+    }
+    *out = a;
+    return n;
+}
+
+int cli_is(const char *arg, const char *a, const char *b) {
+    return (a && !strcmp(arg, a)) || (b && !strcmp(arg, b));
+}
+
+const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
+    if (*i + 1 >= argc) {
+        cli_usage(cmd, "option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+char *cli_read_file(const char *path, size_t *len) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "kvlens: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (n == cap) {
+            char *b = realloc(buf, (cap *= 2) + 1);
+            if (!b) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!buf || err) {
+        free(buf);
+        fprintf(stderr, "kvlens: cannot read %s\n", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, long total) {
+    const char *env = getenv("KVL_PROGRESS");
+    p->label = label;
+    p->total = total;
+    p->t_start = cli_now();
+    p->active = env ? atoi(env) != 0 : isatty(2);
+    cli_progress_update(p, 0);
+}
+
+void cli_progress_update(cli_progress *p, long done) {
+    if (!p->active) return;
+    const int width = 30;
+    double frac = p->total > 0 ? (double)done / p->total : 0;
+    if (frac > 1) frac = 1;
+    int fill = (int)(frac * width);
+    double el = cli_now() - p->t_start;
+    double eta = frac > 0 ? el / frac - el : 0;
+    fprintf(stderr, "\r%s [", p->label);
+    for (int i = 0; i < width; i++) fputc(i < fill ? '#' : '.', stderr);
+    fprintf(stderr, "] %ld/%ld %3.0f%% %.1fs eta %.1fs ", done, p->total, frac * 100, el, eta);
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (!p->active) return;
+    cli_progress_update(p, p->total);
+    fputc('\n', stderr);
+}
+
+void cli_json_string(FILE *f, const char *s, size_t len) {
+    fputc('"', f);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (c < 0x20) fprintf(f, "\\u%04x", c);
+            else fputc(c, f);
+        }
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,8 @@
+/* Placeholder until this command lands: it says so and fails. */
+#include "cli/cli.h"
+
+int cmd_info(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_error("info", "not implemented yet");
+}

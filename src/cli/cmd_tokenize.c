@@ -1,0 +1,8 @@
+/* Placeholder until this command lands: it says so and fails. */
+#include "cli/cli.h"
+
+int cmd_tokenize(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    return cli_error("tokenize", "not implemented yet");
+}

@@ -1,0 +1,49 @@
+/* kvlens: command-line entry point; dispatches to one function per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"run", cmd_run, "generate text from a prompt"},
+    {"dump", cmd_dump, "write tokens, logits, K, V and hidden states as .npy files"},
+    {"info", cmd_info, "show a model's architecture, hyperparameters and tensors"},
+    {"bench", cmd_bench, "measure prompt processing and generation speed"},
+    {"convert", cmd_convert, "convert a Hugging Face checkpoint directory to GGUF"},
+    {"tokenize", cmd_tokenize, "text on stdin -> token ids as a JSON array"},
+    {"detokenize", cmd_detokenize, "JSON array of token ids on stdin -> text"},
+    {"chat-template", cmd_chat_template, "render a conversation with the model's chat template"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "kvlens %s - the KV cache as a product\n\nusage: kvlens <command> [options]   (kvlens <command> --help)\n\n"
+               "commands:\n", KVL_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-14s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("kvlens %s\n", KVL_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "kvlens: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,2 @@
+/* Placeholder: the element formats land with the GGUF work. */
+#include "compute/quant.h"
