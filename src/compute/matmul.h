@@ -1,0 +1,26 @@
+/* matmul.h - the compute seam for weights: every projection of the forward pass goes through kvl_matmul.
+ * A CUDA backend replaces these functions; the forward pass does not know the weight formats. */
+#ifndef KVL_MATMUL_H
+#define KVL_MATMUL_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* A 2-D weight matrix W[n_out][n_in] stored row by row in `type` (kvl_type), as GGUF stores a tensor with
+ * ne = {n_in, n_out}. */
+typedef struct {
+    int type;
+    int64_t n_in;       /* ne[0], columns; a multiple of the type's block size */
+    int64_t n_out;      /* ne[1], rows */
+    size_t row_bytes;   /* bytes per row */
+    const void *data;   /* n_out * row_bytes bytes */
+} kvl_weight;
+
+/* y[t][o] = sum_i x[t][i] * W[o][i] for t < n_tok, o < W->n_out. x is [n_tok][n_in], y is [n_tok][n_out],
+ * both f32 and contiguous. Parallel over OpenMP threads inside; call from outside a parallel region.
+ * n_tok == 1 is the decode (matrix-vector) case; larger n_tok the prefill (matrix-matrix) case. */
+void kvl_matmul(float *y, const float *x, const kvl_weight *W, int n_tok);
+
+/* Row r of W decoded to f32 (for embeddings lookup): dst has n_in floats. */
+void kvl_weight_row(const kvl_weight *W, int64_t r, float *dst);
+
+#endif
