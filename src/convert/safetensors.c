@@ -124,10 +124,10 @@ static kvl_status parse_entry(const cJSON *e, const st_file *f, int file_index, 
         if (!json_uint(x, &v) || v > (uint64_t)ST_MAX_DIM)
             return kvl_fail(KVL_ERR_FORMAT, "%s: tensor '%s' has an invalid dimension %d", f->path, name, d);
         t->shape[d] = (int64_t)v;
-        /* dims <= 2^40 each, and the running product is capped below, so this cannot overflow */
-        n_elems *= v;
-        if (n_elems > (uint64_t)ST_MAX_DIM * 64)
+        /* cap the element count (2^46, far beyond any real tensor) before multiplying, so nothing overflows */
+        if (v && n_elems > ((uint64_t)ST_MAX_DIM * 64) / v)
             return kvl_fail(KVL_ERR_FORMAT, "%s: tensor '%s' has an absurd number of elements", f->path, name);
+        n_elems *= v;
     }
     uint64_t b, en;
     if (cJSON_GetArraySize(off) != 2 || !json_uint(off->child, &b) || !json_uint(off->child->next, &en))
