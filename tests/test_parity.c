@@ -30,7 +30,7 @@ static double rel_err(const float *a, const float *b, int64_t n) {
     return m > 0 ? e / m : e;
 }
 
-static void run_fixture(const char *fx, int type, double tol) {
+static void run_fixture(const char *fx, int type, int cache_f16, double tol) {
     char hf[1024], gg[1024];
     snprintf(hf, sizeof hf, "%s/tests/fixtures/%s/hf", src_dir, fx);
     snprintf(gg, sizeof gg, "%s/kvl_parity_%d_%s_%d.gguf", kvl_test_env("TMPDIR", "/tmp"), (int)getpid(), fx, type);
@@ -57,6 +57,7 @@ static void run_fixture(const char *fx, int type, double tol) {
     kvl_ctx_params p = kvl_ctx_default_params();
     p.n_ctx = 64;
     p.keep_hidden = true;
+    p.cache_type = cache_f16 ? KVL_CACHE_F16 : KVL_CACHE_F32;
     kvl_ctx *c;
     CHECK(kvl_ctx_new(m, &p, &c) == KVL_OK);
     /* Prefill in two calls (a batch, then single tokens) to cover both paths. */
@@ -87,7 +88,7 @@ static void run_fixture(const char *fx, int type, double tol) {
         double e = rel_err(buf, (float *)hidden.data + (size_t)l * T * hp->n_embd, (size_t)T * hp->n_embd);
         e_h = e > e_h ? e : e_h;
     }
-    printf("%-11s %-5s logits %.2e  k %.2e  v %.2e  hidden %.2e  (bound %.0e)\n", fx, kvl_type_name(type), e_logits,
+    printf("%-11s %-5s %s cache  logits %.2e  k %.2e  v %.2e  hidden %.2e  (bound %.0e)\n", fx, kvl_type_name(type), cache_f16 ? "f16" : "f32", e_logits,
            e_k, e_v, e_h, tol);
     CHECK_MSG(e_logits <= tol, "%s %s logits rel err %g", fx, kvl_type_name(type), e_logits);
     CHECK_MSG(e_k <= tol, "%s %s K rel err %g", fx, kvl_type_name(type), e_k);
@@ -106,13 +107,13 @@ static void run_fixture(const char *fx, int type, double tol) {
         int32_t t = kvl_sample(smp, kvl_logits(c, 0), hp->n_vocab);
         int expect = ((int32_t *)greedy.data)[i];
         if (((float *)margin.data)[i] <= 1e-3f) break; /* a near tie: later tokens may legitimately differ */
-        if (type == KVL_TYPE_Q8_0 && t != expect) break; /* quantised weights: compared only up to a first change */
+        if ((type == KVL_TYPE_Q8_0 || cache_f16) && t != expect) break; /* quantised weights: compared only up to a first change */
         CHECK_MSG(t == expect, "%s %s greedy step %d: %d, transformers %d", fx, kvl_type_name(type), i, t, expect);
         compared++;
         if (t != expect) break;
         CHECK(kvl_eval(c, &t, 1, KVL_LOGITS_LAST) == KVL_OK);
     }
-    if (type != KVL_TYPE_Q8_0) CHECK_MSG(compared >= 8, "%s: only %d greedy tokens compared", fx, compared);
+    if (type != KVL_TYPE_Q8_0 && !cache_f16) CHECK_MSG(compared >= 8, "%s: only %d greedy tokens compared", fx, compared);
     kvl_sampler_free(smp);
     free(buf);
     free(all_logits);
@@ -126,10 +127,14 @@ int main(void) {
     src_dir = kvl_test_env("KVL_SRC", ".");
     const char *fx[] = {"llama", "qwen2", "qwen3", "qwen3_tied"};
     for (int i = 0; i < 4; i++) {
-        run_fixture(fx[i], KVL_TYPE_F32, 1e-4);
-        run_fixture(fx[i], KVL_TYPE_BF16, 1e-4);
-        run_fixture(fx[i], KVL_TYPE_F16, 1e-4);
-        run_fixture(fx[i], KVL_TYPE_Q8_0, 1e-1);
+        run_fixture(fx[i], KVL_TYPE_F32, 0, 1e-4);
+        run_fixture(fx[i], KVL_TYPE_BF16, 0, 1e-4);
+        run_fixture(fx[i], KVL_TYPE_F16, 0, 1e-4);
+        /* Q8_0 rounds every weight to 1/254 of its 32-block's largest magnitude; through these deliberately peaked
+         * random models that moves outputs by 2.4e-2 to 4.9e-2 of their range (measured): bound at twice that. */
+        run_fixture(fx[i], KVL_TYPE_Q8_0, 0, 1e-1);
+        /* an f16 cache rounds K and V to 11 significant bits (relative 4.9e-4) */
+        run_fixture(fx[i], KVL_TYPE_F32, 1, 3e-3);
     }
     return kvl_test_result("parity");
 }
