@@ -14,16 +14,20 @@ static const char *arch_desc(const kvl_hparams *hp) {
 
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
-    int json = 0;
+    int json = 0, tensors = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is(argv[i], "-h", "--help")) {
-            printf("usage: kvlens info -m MODEL.gguf [--json]\n\n"
-                   "Prints the architecture, hyperparameters, tensor types and sizes of a model.\n");
+            printf("usage: kvlens info -m MODEL.gguf [--json] [--tensors]\n\n"
+                   "Prints the architecture, hyperparameters, tensor types and sizes of a model.\n"
+                   "  --json      one JSON object\n"
+                   "  --tensors   also list every tensor (name, type, shape, bytes)\n");
             return 0;
         } else if (cli_is(argv[i], "-m", "--model")) {
             if (!(path = cli_value(argc, argv, &i, "info"))) return 2;
         } else if (cli_is(argv[i], "--json", NULL)) {
             json = 1;
+        } else if (cli_is(argv[i], "--tensors", NULL)) {
+            tensors = 1;
         } else {
             return cli_usage("info", "unknown option '%s'", argv[i]);
         }
@@ -64,9 +68,28 @@ int cmd_info(int argc, char **argv) {
                hp->tied_output ? "tied-output" : "untied-output");
         printf("weights       %s, %.1fM parameters, %.1f MiB\n", kvl_type_name(hp->weight_type), hp->n_params / 1e6,
                hp->n_bytes / 1048576.0);
+        /* tensor count and bytes per type */
+        int cnt[64] = {0};
+        uint64_t bytes[64] = {0};
+        kvl_tensor_info ti;
+        for (int i = 0; i < kvl_model_n_tensors(m); i++)
+            if (!kvl_model_tensor_info(m, i, &ti) && ti.type >= 0 && ti.type < 64) cnt[ti.type]++, bytes[ti.type] += ti.n_bytes;
+        printf("tensor types ");
+        for (int t = 0; t < 64; t++)
+            if (cnt[t]) printf(" %s: %d (%.1f MiB)", kvl_type_name(t) ? kvl_type_name(t) : "?", cnt[t], bytes[t] / 1048576.0);
+        printf("\n");
         printf("end tokens   ");
         for (int i = 0; i < n_eog; i++) printf(" %d", eog[i]);
         printf("%s\n", n_eog ? "" : " (none)");
+    }
+    if (tensors && !json) {
+        kvl_tensor_info ti;
+        for (int i = 0; i < kvl_model_n_tensors(m); i++) {
+            if (kvl_model_tensor_info(m, i, &ti)) continue;
+            printf("  %-32.*s %-5s [", ti.name_len, ti.name, kvl_type_name(ti.type) ? kvl_type_name(ti.type) : "?");
+            for (int d = 0; d < ti.n_dims; d++) printf("%s%lld", d ? ", " : "", (long long)ti.ne[d]);
+            printf("] %llu bytes\n", (unsigned long long)ti.n_bytes);
+        }
     }
     kvl_model_free(m);
     return 0;

@@ -37,6 +37,20 @@ void kvl_model_free(kvl_model *m) {
 
 const kvl_hparams *kvl_model_hparams(const kvl_model *m) { return &m->hp; }
 
+int kvl_model_n_tensors(const kvl_model *m) { return m->gguf ? (int)m->gguf->n_tensors : 0; }
+
+kvl_status kvl_model_tensor_info(const kvl_model *m, int i, kvl_tensor_info *out) {
+    if (i < 0 || i >= kvl_model_n_tensors(m)) return kvl_fail(KVL_ERR_ARG, "tensor index %d out of range", i);
+    const kvl_gguf_tensor *t = &m->gguf->tensors[i];
+    out->name = t->name.ptr;
+    out->name_len = (int)t->name.len;
+    out->type = (int)t->type;
+    out->n_dims = (int)t->n_dims;
+    for (int d = 0; d < 4; d++) out->ne[d] = t->ne[d];
+    out->n_bytes = t->n_bytes;
+    return KVL_OK;
+}
+
 int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids) {
     *ids = m->eog;
     return m->n_eog;
