@@ -25,7 +25,8 @@ static int value_equal(const kvl_gguf_value *a, const kvl_gguf_value *b) {
     case KVL_GGUF_FLOAT32: case KVL_GGUF_FLOAT64: return memcmp(&a->v.f64, &b->v.f64, 8) == 0;
     case KVL_GGUF_INT8: case KVL_GGUF_INT16: case KVL_GGUF_INT32: case KVL_GGUF_INT64: return a->v.i64 == b->v.i64;
     case KVL_GGUF_STRING:
-        return a->v.str.len == b->v.str.len && (a->v.str.len == 0 || memcmp(a->v.str.ptr, b->v.str.ptr, a->v.str.len) == 0);
+        return a->v.str.len == b->v.str.len &&
+               (a->v.str.len == 0 || memcmp(a->v.str.ptr, b->v.str.ptr, a->v.str.len) == 0);
     case KVL_GGUF_ARRAY: {
         if (a->v.arr.type != b->v.arr.type || a->v.arr.n != b->v.arr.n) return 0;
         size_t es = kvl_gguf_scalar_size(a->v.arr.type);
@@ -375,7 +376,8 @@ static void test_exact_bytes(void) {
     tb_pad(&b, 32);
     size_t n;
     uint8_t *got = read_all(path, &n);
-    CHECK_MSG(got && n == b.n && memcmp(got, b.p, n) == 0, "writer bytes differ from the hand-assembled file (%zu vs %zu)",
+    CHECK_MSG(got && n == b.n && memcmp(got, b.p, n) == 0,
+              "writer bytes differ from the hand-assembled file (%zu vs %zu)",
               n, b.n);
     free(got);
     tb_free(&b);
@@ -477,6 +479,17 @@ static void test_writer_misuse(void) {
     kvl_gguf_value items[1] = {scalar(KVL_GGUF_UINT8, 1)};
     v = aval(KVL_GGUF_STRING, 1, NULL, items);
     CHECK(kvl_gguf_set_value(w, "k", &v) == KVL_ERR_ARG);
+    v = scalar(KVL_GGUF_UINT8, 256);
+    CHECK(kvl_gguf_set_value(w, "k", &v) == KVL_ERR_ARG && strstr(kvl_last_error(), "range"));
+    v = scalar(KVL_GGUF_INT16, 0), v.v.i64 = -32769;
+    CHECK(kvl_gguf_set_value(w, "k", &v) == KVL_ERR_ARG);
+    v.v.i64 = -32768;
+    CHECK(kvl_gguf_set_value(w, "k", &v) == KVL_OK);
+    v = scalar(KVL_GGUF_BOOL, 2);
+    CHECK(kvl_gguf_set_value(w, "k", &v) == KVL_ERR_ARG);
+    const uint8_t bools[] = {0, 1, 2};
+    CHECK(kvl_gguf_set_arr(w, "k", KVL_GGUF_BOOL, bools, 3) == KVL_ERR_ARG);
+    CHECK(kvl_gguf_set_arr(w, "k", KVL_GGUF_BOOL, bools, 2) == KVL_OK);
     const char *strs[] = {"a", NULL};
     CHECK(kvl_gguf_set_arr_str(w, "k", strs, 2) == KVL_ERR_ARG);
     CHECK(kvl_gguf_write_tensor_data(w, stdout, 0, ne) == KVL_ERR_ARG); /* before the header */

@@ -27,7 +27,8 @@ static void close_exact(kvl_gguf *g) {
 static void expect_fail(tbuf *b, kvl_status want, const char *substr, const char *label) {
     kvl_gguf *g = (kvl_gguf *)&g; /* must be reset to NULL */
     kvl_status s = open_exact(b->p, b->n, &g);
-    CHECK_MSG(s == want, "%s: status %s, want %s (%s)", label, kvl_status_str(s), kvl_status_str(want), kvl_last_error());
+    CHECK_MSG(s == want, "%s: status %s, want %s (%s)", label, kvl_status_str(s), kvl_status_str(want),
+              kvl_last_error());
     CHECK_MSG(s != KVL_OK || g == NULL, "%s: out not reset", label);
     CHECK_MSG(strstr(kvl_last_error(), substr) != NULL, "%s: message \"%s\" lacks \"%s\"", label, kvl_last_error(),
               substr);

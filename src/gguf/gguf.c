@@ -734,7 +734,16 @@ static char *wdup(kvl_gguf_writer *w, const char *p, size_t n) {
 static kvl_status copy_value(kvl_gguf_writer *w, const char *key, const kvl_gguf_value *v, kvl_gguf_value *out,
                              int depth) {
     *out = *v;
-    if (kvl_gguf_scalar_size(v->type)) return KVL_OK;
+    size_t ss = kvl_gguf_scalar_size(v->type);
+    if (ss) { /* the value must be representable in its type: nothing is silently truncated */
+        int ok = 1;
+        if (v->type == KVL_GGUF_BOOL) ok = v->v.u64 <= 1;
+        else if (is_signed_type(v->type) && ss < 8)
+            ok = v->v.i64 >= -(1ll << (8 * ss - 1)) && v->v.i64 < (1ll << (8 * ss - 1));
+        else if (is_int_type(v->type) && ss < 8) ok = v->v.u64 < (1ull << (8 * ss));
+        if (!ok) return kvl_fail(KVL_ERR_ARG, "key '%s': value out of range for %s", key, kvl_gguf_type_name(v->type));
+        return KVL_OK;
+    }
     if (v->type == KVL_GGUF_STRING) {
         if (v->v.str.len && !v->v.str.ptr) return kvl_fail(KVL_ERR_ARG, "key '%s': NULL string", key);
         if (v->v.str.len >= SIZE_MAX) return kvl_fail(KVL_ERR_NOMEM, "key '%s': string too long", key);
@@ -757,6 +766,11 @@ static kvl_status copy_value(kvl_gguf_writer *w, const char *key, const kvl_gguf
         void *d = arena_alloc(&w->mem, (size_t)(n * es));
         if (!d) return kvl_fail(KVL_ERR_NOMEM, "key '%s': out of memory", key);
         if (n) memcpy(d, v->v.arr.data, (size_t)(n * es));
+        if (et == KVL_GGUF_BOOL)
+            for (uint64_t i = 0; i < n; i++)
+                if (((const uint8_t *)d)[i] > 1)
+                    return kvl_fail(KVL_ERR_ARG, "key '%s': bool array element %llu is not 0 or 1", key,
+                                    (unsigned long long)i);
         out->v.arr.data = d;
         return KVL_OK;
     }
@@ -867,7 +881,8 @@ int kvl_gguf_add_tensor(kvl_gguf_writer *w, const char *name, uint32_t type, uin
         return kvl_fail(KVL_ERR_ARG, "tensor '%s': unknown tensor type %u", name, type), -1;
     uint64_t nbytes = kvl_gguf_tensor_nbytes(type, n_dims, ne);
     if (!nbytes)
-        return kvl_fail(KVL_ERR_ARG, "tensor '%s': invalid shape for %s (dims must be positive, ne[0] a multiple of %d)",
+        return kvl_fail(KVL_ERR_ARG,
+                        "tensor '%s': invalid shape for %s (dims must be positive, ne[0] a multiple of %d)",
                         name, kvl_type_name((int)type), kvl_type_block_elems((int)type)), -1;
     if (w->n_t >= INT_MAX) return kvl_fail(KVL_ERR_RANGE, "too many tensors"), -1;
     size_t len = strlen(name);
