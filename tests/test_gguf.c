@@ -99,31 +99,44 @@ static void fill_metadata(kvl_gguf_writer *w, uint32_t alignment) {
     CHECK(kvl_gguf_set_u32(w, "t.u32", 1) == KVL_OK); /* replaced below */
     expect("t.u32", scalar(KVL_GGUF_UINT32, 1));
     kvl_gguf_value v;
-    v = scalar(KVL_GGUF_UINT8, 200); expect("t.u8", v); CHECK(kvl_gguf_set_value(w, "t.u8", &v) == KVL_OK);
-    v = scalar(KVL_GGUF_INT8, 0), v.v.i64 = -100; expect("t.i8", v); CHECK(kvl_gguf_set_value(w, "t.i8", &v) == KVL_OK);
-    v = scalar(KVL_GGUF_UINT16, 60000); expect("t.u16", v); CHECK(kvl_gguf_set_value(w, "t.u16", &v) == KVL_OK);
-    v = scalar(KVL_GGUF_INT16, 0), v.v.i64 = -30000; expect("t.i16", v);
+    v = scalar(KVL_GGUF_UINT8, 200);
+    expect("t.u8", v);
+    CHECK(kvl_gguf_set_value(w, "t.u8", &v) == KVL_OK);
+    v = scalar(KVL_GGUF_INT8, 0), v.v.i64 = -100;
+    expect("t.i8", v);
+    CHECK(kvl_gguf_set_value(w, "t.i8", &v) == KVL_OK);
+    v = scalar(KVL_GGUF_UINT16, 60000);
+    expect("t.u16", v);
+    CHECK(kvl_gguf_set_value(w, "t.u16", &v) == KVL_OK);
+    v = scalar(KVL_GGUF_INT16, 0), v.v.i64 = -30000;
+    expect("t.i16", v);
     CHECK(kvl_gguf_set_value(w, "t.i16", &v) == KVL_OK);
     CHECK(kvl_gguf_set_u32(w, "t.u32", 4000000000u) == KVL_OK);
     expect("t.u32", scalar(KVL_GGUF_UINT32, 4000000000u));
     CHECK(kvl_gguf_set_i32(w, "t.i32", -2000000000) == KVL_OK);
-    v = scalar(KVL_GGUF_INT32, 0), v.v.i64 = -2000000000; expect("t.i32", v);
+    v = scalar(KVL_GGUF_INT32, 0), v.v.i64 = -2000000000;
+    expect("t.i32", v);
     CHECK(kvl_gguf_set_f32(w, "t.f32", 3.25f) == KVL_OK);
-    v = scalar(KVL_GGUF_FLOAT32, 0), v.v.f64 = 3.25; expect("t.f32", v);
+    v = scalar(KVL_GGUF_FLOAT32, 0), v.v.f64 = 3.25;
+    expect("t.f32", v);
     CHECK(kvl_gguf_set_bool(w, "t.bool", 7) == KVL_OK);
     expect("t.bool", scalar(KVL_GGUF_BOOL, 1));
     CHECK(kvl_gguf_set_bool(w, "t.bool0", 0) == KVL_OK);
     expect("t.bool0", scalar(KVL_GGUF_BOOL, 0));
     CHECK(kvl_gguf_set_str(w, "t.str", "h\xc3\xa9llo") == KVL_OK);
     expect("t.str", sval("h\xc3\xa9llo", 6));
-    v = sval(nul_str, 5); expect("t.str_nul", v); CHECK(kvl_gguf_set_value(w, "t.str_nul", &v) == KVL_OK);
+    v = sval(nul_str, 5);
+    expect("t.str_nul", v);
+    CHECK(kvl_gguf_set_value(w, "t.str_nul", &v) == KVL_OK);
     CHECK(kvl_gguf_set_str(w, "t.str_empty", "") == KVL_OK);
     expect("t.str_empty", sval("", 0));
     CHECK(kvl_gguf_set_u64(w, "t.u64", (1ull << 63) + 5) == KVL_OK);
     expect("t.u64", scalar(KVL_GGUF_UINT64, (1ull << 63) + 5));
-    v = scalar(KVL_GGUF_INT64, 0), v.v.i64 = INT64_MIN; expect("t.i64", v);
+    v = scalar(KVL_GGUF_INT64, 0), v.v.i64 = INT64_MIN;
+    expect("t.i64", v);
     CHECK(kvl_gguf_set_value(w, "t.i64", &v) == KVL_OK);
-    v = scalar(KVL_GGUF_FLOAT64, 0), v.v.f64 = 1e300; expect("t.f64", v);
+    v = scalar(KVL_GGUF_FLOAT64, 0), v.v.f64 = 1e300;
+    expect("t.f64", v);
     CHECK(kvl_gguf_set_value(w, "t.f64", &v) == KVL_OK);
 
 #define SET_ARR(key, et, a)                                                                     \
@@ -155,13 +168,15 @@ static void fill_metadata(kvl_gguf_writer *w, uint32_t alignment) {
     arr_arr_items[0] = aval(KVL_GGUF_INT32, 0, NULL, NULL);
     arr_arr_items[1] = aval(KVL_GGUF_INT32, 2, in1, NULL);
     arr_arr_items[2] = aval(KVL_GGUF_INT32, 3, in2, NULL);
-    v = aval(KVL_GGUF_ARRAY, 3, NULL, arr_arr_items); expect("a.arr_i32", v);
+    v = aval(KVL_GGUF_ARRAY, 3, NULL, arr_arr_items);
+    expect("a.arr_i32", v);
     CHECK(kvl_gguf_set_value(w, "a.arr_i32", &v) == KVL_OK);
     /* [["x", ""], ["yz"]] */
     arr_arr_str_inner0[0] = sval("x", 1), arr_arr_str_inner0[1] = sval("", 0), arr_arr_str_inner1[0] = sval("yz", 2);
     arr_arr_str_items[0] = aval(KVL_GGUF_STRING, 2, NULL, arr_arr_str_inner0);
     arr_arr_str_items[1] = aval(KVL_GGUF_STRING, 1, NULL, arr_arr_str_inner1);
-    v = aval(KVL_GGUF_ARRAY, 2, NULL, arr_arr_str_items); expect("a.arr_str", v);
+    v = aval(KVL_GGUF_ARRAY, 2, NULL, arr_arr_str_items);
+    expect("a.arr_str", v);
     CHECK(kvl_gguf_set_value(w, "a.arr_str", &v) == KVL_OK);
     /* three levels: [[[7,8]], [[], [9,10,11]]] */
     arr3_mid0[0] = aval(KVL_GGUF_INT32, 2, in1, NULL);
@@ -169,9 +184,11 @@ static void fill_metadata(kvl_gguf_writer *w, uint32_t alignment) {
     arr3_mid1[1] = aval(KVL_GGUF_INT32, 3, in2, NULL);
     arr3_items[0] = aval(KVL_GGUF_ARRAY, 1, NULL, arr3_mid0);
     arr3_items[1] = aval(KVL_GGUF_ARRAY, 2, NULL, arr3_mid1);
-    v = aval(KVL_GGUF_ARRAY, 2, NULL, arr3_items); expect("a.arr3", v);
+    v = aval(KVL_GGUF_ARRAY, 2, NULL, arr3_items);
+    expect("a.arr3", v);
     CHECK(kvl_gguf_set_value(w, "a.arr3", &v) == KVL_OK);
-    v = aval(KVL_GGUF_ARRAY, 0, NULL, NULL); expect("a.empty_arr", v);
+    v = aval(KVL_GGUF_ARRAY, 0, NULL, NULL);
+    expect("a.empty_arr", v);
     CHECK(kvl_gguf_set_value(w, "a.empty_arr", &v) == KVL_OK);
     if (alignment) {
         CHECK(kvl_gguf_set_u32(w, "general.alignment", alignment) == KVL_OK);
