@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "convert/convert.h"
 #include "gguf/gguf.h"
 #include "st_write.h"
 #include "test_util.h"
@@ -450,8 +451,9 @@ static void test_qwen3_head_dim(void) {
 }
 
 static void test_rope_keys(void) {
-    spec s = {"LlamaForCausalLM", "llama", 1, 32, 2, 2, 16, 32, 20, false, false, true, false, false, "F32", 0,
-              "\"rope_theta\":10000.0,\"rope_scaling\":{\"type\":\"linear\",\"factor\":2.0},"};
+    /* llama with attention biases (attention_bias): q/k biases are permuted like the weight rows */
+    spec s = {"LlamaForCausalLM", "llama", 1, 32, 2, 2, 16, 32, 20, false, false, true, true, false, "F32", 0,
+              "\"rope_theta\":10000.0,\"attention_bias\":true,\"rope_scaling\":{\"type\":\"linear\",\"factor\":2.0},"};
     const char *dir = subdir("llama_linear");
     write_model(&s, dir, NULL);
     const char *out = out_path("llama_linear.gguf");
@@ -623,6 +625,55 @@ static void test_vocab(void) {
     kvl_vocab_data_free(&v);
 }
 
+/* config.json variants that the end-to-end cases above don't write. */
+static void test_config_variants(void) {
+    const char *base = "\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":96,"
+                       "\"vocab_size\":100,\"max_position_embeddings\":2048,\"rms_norm_eps\":1e-5";
+    char js[2048];
+    kvl_hf_config c;
+    /* model_type only; kv heads default to the query heads; per-layer-type rope_parameters; yarn extras */
+    snprintf(js, sizeof js,
+             "{\"model_type\":\"qwen2\",%s,\"rope_parameters\":{\"full_attention\":{\"rope_theta\":250000.0,"
+             "\"rope_type\":\"yarn\",\"factor\":2.0,\"original_max_position_embeddings\":1024,\"beta_fast\":32,"
+             "\"attn_factor\":0.5}}}", base);
+    CHECK_MSG(kvl_hf_config_parse(js, strlen(js), false, &c) == KVL_OK, "%s", kvl_last_error());
+    CHECK(!strcmp(c.arch, "qwen2") && c.n_head_kv == 4 && c.head_dim == 16 && !c.tied);
+    CHECK(c.rope_theta == 250000.0 && c.rope_scaling == KVL_ROPE_YARN && c.rope_factor == 2.0 && c.rope_orig_ctx == 1024);
+    CHECK(c.yarn_beta_fast == 32 && c.yarn_attn_factor == 0.5 && isnan(c.yarn_beta_slow) && isnan(c.yarn_ext_factor));
+    /* llama3 with original_max_position_embeddings at the top level and defaults for the rest */
+    snprintf(js, sizeof js,
+             "{\"architectures\":[\"LlamaForCausalLM\"],%s,\"original_max_position_embeddings\":4096,"
+             "\"rope_scaling\":{\"rope_type\":\"llama3\"},\"tie_word_embeddings\":true}", base);
+    CHECK_MSG(kvl_hf_config_parse(js, strlen(js), false, &c) == KVL_OK, "%s", kvl_last_error());
+    CHECK(c.rope_scaling == KVL_ROPE_LLAMA3 && c.rope_orig_ctx == 4096 && c.rope_factor == 8.0 &&
+          c.low_freq_factor == 1.0 && c.high_freq_factor == 4.0 && c.rope_theta == 10000.0 && c.tied);
+    /* architectures wins over model_type */
+    snprintf(js, sizeof js, "{\"architectures\":[\"Qwen3ForCausalLM\"],\"model_type\":\"llama\",%s}", base);
+    CHECK(kvl_hf_config_parse(js, strlen(js), false, &c) == KVL_OK && !strcmp(c.arch, "qwen3"));
+    /* vocabulary-only parsing needs no hyperparameters */
+    CHECK(kvl_hf_config_parse("{\"model_type\":\"qwen3\"}", 22, true, &c) == KVL_OK && !strcmp(c.arch, "qwen3"));
+    /* refusals */
+    const struct {
+        const char *extra, *needle;
+    } bad[] = {
+        {",\"num_key_value_heads\":3", "multiple of num_key_value_heads"},
+        {",\"head_dim\":15", "odd"},
+        {",\"rms_norm_eps\":-1", "rms_norm_eps"},
+        {",\"tie_word_embeddings\":\"yes\"", "tie_word_embeddings"},
+        {",\"rope_scaling\":{\"rope_type\":\"llama3\",\"low_freq_factor\":4,\"high_freq_factor\":1}", "high_freq_factor"},
+        {",\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}", "original_max_position_embeddings"},
+        {",\"rope_scaling\":{\"type\":\"linear\"}", "factor"},
+        {",\"rope_scaling\":[1]", "not an object"},
+        {",\"num_hidden_layers\":1e9", "num_hidden_layers"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* a later duplicate key is ignored by cJSON lookups, so put the bad member first */
+        snprintf(js, sizeof js, "{\"architectures\":[\"LlamaForCausalLM\"]%s,%s}", bad[i].extra, base);
+        kvl_status rc = kvl_hf_config_parse(js, strlen(js), false, &c);
+        CHECK_MSG(rc != KVL_OK && strstr(kvl_last_error(), bad[i].needle), "case %zu: %d '%s'", i, rc, kvl_last_error());
+    }
+}
+
 int main(void) {
     g_dir = tst_mkdtemp();
     if (!g_dir) {
@@ -636,6 +687,7 @@ int main(void) {
     test_rope_keys();
     test_bad_input();
     test_vocab();
+    test_config_variants();
     tst_rmdir(g_dir);
     free(g_dir);
     return kvl_test_result("test_convert");
