@@ -89,7 +89,7 @@ static inline int tst_write_safetensors(const char *path, const tst_tensor *t, i
         len += (size_t)snprintf(hdr + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off, off + nb);
         unsigned char *p = data + off;
         int64_t ne = tst_numel(&t[i]);
-        if (!strcmp(t[i].dtype, "F32")) memcpy(p, t[i].vals, nb);
+        if (!strcmp(t[i].dtype, "F32") && nb) memcpy(p, t[i].vals, nb);
         else if (!strcmp(t[i].dtype, "F16"))
             for (int64_t k = 0; k < ne; k++) {
                 uint16_t h = tst_f16(t[i].vals[k]);

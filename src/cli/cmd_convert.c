@@ -76,6 +76,6 @@ int cmd_convert(int argc, char **argv) {
     if (s != KVL_OK) return cli_fail("convert", s);
     struct stat st;
     double mib = stat(pos[1], &st) == 0 ? (double)st.st_size / (1 << 20) : 0;
-    printf("wrote %s: %ld tensors, %.1f MiB\n", pos[1], bar.total, mib);
+    printf("wrote %s: %ld tensors, %.2f MiB\n", pos[1], bar.total, mib);
     return 0;
 }

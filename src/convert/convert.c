@@ -288,8 +288,10 @@ static kvl_status read_config(const char *dir, bool arch_only, bool optional, kv
     return rc;
 }
 
-/* general.name: the checkpoint directory's name, as llama.cpp falls back to. */
-static void dir_basename(const char *dir, char *buf, size_t size) {
+/* general.name: the checkpoint directory's name, as llama.cpp falls back to ("." resolved first). */
+static void dir_basename(const char *path, char *buf, size_t size) {
+    char *real = realpath(path, NULL);
+    const char *dir = real ? real : path;
     size_t len = strlen(dir);
     while (len > 1 && dir[len - 1] == '/') len--;
     size_t start = len;
@@ -297,6 +299,7 @@ static void dir_basename(const char *dir, char *buf, size_t size) {
     size_t n = len - start < size - 1 ? len - start : size - 1;
     memcpy(buf, dir + start, n);
     buf[n] = 0;
+    free(real);
 }
 
 static kvl_status set_hparams(kvl_gguf_writer *w, const kvl_hf_config *c, int type) {
