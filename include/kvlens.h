@@ -180,6 +180,90 @@ kvl_convert_params kvl_convert_default_params(void);
 /* Writes out (through out.partial, renamed at the end: a failed conversion leaves no file). p NULL = defaults. */
 kvl_status kvl_convert_hf(const char *dir, const char *out, const kvl_convert_params *p);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Representations and embeddings (docs/METHOD.md section 3).
+ *
+ * A representation pools the KV cache of selected layers over a range of positions into one vector, reading the
+ * live cache in place (no copy, no hidden states): positions first, then KV heads, then layers, then optional L2
+ * normalisation. With kv_cat the per-head vector is [pooled k ; pooled v]. Baselines: `hidden` pools the hidden
+ * states of the same layers (layer l -> the residual stream after block l, hidden index l + 1; needs keep_hidden;
+ * kv_part and head_agg do not apply), `random` is a Gaussian vector of the kv dimension seeded by the text.
+ */
+typedef enum { KVL_SOURCE_KV = 0, KVL_SOURCE_HIDDEN, KVL_SOURCE_RANDOM } kvl_repr_source;
+typedef enum { KVL_KV_K = 0, KVL_KV_V, KVL_KV_CAT } kvl_kv_part;
+typedef enum { KVL_POS_MEAN = 0, KVL_POS_SUM, KVL_POS_LAST, KVL_POS_CLS } kvl_pos_agg;   /* cls = first position */
+typedef enum { KVL_HEADS_MEAN = 0, KVL_HEADS_FLATTEN } kvl_head_agg;
+typedef enum { KVL_LAYERS_MEAN = 0, KVL_LAYERS_SUM, KVL_LAYERS_FLATTEN, KVL_LAYERS_LAST } kvl_layer_agg;
+
+#define KVL_REPR_MAX_LAYERS 256
+
+typedef struct {
+    kvl_repr_source source;
+    int last_n;                        /* > 0: the last last_n layers; 0: the explicit list below */
+    int n_layers;                      /* explicit selection layers[0..n_layers), in this order (flatten/last) */
+    int layers[KVL_REPR_MAX_LAYERS];
+    kvl_kv_part kv_part;
+    kvl_pos_agg pos_agg;
+    kvl_head_agg head_agg;
+    kvl_layer_agg layer_agg;
+    bool normalize;                    /* L2-normalise the final vector (a zero vector stays zero) */
+    int window;                        /* > 0: only the last `window` positions of the range */
+} kvl_repr_config;
+
+/* The paper's embedding setting: last 4 layers, kv_cat, mean, mean, mean, L2 -> 2*head_dim numbers. */
+kvl_repr_config kvl_repr_embedding_config(void);
+/* The paper's classifier setting: last `window` positions, last `last_n` layers, kv_cat, sum, flatten, mean, no
+ * normalisation -> 2*n_head_kv*head_dim numbers. */
+kvl_repr_config kvl_repr_classifier_config(int window, int last_n);
+/* Set one knob from its text form: "source" kv|hidden|random, "layers" last:N|i,j,k, "kv_part" k|v|kv_cat,
+ * "pos_agg" mean|sum|last|cls, "head_agg" mean|flatten, "layer_agg" mean|sum|flatten|last, "normalize" on|off,
+ * "window" W (0 = off). KVL_ERR_ARG with a message naming the knob and what it accepts. */
+kvl_status kvl_repr_set(kvl_repr_config *cfg, const char *knob, const char *value);
+/* "source=kv layers=last:4 kv_part=kv_cat pos_agg=mean head_agg=mean layer_agg=mean normalize=on window=0" */
+void kvl_repr_describe(const kvl_repr_config *cfg, char *buf, size_t size);
+/* Check cfg against the model (layers in range, non-empty selection) and give the vector's length. */
+kvl_status kvl_repr_dim(const kvl_model *m, const kvl_repr_config *cfg, int *dim);
+/* The vector of positions [t0, t1) of the context (any range of the filled positions; window applies within it)
+ * for source kv or hidden; out holds kvl_repr_dim floats. Source random has no text here: use kvl_repr_random. */
+kvl_status kvl_repr_compute(const kvl_ctx *c, const kvl_repr_config *cfg, int t0, int t1, float *out);
+/* The random baseline: dim standard Gaussian numbers seeded by key[0..len) (the text's bytes), L2-normalised. */
+void kvl_repr_random(const void *key, size_t len, int dim, float *out);
+
+/* What to do with a sequence longer than the context. */
+typedef enum { KVL_TRUNCATE_NONE = 0, KVL_TRUNCATE_LEFT, KVL_TRUNCATE_RIGHT } kvl_truncate;
+
+/* Embed one token sequence under several configurations with one forward pass: clears the context, prefills
+ * ids[0..n) (no logits) and pools all n positions for each cfgs[i] into out[i] (kvl_repr_dim floats each). A
+ * sequence longer than the context fails with KVL_ERR_RANGE unless truncated: LEFT keeps the last n_ctx tokens,
+ * RIGHT the first. key[0..key_len) seeds source random (NULL: the ids' bytes); when every configuration is random
+ * no forward pass runs. Source hidden needs a context made with keep_hidden. */
+kvl_status kvl_embed_ids(kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int32_t *ids, int n,
+                         kvl_truncate truncate, const void *key, size_t key_len, float *const *out);
+
+/* MTEB-style classification of embeddings: a multinomial logistic regression (L2-regularised as scikit-learn's
+ * LogisticRegression with C, unpenalised intercept, L-BFGS) trained on the train rows, scored on the test rows. */
+typedef struct {
+    int n_seeds;             /* experiments (default 5); seed i uses seed + i */
+    uint64_t seed;           /* default 42 */
+    double test_fraction;    /* seeded stratified split when no split is given (default 0.3) */
+    int samples_per_label;   /* > 0: undersample each class of the train rows to this many per experiment */
+    double C;                /* inverse regularisation strength (default 1) */
+    int max_iter;            /* L-BFGS iterations (default 500) */
+} kvl_clf_params;
+
+typedef struct {
+    double acc_mean, acc_std;   /* accuracy over the seeds: mean and (population) standard deviation */
+    double f1_mean, f1_std;     /* macro-F1 over the labels that occur in the test rows or the predictions */
+    int n_train, n_test;        /* rows of the first experiment */
+} kvl_clf_result;
+
+kvl_clf_params kvl_clf_default_params(void);
+/* X: [n][dim] row-major; labels in 0..n_class-1; split NULL or per row 0 = train, 1 = test. Without a split each
+ * seed draws a stratified one: round(test_fraction * n_c) rows of a class of n_c go to the test part, at least one
+ * and at most n_c - 1 (a class of one row stays in train). Fails when a part would be empty. */
+kvl_status kvl_clf_evaluate(const float *X, int n, int dim, const int *labels, int n_class, const int8_t *split,
+                            const kvl_clf_params *p, kvl_clf_result *out);
+
 #ifdef __cplusplus
 }
 #endif
