@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "embed/classify.h"
 #include "embed/logreg.h"
 #include "util/error.h"
 #include "util/rng.h"
@@ -34,7 +35,7 @@ static void group_rows(const int *labels, int n_class, const int *subset, int n_
     }
 }
 
-/* Macro-F1 over the labels present among the true or predicted test labels. */
+/* Macro-F1 over the labels present among the true or predicted test labels; counts: 3 * n_class ints. */
 static double macro_f1(const int *truth, const int *pred, int n, int n_class, int *counts) {
     int *tp = counts, *fp = counts + n_class, *fn = counts + 2 * n_class;
     memset(counts, 0, 3 * n_class * sizeof *counts);
@@ -54,6 +55,42 @@ static double macro_f1(const int *truth, const int *pred, int n, int n_class, in
         present++;
     }
     return present ? sum / present : 0;
+}
+
+double kvl_macro_f1(const int *truth, const int *pred, int n, int n_class) {
+    int *counts = malloc(3 * (size_t)n_class * sizeof *counts);
+    double f = counts ? macro_f1(truth, pred, n, n_class, counts) : NAN;
+    free(counts);
+    return f;
+}
+
+/* by_class, start (n_class + 1) and fill (n_class) are scratch. */
+static void split_rows(const int *labels, int n, int n_class, double frac, uint64_t *rng, int *train, int *n_train,
+                       int *test, int *n_test, int *by_class, int *start, int *fill) {
+    *n_train = *n_test = 0;
+    group_rows(labels, n_class, NULL, n, start, by_class, fill);
+    for (int c = 0; c < n_class; c++) {
+        int nc = start[c + 1] - start[c], *rows = by_class + start[c];
+        int k = nc < 2 ? 0 : (int)lround(frac * nc);
+        if (nc >= 2) k = k < 1 ? 1 : k > nc - 1 ? nc - 1 : k;
+        shuffle(rows, nc, rng);
+        for (int i = 0; i < nc; i++) {
+            if (i < k) test[(*n_test)++] = rows[i];
+            else train[(*n_train)++] = rows[i];
+        }
+    }
+}
+
+kvl_status kvl_stratified_split(const int *labels, int n, int n_class, double frac, uint64_t seed, int *train,
+                                int *n_train, int *test, int *n_test) {
+    if (n <= 0 || n_class < 1 || !(frac > 0 && frac < 1)) return kvl_fail(KVL_ERR_ARG, "bad split arguments");
+    for (int i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= n_class) return kvl_fail(KVL_ERR_ARG, "row %d has label %d outside 0..%d", i, labels[i], n_class - 1);
+    int *scratch = malloc(((size_t)n + 2 * n_class + 1) * sizeof *scratch);
+    if (!scratch) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    split_rows(labels, n, n_class, frac, &seed, train, n_train, test, n_test, scratch, scratch + n, scratch + n + n_class + 1);
+    free(scratch);
+    return KVL_OK;
 }
 
 kvl_status kvl_clf_evaluate(const float *X, int n, int dim, const int *labels, int n_class, const int8_t *split,
@@ -86,17 +123,7 @@ kvl_status kvl_clf_evaluate(const float *X, int n, int dim, const int *labels, i
                 else base[n_train++] = i;
             }
         } else {
-            group_rows(labels, n_class, NULL, n, start, by_class, counts);
-            for (int c = 0; c < n_class; c++) {
-                int nc = start[c + 1] - start[c], *rows = by_class + start[c];
-                int k = nc < 2 ? 0 : (int)lround(p.test_fraction * nc);
-                if (nc >= 2) k = k < 1 ? 1 : k > nc - 1 ? nc - 1 : k;
-                shuffle(rows, nc, &rng);
-                for (int i = 0; i < nc; i++) {
-                    if (i < k) test[n_test++] = rows[i];
-                    else base[n_train++] = rows[i];
-                }
-            }
+            split_rows(labels, n, n_class, p.test_fraction, &rng, base, &n_train, test, &n_test, by_class, start, counts);
         }
         /* undersampling: at most samples_per_label train rows per label, drawn per seed */
         if (p.samples_per_label > 0) {
