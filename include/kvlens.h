@@ -147,6 +147,28 @@ int32_t kvl_sample(kvl_sampler *s, const float *logits, int n_vocab);
 int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids);
 
 /* ---------------------------------------------------------------------------------------------------------
+ * Conversion: a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer files) -> a GGUF file
+ * with llama.cpp's names, metadata and layout (llama Q/K rows permuted, llama3 RoPE factors as rope_freqs.weight).
+ */
+enum {
+    KVL_CONVERT_VOCAB_ONLY = 1 << 0, /* general.architecture + tokenizer only (a directory of tokenizer files) */
+    KVL_CONVERT_NO_VOCAB = 1 << 1,   /* skip the tokenizer: the file then cannot tokenize text */
+};
+
+typedef struct {
+    int type;       /* weights: KVL_TYPE_F32/F16/BF16/Q8_0, or -1 (default): bf16 for a bf16 checkpoint, else f16.
+                     * 1-D tensors are always f32; q8_0 falls back to f16 for rows not a multiple of 32. */
+    unsigned flags; /* KVL_CONVERT_* */
+    void (*progress)(void *user, int done, int total, const char *tensor); /* optional, once per tensor */
+    void (*note)(void *user, const char *message);                         /* optional: fallbacks taken */
+    void *user;
+} kvl_convert_params;
+
+kvl_convert_params kvl_convert_default_params(void);
+/* Writes out (through out.partial, renamed at the end: a failed conversion leaves no file). p NULL = defaults. */
+kvl_status kvl_convert_hf(const char *dir, const char *out, const kvl_convert_params *p);
+
+/* ---------------------------------------------------------------------------------------------------------
  * Tokenizer and chat templates.
  *
  * Byte-level BPE identical to Hugging Face `tokenizers` for the pre-tokenizers llama-bpe (Llama-3.x), qwen2
