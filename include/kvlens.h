@@ -82,6 +82,18 @@ kvl_status kvl_model_load(const char *path, kvl_model **out);
 void kvl_model_free(kvl_model *m);
 const kvl_hparams *kvl_model_hparams(const kvl_model *m);
 
+/* The tensors of a file-backed model (0 for random models). The name is not NUL-terminated. */
+typedef struct {
+    const char *name;
+    int name_len;
+    int type;             /* kvl_type numbering (GGUF's) */
+    int n_dims;
+    int64_t ne[4];        /* ne[0] innermost */
+    uint64_t n_bytes;
+} kvl_tensor_info;
+int kvl_model_n_tensors(const kvl_model *m);
+kvl_status kvl_model_tensor_info(const kvl_model *m, int i, kvl_tensor_info *out);
+
 /* Shapes for benchmarks without a file: random weights of a real model's shape, in memory.
  * names: "qwen3-0.6b", "llama3.2-1b", "qwen3-8b", ... (kvl_shape_names lists them). */
 kvl_status kvl_model_random(const char *shape, int type, uint64_t seed, kvl_model **out);

@@ -52,3 +52,27 @@ double cli_now(void); /* seconds, monotonic */
 void cli_json_string(FILE *f, const char *s, size_t len);
 
 #endif
+
+/* Options shared by the commands that run a model (run, dump, ...). */
+typedef struct {
+    const char *model;     /* -m */
+    const char *prompt;    /* -p TEXT */
+    const char *tokens;    /* --tokens 1,2,3 */
+    int n_threads;         /* -t, 0 = all cores */
+    int n_ctx;             /* -c, 0 = default */
+    int cache_f16;         /* --cache-f16 */
+} cli_model_opts;
+
+#define CLI_MODEL_OPTS_HELP                                                                  \
+    "  -m, --model FILE      GGUF model\n"                                                  \
+    "  -p, --prompt TEXT     prompt text\n"                                                 \
+    "  --tokens 1,2,3        prompt as token ids (instead of -p)\n"                         \
+    "  -t, --threads N       threads (default: all cores)\n"                                \
+    "  -c, --ctx N           context size in positions (default: the model's, at most 4096)\n" \
+    "  --cache-f16           keep the KV cache in f16 instead of f32\n"
+
+/* Consume argv[*i] if it is a shared option: 1 consumed, 0 not ours, -1 usage error (already reported). */
+int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *cmd);
+/* Load the model and build the prompt's token ids; prints errors. Returns 0 on success. */
+int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int32_t **ids, int *n_ids);
+kvl_ctx_params cli_ctx_params(const cli_model_opts *o);

@@ -203,11 +203,27 @@ static const char *show(const char *p, uint64_t n, char *buf, size_t size) {
     return buf;
 }
 
+/* Grow a realloc'd array to hold `need` elements (doubling). */
+static kvl_status grow(void **arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return KVL_OK;
+    size_t nc = *cap ? *cap : 16;
+    while (nc < need) {
+        if (nc > SIZE_MAX / 2 / elem) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+        nc *= 2;
+    }
+    void *p = realloc(*arr, nc * elem);
+    if (!p) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    *arr = p;
+    *cap = nc;
+    return KVL_OK;
+}
+
 /* ---------------------------------------------------------------------------------------------------------
  * Reader. */
 typedef struct {
     kvl_gguf pub; /* first: kvl_gguf * and gguf_impl * convert both ways */
-    arena mem;
+    arena mem;                      /* array items */
+    size_t kv_cap, tensor_cap;      /* pub.kv and pub.tensors are realloc'd as entries are parsed */
     name_index kv_ix, tensor_ix;
     int mapped;
 } gguf_impl;
@@ -257,6 +273,7 @@ static kvl_status rd_str(cursor *c, kvl_gguf_str *s) {
 
 static kvl_status rd_value(cursor *c, uint32_t type, kvl_gguf_value *v, int depth);
 
+/* Read an array body. With v == NULL only validate and skip it (nothing is allocated). */
 static kvl_status rd_array(cursor *c, kvl_gguf_value *v, int depth) {
     uint32_t et;
     uint64_t n;
@@ -264,6 +281,8 @@ static kvl_status rd_array(cursor *c, kvl_gguf_value *v, int depth) {
         return kvl_fail(KVL_ERR_FORMAT, "%s: arrays nested deeper than %d levels", c->what, MAX_DEPTH);
     KVL_TRY(rd_u32(c, &et));
     KVL_TRY(rd_u64(c, &n));
+    kvl_gguf_value dummy;
+    if (!v) v = &dummy;
     v->type = KVL_GGUF_ARRAY;
     v->v.arr.type = et;
     v->v.arr.n = n;
@@ -292,6 +311,10 @@ static kvl_status rd_array(cursor *c, kvl_gguf_value *v, int depth) {
         return kvl_fail(KVL_ERR_FORMAT, "%s: array of %llu %s elements exceeds the %llu bytes left in the file",
                         c->what, (unsigned long long)n, kvl_gguf_type_name(et), (unsigned long long)remaining(c));
     if (n == 0) return KVL_OK;
+    if (v == &dummy) {
+        for (uint64_t i = 0; i < n; i++) KVL_TRY(rd_value(c, et, NULL, depth + 1));
+        return KVL_OK;
+    }
     if (n > SIZE_MAX / sizeof(kvl_gguf_value)) return kvl_fail(KVL_ERR_NOMEM, "%s: array too large", c->what);
     kvl_gguf_value *items = arena_alloc(c->mem, (size_t)n * sizeof *items);
     if (!items) return kvl_fail(KVL_ERR_NOMEM, "%s: out of memory for %llu array elements", c->what,
@@ -301,21 +324,31 @@ static kvl_status rd_array(cursor *c, kvl_gguf_value *v, int depth) {
     return KVL_OK;
 }
 
+/* Read one value (v == NULL: validate and skip). */
 static kvl_status rd_value(cursor *c, uint32_t type, kvl_gguf_value *v, int depth) {
     size_t es = kvl_gguf_scalar_size(type);
     if (es) {
         KVL_TRY(need(c, es));
         if (type == KVL_GGUF_BOOL && c->p[c->pos] > 1)
             return kvl_fail(KVL_ERR_FORMAT, "%s: bool value %u (not 0 or 1)", c->what, c->p[c->pos]);
-        decode_scalar(type, c->p + c->pos, v);
+        if (v) decode_scalar(type, c->p + c->pos, v);
         c->pos += es;
         return KVL_OK;
     }
     if (type == KVL_GGUF_STRING) {
-        v->type = type;
-        return rd_str(c, &v->v.str);
+        kvl_gguf_str tmp;
+        if (v) v->type = type;
+        return rd_str(c, v ? &v->v.str : &tmp);
     }
-    if (type == KVL_GGUF_ARRAY) return rd_array(c, v, depth);
+    if (type == KVL_GGUF_ARRAY) {
+        if (v && depth == 0) {
+            /* Validate the whole value first so that element counts are known to be real before any
+             * allocation; nested levels need no second check. */
+            cursor probe = *c;
+            KVL_TRY(rd_array(&probe, NULL, 0));
+        }
+        return rd_array(c, v, depth);
+    }
     return kvl_fail(KVL_ERR_FORMAT, "%s: unknown value type %u", c->what, type);
 }
 
@@ -350,12 +383,9 @@ static kvl_status parse(gguf_impl *g) {
         return kvl_fail(KVL_ERR_FORMAT, "tensor count %llu cannot fit in the %llu-byte file",
                         (unsigned long long)G->n_tensors, (unsigned long long)G->map_size);
 
-    if (G->n_kv) {
-        G->kv = arena_alloc(&g->mem, (size_t)G->n_kv * sizeof *G->kv);
-        if (!G->kv || !index_reserve(&g->kv_ix, (size_t)G->n_kv))
-            return kvl_fail(KVL_ERR_NOMEM, "out of memory for %llu metadata entries", (unsigned long long)G->n_kv);
-    }
+    /* Entry arrays grow as entries are parsed: a corrupt count costs no memory. */
     for (uint64_t i = 0; i < G->n_kv; i++) {
+        KVL_TRY(grow((void **)&G->kv, &g->kv_cap, (size_t)i + 1, sizeof *G->kv));
         kvl_gguf_kv *kv = &G->kv[i];
         uint32_t type;
         snprintf(c.what, sizeof c.what, "metadata entry %llu", (unsigned long long)i);
@@ -363,8 +393,9 @@ static kvl_status parse(gguf_impl *g) {
         snprintf(c.what, sizeof c.what, "metadata key '%s'", show(kv->key.ptr, kv->key.len, nb, sizeof nb));
         KVL_TRY(rd_u32(&c, &type));
         KVL_TRY(rd_value(&c, type, &kv->value, 0));
-        if (index_insert(&g->kv_ix, kv->key.ptr, kv->key.len, (size_t)i) != 0)
-            return kvl_fail(KVL_ERR_FORMAT, "duplicate metadata key '%s'", nb);
+        long long dup = index_insert(&g->kv_ix, kv->key.ptr, kv->key.len, (size_t)i);
+        if (dup < 0) return kvl_fail(KVL_ERR_NOMEM, "out of memory indexing metadata");
+        if (dup) return kvl_fail(KVL_ERR_FORMAT, "duplicate metadata key '%s'", nb);
     }
 
     G->alignment = KVL_GGUF_DEFAULT_ALIGNMENT;
@@ -380,12 +411,8 @@ static kvl_status parse(gguf_impl *g) {
         G->alignment = a;
     }
 
-    if (G->n_tensors) {
-        G->tensors = arena_alloc(&g->mem, (size_t)G->n_tensors * sizeof *G->tensors);
-        if (!G->tensors || !index_reserve(&g->tensor_ix, (size_t)G->n_tensors))
-            return kvl_fail(KVL_ERR_NOMEM, "out of memory for %llu tensors", (unsigned long long)G->n_tensors);
-    }
     for (uint64_t i = 0; i < G->n_tensors; i++) {
+        KVL_TRY(grow((void **)&G->tensors, &g->tensor_cap, (size_t)i + 1, sizeof *G->tensors));
         kvl_gguf_tensor *t = &G->tensors[i];
         snprintf(c.what, sizeof c.what, "tensor info %llu", (unsigned long long)i);
         KVL_TRY(rd_str(&c, &t->name));
@@ -420,8 +447,9 @@ static kvl_status parse(gguf_impl *g) {
         if (t->offset % G->alignment)
             return kvl_fail(KVL_ERR_FORMAT, "tensor '%s': offset %llu is not a multiple of the alignment %llu", nb,
                             (unsigned long long)t->offset, (unsigned long long)G->alignment);
-        if (index_insert(&g->tensor_ix, t->name.ptr, t->name.len, (size_t)i) != 0)
-            return kvl_fail(KVL_ERR_FORMAT, "duplicate tensor name '%s'", nb);
+        long long dup = index_insert(&g->tensor_ix, t->name.ptr, t->name.len, (size_t)i);
+        if (dup < 0) return kvl_fail(KVL_ERR_NOMEM, "out of memory indexing tensors");
+        if (dup) return kvl_fail(KVL_ERR_FORMAT, "duplicate tensor name '%s'", nb);
     }
 
     /* Data section: aligned end of the header. */
@@ -522,6 +550,8 @@ void kvl_gguf_close(kvl_gguf *G) {
     if (g->mapped) munmap((void *)G->map, (size_t)G->map_size);
     if (G->fd >= 0) close(G->fd);
     arena_free(&g->mem);
+    free(G->kv);
+    free(G->tensors);
     index_free(&g->kv_ix);
     index_free(&g->tensor_ix);
     free(g);
@@ -700,22 +730,20 @@ static char *wdup(kvl_gguf_writer *w, const char *p, size_t n) {
     return s;
 }
 
-static kvl_status grow(void **arr, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return KVL_OK;
-    size_t nc = *cap ? *cap * 2 : 16;
-    while (nc < need) nc *= 2;
-    void *p = realloc(*arr, nc * elem);
-    if (!p) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
-    *arr = p;
-    *cap = nc;
-    return KVL_OK;
-}
-
 /* Deep copy of v into the writer's arena, validating types and bounds as it goes. */
 static kvl_status copy_value(kvl_gguf_writer *w, const char *key, const kvl_gguf_value *v, kvl_gguf_value *out,
                              int depth) {
     *out = *v;
-    if (kvl_gguf_scalar_size(v->type)) return KVL_OK;
+    size_t ss = kvl_gguf_scalar_size(v->type);
+    if (ss) { /* the value must be representable in its type: nothing is silently truncated */
+        int ok = 1;
+        if (v->type == KVL_GGUF_BOOL) ok = v->v.u64 <= 1;
+        else if (is_signed_type(v->type) && ss < 8)
+            ok = v->v.i64 >= -(1ll << (8 * ss - 1)) && v->v.i64 < (1ll << (8 * ss - 1));
+        else if (is_int_type(v->type) && ss < 8) ok = v->v.u64 < (1ull << (8 * ss));
+        if (!ok) return kvl_fail(KVL_ERR_ARG, "key '%s': value out of range for %s", key, kvl_gguf_type_name(v->type));
+        return KVL_OK;
+    }
     if (v->type == KVL_GGUF_STRING) {
         if (v->v.str.len && !v->v.str.ptr) return kvl_fail(KVL_ERR_ARG, "key '%s': NULL string", key);
         if (v->v.str.len >= SIZE_MAX) return kvl_fail(KVL_ERR_NOMEM, "key '%s': string too long", key);
@@ -738,6 +766,11 @@ static kvl_status copy_value(kvl_gguf_writer *w, const char *key, const kvl_gguf
         void *d = arena_alloc(&w->mem, (size_t)(n * es));
         if (!d) return kvl_fail(KVL_ERR_NOMEM, "key '%s': out of memory", key);
         if (n) memcpy(d, v->v.arr.data, (size_t)(n * es));
+        if (et == KVL_GGUF_BOOL)
+            for (uint64_t i = 0; i < n; i++)
+                if (((const uint8_t *)d)[i] > 1)
+                    return kvl_fail(KVL_ERR_ARG, "key '%s': bool array element %llu is not 0 or 1", key,
+                                    (unsigned long long)i);
         out->v.arr.data = d;
         return KVL_OK;
     }
@@ -848,7 +881,8 @@ int kvl_gguf_add_tensor(kvl_gguf_writer *w, const char *name, uint32_t type, uin
         return kvl_fail(KVL_ERR_ARG, "tensor '%s': unknown tensor type %u", name, type), -1;
     uint64_t nbytes = kvl_gguf_tensor_nbytes(type, n_dims, ne);
     if (!nbytes)
-        return kvl_fail(KVL_ERR_ARG, "tensor '%s': invalid shape for %s (dims must be positive, ne[0] a multiple of %d)",
+        return kvl_fail(KVL_ERR_ARG,
+                        "tensor '%s': invalid shape for %s (dims must be positive, ne[0] a multiple of %d)",
                         name, kvl_type_name((int)type), kvl_type_block_elems((int)type)), -1;
     if (w->n_t >= INT_MAX) return kvl_fail(KVL_ERR_RANGE, "too many tensors"), -1;
     size_t len = strlen(name);

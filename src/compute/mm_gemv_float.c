@@ -1,0 +1,93 @@
+/* Row-streaming matmul for F32 / F16 / BF16 weights with f32 activations and f32 accumulation (the float
+ * types must match transformers to 1e-4, so no activation quantization here). Each row is read once and
+ * dotted with up to KVL_MM_GEMV_MAX_TOK tokens while in registers. */
+#include "compute/mm_internal.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+#ifdef KVL_MM_AVX2
+INLINE __m256 load8(int type, const void *row, int64_t i) {
+    if (type == KVL_TYPE_F32) return _mm256_loadu_ps((const float *)row + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
+    if (type == KVL_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+INLINE float load1(int type, const void *row, int64_t i) {
+    if (type == KVL_TYPE_F32) return ((const float *)row)[i];
+    if (type == KVL_TYPE_F16) return kvl_mm_h2f(((const uint16_t *)row)[i]);
+    return kvl_mm_bf2f(((const uint16_t *)row)[i]);
+}
+
+/* out[r][t] = row r . x[t] for R rows (stride rb bytes) and NT tokens; two accumulators per pair hide the FMA
+ * latency. */
+INLINE void dot_rows(int type, int R, int NT, const uint8_t *row, size_t rb, const float *x, int64_t n,
+                     float out[][KVL_MM_GEMV_MAX_TOK]) {
+    int64_t i = 0;
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) out[r][t] = 0;
+#ifdef KVL_MM_AVX2
+    __m256 acc[4][KVL_MM_GEMV_MAX_TOK], acc2[4][KVL_MM_GEMV_MAX_TOK];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) acc[r][t] = acc2[r][t] = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m256 w0 = load8(type, row + r * rb, i), w1 = load8(type, row + r * rb, i + 8);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                acc[r][t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * n + i), acc[r][t]);
+                acc2[r][t] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + t * n + i + 8), acc2[r][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) out[r][t] = hsum(_mm256_add_ps(acc[r][t], acc2[r][t]));
+#endif
+    for (; i < n; i++)
+        for (int r = 0; r < R; r++) {
+            const float w = load1(type, row + r * rb, i);
+            for (int t = 0; t < NT; t++) out[r][t] += w * x[t * n + i];
+        }
+}
+
+INLINE void rows_type(int type, float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1) {
+    const int64_t n = W->n_in;
+    const size_t rb = W->row_bytes;
+    float out[4][KVL_MM_GEMV_MAX_TOK];
+    int64_t o = o0;
+    for (; o < o1; ) {
+        const uint8_t *row = (const uint8_t *)W->data + o * rb;
+        /* one row at a time: a single sequential stream per thread measured fastest here (Zen 3); R > 1 is
+         * for the token counts where the activation loads dominate */
+        const int R = n_tok > 1 && o + 2 <= o1 ? 2 : 1;
+        if (n_tok == 1) dot_rows(type, 1, 1, row, rb, x, n, out);
+        else if (n_tok == 2 && R == 2) dot_rows(type, 2, 2, row, rb, x, n, out);
+        else if (n_tok == 2) dot_rows(type, 1, 2, row, rb, x, n, out);
+        else if (R == 2) dot_rows(type, 2, 3, row, rb, x, n, out);
+        else dot_rows(type, 1, 3, row, rb, x, n, out);
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < n_tok; t++) y[t * W->n_out + o + r] = out[r][t];
+        o += R;
+    }
+}
+
+void kvl_mm_gemv_float(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1) {
+    switch (W->type) {
+    case KVL_TYPE_F32: rows_type(KVL_TYPE_F32, y, x, W, n_tok, o0, o1); break;
+    case KVL_TYPE_F16: rows_type(KVL_TYPE_F16, y, x, W, n_tok, o0, o1); break;
+    default: rows_type(KVL_TYPE_BF16, y, x, W, n_tok, o0, o1); break;
+    }
+}

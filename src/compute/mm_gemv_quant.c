@@ -1,0 +1,292 @@
+/* Row-streaming matmul for Q8_0 / Q4_K / Q6_K weights against activations quantized to int8 per 32 values.
+ *
+ * Integer products are exact; the only added error is the activation rounding, |x - d q| <= d/2 with
+ * d = max|x_block| / 127, so |y - y_exact| <= sum over blocks b of (d_b / 2) * sum_{i in b} |w_i| (plus f32
+ * rounding of the per-block sums). In relative terms that is at most 1/254 of sum|w||x|-scale per element and in
+ * practice ~1e-3 of |y| for random data, below the weights' own quantization error (Q8_0 ~ 1/254 too).
+ *
+ * AVX2 products: maddubs multiplies unsigned by signed bytes and adds pairs into int16 with saturation. Q8_0
+ * weights use |w| against sign(w) * x: |w| <= 128 and |x| <= 127 give pair sums <= 32512, no saturation (also
+ * for w = -128). Q4_K (0..15) and Q6_K (0..63) quants are unsigned already. */
+#include <math.h>
+
+#include "compute/mm_internal.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+static size_t align32(size_t n) { return (n + 31) & ~(size_t)31; }
+
+size_t kvl_mm_qx_bytes(int64_t n_in, int n_tok) {
+    return (size_t)n_tok * (align32((size_t)n_in) + align32((size_t)n_in / 32 * sizeof(float)) +
+                            align32((size_t)n_in / 16 * sizeof(int32_t)));
+}
+
+static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
+    for (int64_t b = 0; b < n_in / 32; b++) {
+        const float *xb = x + 32 * b;
+        int8_t *q = qx->q + 32 * b;
+        float amax = 0;
+#ifdef KVL_MM_AVX2
+        const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < 32; j += 8) m = _mm256_max_ps(m, _mm256_and_ps(absmask, _mm256_loadu_ps(xb + j)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        amax = _mm_cvtss_f32(m4);
+#else
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+#endif
+        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        qx->d[b] = d;
+#ifdef KVL_MM_AVX2
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb), vid));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8), vid));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 16), vid));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 24), vid));
+        /* packs interleave 128-bit lanes; the permute restores element order */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_store_si256((__m256i *)q, p);
+#else
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)lrintf(xb[j] * id);
+#endif
+        for (int g = 0; g < 2; g++) {
+            int32_t s = 0;
+            for (int j = 0; j < 16; j++) s += q[16 * g + j];
+            qx->s16[2 * b + g] = s;
+        }
+    }
+}
+
+void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int n_tok) {
+    uint8_t *p = buf;
+    for (int t = 0; t < n_tok; t++) {
+        qx[t].q = (int8_t *)p;
+        p += align32((size_t)n_in);
+    }
+    for (int t = 0; t < n_tok; t++) {
+        qx[t].d = (float *)p;
+        p += align32((size_t)n_in / 32 * sizeof(float));
+    }
+    for (int t = 0; t < n_tok; t++) {
+        qx[t].s16 = (int32_t *)p;
+        p += align32((size_t)n_in / 16 * sizeof(int32_t));
+    }
+    for (int t = 0; t < n_tok; t++) quantize_token(&qx[t], x + t * n_in, n_in);
+}
+
+#ifdef KVL_MM_AVX2
+INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 8 int32 sums of u8 * s8 products over 32 bytes, pairs reduced by maddubs then by madd with `pairs`. */
+INLINE __m256i dot32(__m256i u, __m256i s, __m256i pairs) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), pairs);
+}
+#endif
+
+/* ---- Q8_0: R rows (stride rb bytes) at once share the activation loads ---- */
+INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, const kvl_mm_qx *qx,
+                     float out[][KVL_MM_GEMV_MAX_TOK]) {
+#ifdef KVL_MM_AVX2
+    __m256 acc[4][KVL_MM_GEMV_MAX_TOK];
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb) + b;
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)w->qs);
+            const __m256i u = _mm256_abs_epi8(wv);
+            const float dw = kvl_mm_h2f(w->d);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
+                const __m256 p = _mm256_cvtepi32_ps(dot32(u, _mm256_sign_epi8(xv, wv), ones));
+                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b]), acc[r][t]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) out[r][t] = hsum(acc[r][t]);
+#else
+    for (int r = 0; r < R; r++) {
+        const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb);
+        for (int t = 0; t < NT; t++) {
+            float s = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                int32_t is = 0;
+                for (int j = 0; j < 32; j++) is += w[b].qs[j] * qx[t].q[32 * b + j];
+                s += (float)is * kvl_mm_h2f(w[b].d) * qx[t].d[b];
+            }
+            out[r][t] = s;
+        }
+    }
+#endif
+}
+
+/* ---- Q4_K: w = d*sc*q - dmin*m per sub-block of 32; the min term uses the int sums of the quantized x. ---- */
+INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_qx *qx, float *out) {
+    float mins[KVL_MM_GEMV_MAX_TOK] = {0};
+#ifdef KVL_MM_AVX2
+    __m256 acc[KVL_MM_GEMV_MAX_TOK][2];
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+#endif
+    for (int64_t k = 0; k < nb; k++) {
+        const float dall = kvl_mm_h2f(w[k].d), dmin = kvl_mm_h2f(w[k].dmin);
+        for (int c = 0; c < 4; c++) {
+            int sc0, m0, sc1, m1;
+            kvl_mm_q4k_scale_min(w[k].scales, 2 * c, &sc0, &m0);
+            kvl_mm_q4k_scale_min(w[k].scales, 2 * c + 1, &sc1, &m1);
+            const int64_t b0 = 8 * k + 2 * c, b1 = b0 + 1; /* 32-blocks of x */
+            const uint8_t *q = w[k].qs + 32 * c;
+#ifdef KVL_MM_AVX2
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)q);
+            const __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const __m256i x0 = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b0));
+                const __m256i x1 = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b1));
+                const __m256 p0 = _mm256_cvtepi32_ps(dot32(lo, x0, ones));
+                const __m256 p1 = _mm256_cvtepi32_ps(dot32(hi, x1, ones));
+                acc[t][0] = _mm256_fmadd_ps(p0, _mm256_set1_ps(dall * sc0 * qx[t].d[b0]), acc[t][0]);
+                acc[t][1] = _mm256_fmadd_ps(p1, _mm256_set1_ps(dall * sc1 * qx[t].d[b1]), acc[t][1]);
+            }
+#else
+            for (int t = 0; t < NT; t++) {
+                int32_t s0 = 0, s1 = 0;
+                for (int j = 0; j < 32; j++) {
+                    s0 += (q[j] & 0x0f) * qx[t].q[32 * b0 + j];
+                    s1 += (q[j] >> 4) * qx[t].q[32 * b1 + j];
+                }
+                mins[t] -= dall * sc0 * qx[t].d[b0] * (float)s0 + dall * sc1 * qx[t].d[b1] * (float)s1;
+            }
+#endif
+            for (int t = 0; t < NT; t++) {
+                const int32_t xs0 = qx[t].s16[2 * b0] + qx[t].s16[2 * b0 + 1];
+                const int32_t xs1 = qx[t].s16[2 * b1] + qx[t].s16[2 * b1 + 1];
+                mins[t] += dmin * (m0 * qx[t].d[b0] * (float)xs0 + m1 * qx[t].d[b1] * (float)xs1);
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+#ifdef KVL_MM_AVX2
+        out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) - mins[t];
+#else
+        out[t] = -mins[t];
+#endif
+    }
+}
+
+/* ---- Q6_K: w = d*sc*(q - 32) per sub-block of 16; the -32 term uses the int sums of the quantized x. ---- */
+INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_qx *qx, float *out) {
+    float offs[KVL_MM_GEMV_MAX_TOK] = {0};
+#ifdef KVL_MM_AVX2
+    __m256 acc[KVL_MM_GEMV_MAX_TOK][2];
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+#endif
+    for (int64_t k = 0; k < nb; k++) {
+        const float d = kvl_mm_h2f(w[k].d);
+        const int8_t *sc = w[k].scales;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[k].ql + 64 * h, *qh = w[k].qh + 32 * h;
+#ifdef KVL_MM_AVX2
+            const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+#endif
+            for (int c = 0; c < 4; c++) {
+                const int j = 8 * h + 2 * c; /* sub-blocks j (values 0..15 of the chunk) and j + 1 (16..31) */
+                const int64_t b = 8 * k + 4 * h + c;
+#ifdef KVL_MM_AVX2
+                const __m256i sv = _mm256_setr_m128i(_mm_set1_epi16(sc[j]), _mm_set1_epi16(sc[j + 1]));
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
+                    const __m256 p = _mm256_cvtepi32_ps(dot32(q[c], xv, sv));
+                    acc[t][c & 1] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * qx[t].d[b]), acc[t][c & 1]);
+                }
+#else
+                for (int t = 0; t < NT; t++) {
+                    int32_t s = 0;
+                    for (int l = 0; l < 32; l++) {
+                        const int lo = c < 2 ? ql[32 * c + l] & 0x0f : ql[32 * (c - 2) + l] >> 4;
+                        const int v = lo | (((qh[l] >> (2 * c)) & 3) << 4);
+                        s += sc[j + l / 16] * v * qx[t].q[32 * b + l];
+                    }
+                    offs[t] -= d * qx[t].d[b] * (float)s;
+                }
+#endif
+                for (int t = 0; t < NT; t++)
+                    offs[t] += 32.0f * d * qx[t].d[b] *
+                               (float)(sc[j] * qx[t].s16[2 * b] + sc[j + 1] * qx[t].s16[2 * b + 1]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++) {
+#ifdef KVL_MM_AVX2
+        out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) - offs[t];
+#else
+        out[t] = -offs[t];
+#endif
+    }
+}
+
+INLINE void rows_type(int type, float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0,
+                      int64_t o1) {
+    const size_t rb = W->row_bytes;
+    float out[4][KVL_MM_GEMV_MAX_TOK];
+    for (int64_t o = o0; o < o1;) {
+        const uint8_t *row = (const uint8_t *)W->data + o * rb;
+        int R = 1;
+        if (type == KVL_TYPE_Q8_0) {
+            const int64_t nb = W->n_in / 32;
+            R = n_tok > 1 && o + 2 <= o1 ? 2 : 1; /* one sequential stream per thread measured fastest */
+            if (n_tok == 1) dot_q8_0(1, 1, row, rb, nb, qx, out);
+            else if (n_tok == 2 && R == 2) dot_q8_0(2, 2, row, rb, nb, qx, out);
+            else if (n_tok == 2) dot_q8_0(1, 2, row, rb, nb, qx, out);
+            else if (R == 2) dot_q8_0(2, 3, row, rb, nb, qx, out);
+            else dot_q8_0(1, 3, row, rb, nb, qx, out);
+        } else {
+            const int64_t nb = W->n_in / 256;
+#define KDOT(NT) (type == KVL_TYPE_Q4_K ? dot_q4_K(NT, (const void *)row, nb, qx, out[0]) \
+                                        : dot_q6_K(NT, (const void *)row, nb, qx, out[0]))
+            if (n_tok == 1) KDOT(1);
+            else if (n_tok == 2) KDOT(2);
+            else KDOT(3);
+#undef KDOT
+        }
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < n_tok; t++) y[t * W->n_out + o + r] = out[r][t];
+        o += R;
+    }
+}
+
+void kvl_mm_gemv_quant(float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1) {
+    switch (W->type) {
+    case KVL_TYPE_Q8_0: rows_type(KVL_TYPE_Q8_0, y, qx, W, n_tok, o0, o1); break;
+    case KVL_TYPE_Q4_K: rows_type(KVL_TYPE_Q4_K, y, qx, W, n_tok, o0, o1); break;
+    default: rows_type(KVL_TYPE_Q6_K, y, qx, W, n_tok, o0, o1); break;
+    }
+}

@@ -1,0 +1,93 @@
+/* mm_internal.h - shared pieces of the CPU matmul kernels (matmul.c dispatches to mm_*.c).
+ *
+ * Paths:  n_tok <= KVL_MM_GEMV_MAX_TOK: stream each weight row once, decode in registers, dot with every token
+ *         (mm_gemv_float.c: f32 activations; mm_gemv_quant.c: activations quantized to int8 per 32 values).
+ *         larger n_tok: blocked GEMM on f32 panels decoded once per k-block (mm_gemm.c, decoders in mm_decode.c).
+ * KVL_MM_AVX2 selects the AVX2/FMA/F16C code at compile time; without it every file has a portable scalar path. */
+#ifndef KVL_MM_INTERNAL_H
+#define KVL_MM_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "compute/matmul.h"
+#include "compute/quant.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define KVL_MM_AVX2 1
+#include <immintrin.h>
+#endif
+
+/* Token counts up to this use the row-streaming (GEMV) path. */
+#define KVL_MM_GEMV_MAX_TOK 3
+
+/* IEEE half -> float, exact (subnormals, Inf and NaN included). Kept inline here: the kernels need it per block. */
+static inline float kvl_mm_h2f(uint16_t h) {
+#ifdef KVL_MM_AVX2
+    return _cvtsh_ss(h);
+#else
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp != 0) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man == 0) {
+        bits = sign;
+    } else { /* subnormal: value = man * 2^-24, exactly representable as a float */
+        float f = (float)man * (1.0f / 16777216.0f);
+        memcpy(&bits, &f, 4);
+        bits |= sign;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+#endif
+}
+
+static inline float kvl_mm_bf2f(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K block. */
+static inline void kvl_mm_q4k_scale_min(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Is `type` one of the weight types the kernels handle? */
+int kvl_mm_type_ok(int type);
+
+/* Decode elements [k0, k0 + n) of one weight row to f32. k0 and n are multiples of the type's block size. */
+void kvl_mm_decode(int type, const void *row, int64_t k0, int64_t n, float *dst);
+
+/* Activations of one token quantized to int8 per 32 values: x ~= d[b] * q[32 b + i], with |q| <= 127 and
+ * d[b] = max|x| / 127 of block b; s16[j] = sum of the q of the j-th group of 16 (for the min / offset terms). */
+typedef struct {
+    int8_t *q;      /* n_in */
+    float *d;       /* n_in / 32 */
+    int32_t *s16;   /* n_in / 16 */
+} kvl_mm_qx;
+
+/* Bytes kvl_mm_qx_init needs for n_tok tokens of n_in (a multiple of 32) values. */
+size_t kvl_mm_qx_bytes(int64_t n_in, int n_tok);
+/* Lay out n_tok kvl_mm_qx in buf (kvl_mm_qx_bytes long, 32-byte aligned) and quantize x[n_tok][n_in] into them. */
+void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int n_tok);
+
+/* Row-streaming kernels for rows [o0, o1): y[t][o] for t < n_tok (n_tok <= KVL_MM_GEMV_MAX_TOK). */
+void kvl_mm_gemv_float(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
+void kvl_mm_gemv_quant(float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
+
+/* Blocked GEMM for rows [o0, o1) and all n_tok tokens; needs kvl_mm_gemm_scratch_bytes() of 32-byte aligned
+ * scratch per thread. */
+size_t kvl_mm_gemm_scratch_bytes(void);
+void kvl_mm_gemm(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1, void *scratch);
+
+#endif

@@ -1,0 +1,258 @@
+/* kvl_matmul / kvl_weight_row against a double-precision reference built from test-local decoders of the block
+ * layouts (written independently of the kernels, from the ggml format definitions). Random weights are random
+ * bytes inside the blocks (every bit pattern of the quants and scales, including Q8_0's -128), random x with
+ * blocks of very different magnitude and an all-zero block.
+ *
+ * Tolerances: float paths accumulate in f32, so |y - ref| <= 1e-5 * sum|w x|. The quantized types at
+ * n_tok <= KVL_MM_GEMV_MAX_TOK quantize x to int8 per 32 values (scale d_b = max|x_b|/127), adding at most
+ * sum_b (d_b / 2) * sum_{i in b} |w_i|; they are checked against that bound and, tightly (1e-5), against a
+ * reference fed the same int8 activations. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "compute/matmul.h"
+#include "compute/mm_internal.h" /* KVL_MM_GEMV_MAX_TOK: which token counts take the int8-activation path */
+#include "test_util.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double unif(void) { return (double)(rnd() >> 11) / 9007199254740992.0 * 2.0 - 1.0; } /* [-1, 1) */
+
+/* ---- test-local reference decoding ---- */
+static double ref_f16(uint16_t h) {
+    const int e = (h >> 10) & 31, m = h & 1023, s = h >> 15;
+    double v = e == 0 ? ldexp(m, -24) : ldexp(1024 + m, e - 25);
+    return s ? -v : v; /* the generator never makes Inf/NaN */
+}
+static double ref_bf16(uint16_t h) {
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+/* Element e of a row of `type` (blocks as stored: little-endian bytes). */
+static double ref_elem(int type, const uint8_t *row, int64_t e) {
+    switch (type) {
+    case KVL_TYPE_F32: { float f; memcpy(&f, row + 4 * e, 4); return f; }
+    case KVL_TYPE_F16: return ref_f16(rd16(row + 2 * e));
+    case KVL_TYPE_BF16: return ref_bf16(rd16(row + 2 * e));
+    case KVL_TYPE_Q8_0: {
+        const uint8_t *b = row + 34 * (e / 32);
+        return ref_f16(rd16(b)) * (int8_t)b[2 + e % 32];
+    }
+    case KVL_TYPE_Q4_K: {
+        const uint8_t *b = row + 144 * (e / 256), *sc = b + 4, *qs = b + 16;
+        const int i = (int)(e % 256), sub = i / 32, chunk = i / 64, l = i % 32;
+        int s, m; /* 6-bit scale/min of sub-block `sub`: low 6 bits of bytes 0-7, or nibbles of 8-11 + top bits */
+        if (sub < 4) { s = sc[sub] & 63; m = sc[sub + 4] & 63; }
+        else { s = (sc[sub + 4] & 15) | (sc[sub - 4] >> 6) << 4; m = (sc[sub + 4] >> 4) | (sc[sub] >> 6) << 4; }
+        const int q = sub % 2 == 0 ? qs[32 * chunk + l] & 15 : qs[32 * chunk + l] >> 4;
+        return ref_f16(rd16(b)) * s * q - ref_f16(rd16(b + 2)) * m;
+    }
+    case KVL_TYPE_Q6_K: {
+        const uint8_t *b = row + 210 * (e / 256), *ql = b, *qh = b + 128;
+        const int8_t *sc = (const int8_t *)(b + 192);
+        const int i = (int)(e % 256), half = i / 128, r = i % 128, quarter = r / 32, l = r % 32;
+        const uint8_t lbyte = ql[64 * half + 32 * (quarter % 2) + l];
+        const int low = quarter < 2 ? lbyte & 15 : lbyte >> 4;
+        const int high = (qh[32 * half + l] >> (2 * quarter)) & 3;
+        return ref_f16(rd16(b + 208)) * sc[8 * half + 2 * quarter + l / 16] * ((low | high << 4) - 32);
+    }
+    }
+    return 0;
+}
+
+/* ---- random rows ---- */
+static uint16_t rnd_f16(int emin, int emax) { /* finite half with exponent field in [emin, emax] */
+    const int e = emin + (int)(rnd() % (uint64_t)(emax - emin + 1));
+    return (uint16_t)((rnd() & 1) << 15 | e << 10 | (rnd() & 1023));
+}
+static size_t row_bytes(int type, int64_t n) {
+    switch (type) {
+    case KVL_TYPE_F32: return 4 * n;
+    case KVL_TYPE_F16: case KVL_TYPE_BF16: return 2 * n;
+    case KVL_TYPE_Q8_0: return n / 32 * 34;
+    case KVL_TYPE_Q4_K: return n / 256 * 144;
+    case KVL_TYPE_Q6_K: return n / 256 * 210;
+    }
+    return 0;
+}
+static void fill_row(int type, uint8_t *row, int64_t n) {
+    const size_t nb = row_bytes(type, n);
+    for (size_t i = 0; i < nb; i++) row[i] = (uint8_t)rnd();
+    switch (type) {
+    case KVL_TYPE_F32:
+        for (int64_t i = 0; i < n; i++) { float f = (float)unif(); memcpy(row + 4 * i, &f, 4); }
+        break;
+    case KVL_TYPE_F16: /* include subnormals (exponent field 0) */
+        for (int64_t i = 0; i < n; i++) { uint16_t h = rnd_f16(i % 7 ? 10 : 0, 16); memcpy(row + 2 * i, &h, 2); }
+        break;
+    case KVL_TYPE_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h = (uint16_t)((rnd() & 1) << 15 | (118 + rnd() % 10) << 7 | (rnd() & 127));
+            memcpy(row + 2 * i, &h, 2);
+        }
+        break;
+    case KVL_TYPE_Q8_0:
+        for (int64_t b = 0; b < n / 32; b++) { uint16_t h = rnd_f16(6, 12); memcpy(row + 34 * b, &h, 2); }
+        break;
+    case KVL_TYPE_Q4_K:
+        for (int64_t b = 0; b < n / 256; b++) {
+            uint16_t d = rnd_f16(4, 9), dm = rnd_f16(4, 9);
+            memcpy(row + 144 * b, &d, 2);
+            memcpy(row + 144 * b + 2, &dm, 2);
+        }
+        break;
+    case KVL_TYPE_Q6_K:
+        for (int64_t b = 0; b < n / 256; b++) { uint16_t h = rnd_f16(2, 6); memcpy(row + 210 * b + 208, &h, 2); }
+        break;
+    }
+}
+
+/* The int8 activations the quantized paths use, recomputed here from their definition. */
+static void quantize_x(const float *x, int64_t n, float *xq, float *dq) {
+    for (int64_t b = 0; b < n / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * b + j]));
+        const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        dq[b] = d;
+        for (int j = 0; j < 32; j++) xq[32 * b + j] = d * (float)nearbyintf(x[32 * b + j] * id);
+    }
+}
+
+static const char *tname(int type) {
+    switch (type) {
+    case KVL_TYPE_F32: return "f32";
+    case KVL_TYPE_F16: return "f16";
+    case KVL_TYPE_BF16: return "bf16";
+    case KVL_TYPE_Q8_0: return "q8_0";
+    case KVL_TYPE_Q4_K: return "q4_K";
+    case KVL_TYPE_Q6_K: return "q6_K";
+    }
+    return "?";
+}
+
+static int is_quant(int type) {
+    return type == KVL_TYPE_Q8_0 || type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K;
+}
+
+static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, int ntoks) {
+    const size_t rb = row_bytes(type, n_in);
+    uint8_t *data = malloc(rb * n_out + 1);
+    double *wd = malloc(sizeof(double) * n_in * n_out);
+    float *wrow = malloc(sizeof(float) * n_in);
+    for (int64_t o = 0; o < n_out; o++) fill_row(type, data + o * rb, n_in);
+    for (int64_t o = 0; o < n_out; o++)
+        for (int64_t i = 0; i < n_in; i++) wd[o * n_in + i] = ref_elem(type, data + o * rb, i);
+    const kvl_weight W = {type, n_in, n_out, rb, data};
+
+    /* kvl_weight_row equals the reference decoding (to f32 rounding of the scale products) */
+    int row_bad = 0;
+    for (int64_t o = 0; o < n_out; o++) {
+        kvl_weight_row(&W, o, wrow);
+        for (int64_t i = 0; i < n_in; i++) {
+            const double r = wd[o * n_in + i];
+            if (fabs(wrow[i] - r) > 4e-7 * fabs(r) + (is_quant(type) ? 1e-9 : 0)) {
+                if (!row_bad++) fprintf(stderr, "row %lld elem %lld: %g vs %g\n", (long long)o, (long long)i, wrow[i], r);
+            }
+        }
+    }
+    CHECK_MSG(row_bad == 0, "type %s n_in %lld: %d decoded elements differ", tname(type), (long long)n_in, row_bad);
+
+    for (int ti = 0; ti < ntoks; ti++) {
+        const int n_tok = toks[ti];
+        float *x = malloc(sizeof(float) * n_in * n_tok), *xq = malloc(sizeof(float) * n_in * n_tok);
+        float *dq = malloc(sizeof(float) * (n_in / 32 + 1) * n_tok);
+        const int64_t ny = (int64_t)n_tok * n_out;
+        float *y = malloc(sizeof(float) * (ny + 16));
+        for (int64_t i = 0; i < n_in * n_tok; i++) x[i] = (float)unif();
+        if (n_in >= 64) { /* a loud block, a quiet block and a zero block */
+            for (int j = 0; j < 32; j++) x[j] *= 1000.0f, x[32 + j] *= 1e-3f;
+            for (int j = 0; j < 32 && n_in >= 96; j++) x[64 + j] = 0;
+        }
+        for (int64_t i = 0; i < ny + 16; i++) y[i] = -12345.0f;
+        const int int8_path = is_quant(type) && n_tok <= KVL_MM_GEMV_MAX_TOK;
+        if (int8_path)
+            for (int t = 0; t < n_tok; t++) quantize_x(x + t * n_in, n_in, xq + t * n_in, dq + t * (n_in / 32));
+
+        kvl_matmul(y, x, &W, n_tok);
+
+        int bad = 0;
+        double worst = 0;
+        for (int t = 0; t < n_tok; t++) {
+            for (int64_t o = 0; o < n_out; o++) {
+                const double *w = wd + o * n_in;
+                const float *xt = x + t * n_in;
+                double ref = 0, mag = 0, bound = 0, refq = 0, magq = 0;
+                for (int64_t i = 0; i < n_in; i++) {
+                    ref += w[i] * xt[i];
+                    mag += fabs(w[i] * xt[i]);
+                }
+                double tol = 1e-5 * mag;
+                if (int8_path) {
+                    const float *xqt = xq + t * n_in;
+                    for (int64_t b = 0; b < n_in / 32; b++) {
+                        double sw = 0;
+                        for (int j = 0; j < 32; j++) {
+                            sw += fabs(w[32 * b + j]);
+                            refq += w[32 * b + j] * xqt[32 * b + j];
+                            magq += fabs(w[32 * b + j] * xqt[32 * b + j]);
+                        }
+                        bound += 0.5 * dq[t * (n_in / 32) + b] * (1 + 1e-5) * sw;
+                    }
+                    tol += bound;
+                    const double got = y[t * n_out + o];
+                    if (!(fabs(got - refq) <= 1e-5 * magq + 1e-30)) {
+                        if (!bad++) fprintf(stderr, "  int8 ref: t %d o %lld: %.9g vs %.9g\n", t, (long long)o, got, refq);
+                    }
+                }
+                const double got = y[t * n_out + o], err = fabs(got - ref);
+                if (mag > 0 && err / mag > worst) worst = err / mag;
+                if (!(err <= tol + 1e-30)) {
+                    if (!bad++) fprintf(stderr, "  t %d o %lld: %.9g vs %.9g (tol %g)\n", t, (long long)o, got, ref, tol);
+                }
+            }
+        }
+        int guard_bad = 0;
+        for (int i = 0; i < 16; i++) guard_bad += y[ny + i] != -12345.0f;
+        CHECK_MSG(bad == 0, "type %s n_in %lld n_out %lld n_tok %d: %d outputs off (worst rel %.3g)",
+                  tname(type), (long long)n_in, (long long)n_out, n_tok, bad, worst);
+        CHECK_MSG(guard_bad == 0, "type %s n_out %lld n_tok %d: wrote past y", tname(type), (long long)n_out, n_tok);
+        free(x); free(xq); free(dq); free(y);
+    }
+    free(data); free(wd); free(wrow);
+}
+
+int main(void) {
+    static const int toks[] = {1, 2, 3, 7, 16, 33, 100};
+    static const int64_t outs[] = {1, 5, 67, 257};
+    const int ntoks = (int)(sizeof toks / sizeof *toks);
+    struct { int type; int64_t n_in[3]; } cases[] = {
+        {KVL_TYPE_F32, {37, 96, 544}}, /* 37: block size 1, exercises every tail */
+        {KVL_TYPE_F16, {37, 96, 544}},
+        {KVL_TYPE_BF16, {37, 96, 544}},
+        {KVL_TYPE_Q8_0, {32, 96, 544}},
+        {KVL_TYPE_Q4_K, {256, 768, 0}},
+        {KVL_TYPE_Q6_K, {256, 768, 0}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int k = 0; k < 3 && cases[c].n_in[k]; k++)
+            for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
+                check_case(cases[c].type, cases[c].n_in[k], outs[o], toks, ntoks);
+
+    /* An unknown type yields zeros rather than reading the data. */
+    float y[6] = {1, 1, 1, 1, 1, 1}, x[4] = {1, 2, 3, 4}, row[4] = {1, 1, 1, 1};
+    const kvl_weight bogus = {999, 4, 3, 16, NULL};
+    kvl_matmul(y, x, &bogus, 1);
+    kvl_weight_row(&bogus, 0, row);
+    CHECK(y[0] == 0 && y[2] == 0 && y[3] == 1 && row[0] == 0 && row[3] == 0);
+    return kvl_test_result("test_matmul");
+}
