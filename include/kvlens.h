@@ -251,7 +251,8 @@ typedef struct {
     bool add_generation_prompt; /* end with the start of an assistant turn */
     kvl_think think;
     /* Template text to use instead of the model's: one of the recognised templates, or a simple explicit format
-     * (see kvl_chat_render's notes in the README). NULL = the model's own. */
+     * (text whose first line is "kvlens-chat-format", then "key: value" lines: bos, system, user, assistant,
+     * tool, generation, think-open, think-close; {content} marks the message; \n escapes). NULL = the model's. */
     const char *template_override;
     /* Llama-3.1/3.2 "Today Date" (date_string), e.g. "26 Jul 2024". NULL = as transformers renders it: the
      * template's default for 3.1, today's date for 3.2. */
