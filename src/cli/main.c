@@ -19,6 +19,8 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text on stdin -> token ids as a JSON array"},
     {"detokenize", cmd_detokenize, "JSON array of token ids on stdin -> text"},
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template"},
+    {"embed", cmd_embed, "embed texts by pooling the KV cache into vectors (.npy or JSONL)"},
+    {"embed-eval", cmd_embed_eval, "classify labelled texts from their embeddings: KV vs hidden vs random"},
 };
 
 static void usage(FILE *f) {
