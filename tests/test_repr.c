@@ -57,6 +57,7 @@ static kvl_ctx *new_ctx(kvl_model *m, int n_ctx, int keep_hidden, int f16) {
     kvl_ctx_params p = kvl_ctx_default_params();
     p.n_ctx = n_ctx;
     p.keep_hidden = keep_hidden;
+    p.n_threads = 1; /* small models: threads would only wait on each other */
     p.cache_type = f16 ? KVL_CACHE_F16 : KVL_CACHE_F32;
     kvl_ctx *c = NULL;
     CHECK(kvl_ctx_new(m, &p, &c) == KVL_OK);
