@@ -85,9 +85,16 @@ void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int 
 void kvl_mm_gemv_float(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
 void kvl_mm_gemv_quant(float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
 
-/* Blocked GEMM for rows [o0, o1) and all n_tok tokens; needs kvl_mm_gemm_scratch_bytes() of 32-byte aligned
- * scratch per thread. */
+/* Blocked GEMM. The activations are first packed (kvl_mm_gemm_pack_x for every token group g of 6, in any
+ * thread) into Xp of kvl_mm_gemm_xpack_bytes (0: the build needs no packing, Xp may be NULL); then
+ * kvl_mm_gemm computes rows [o0, o1) for all tokens with kvl_mm_gemm_scratch_bytes() of 32-byte aligned scratch
+ * per thread. */
+#define KVL_MM_GEMM_GROUP 6  /* tokens per packed tile */
+#define KVL_MM_GEMM_ROWS 64  /* weight rows per panel; kvl_mm_gemm ranges should be multiples */
+size_t kvl_mm_gemm_xpack_bytes(int64_t n_in, int n_tok);
+void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int g);
 size_t kvl_mm_gemm_scratch_bytes(void);
-void kvl_mm_gemm(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1, void *scratch);
+void kvl_mm_gemm(float *y, const float *x, float *Xp, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
+                 void *scratch);
 
 #endif
