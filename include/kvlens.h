@@ -180,6 +180,100 @@ kvl_convert_params kvl_convert_default_params(void);
 /* Writes out (through out.partial, renamed at the end: a failed conversion leaves no file). p NULL = defaults. */
 kvl_status kvl_convert_hf(const char *dir, const char *out, const kvl_convert_params *p);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Tokenizer and chat templates.
+ *
+ * Byte-level BPE identical to Hugging Face `tokenizers` for the pre-tokenizers llama-bpe (Llama-3.x), qwen2
+ * (Qwen2/2.5/3) and deepseek-r1-qwen (DeepSeek-R1-Distill-Qwen); other tokenizers are refused. Chat templates are
+ * recognised by their text (Qwen3, QwQ, Qwen2.5, Qwen2, DeepSeek-R1-Distill, Llama-3, 3.1, 3.2) and rendered
+ * byte-for-byte as their Jinja source renders in transformers.
+ */
+typedef struct kvl_tokenizer kvl_tokenizer;
+
+/* Open the tokenizer of a GGUF file (a full model or a vocab-only file). */
+kvl_status kvl_tokenizer_load(const char *gguf_path, kvl_tokenizer **out);
+void kvl_tokenizer_free(kvl_tokenizer *t);
+
+int kvl_tokenizer_n_vocab(const kvl_tokenizer *t);
+int32_t kvl_token_bos(const kvl_tokenizer *t);      /* -1 when the model has none */
+int32_t kvl_token_eos(const kvl_tokenizer *t);      /* -1 when none */
+int32_t kvl_token_eot(const kvl_tokenizer *t);      /* end of turn (<|eot_id|>, <|im_end|>...), -1 when none */
+bool kvl_tokenizer_add_bos(const kvl_tokenizer *t); /* whether the model expects a BOS in front of raw text */
+/* Tokens that end a generation (eos, eot, <|eom_id|>, <|end_of_text|>, <|endoftext|>... that the vocab has). */
+int kvl_tokenizer_eog(const kvl_tokenizer *t, const int32_t **ids);
+bool kvl_token_is_eog(const kvl_tokenizer *t, int32_t id);
+/* The id of the token whose text is exactly `text` (an added/special token such as "<think>", or a vocabulary
+ * entry given as raw bytes such as "\n\n"); -1 when there is none. */
+int32_t kvl_token_lookup(const kvl_tokenizer *t, const char *text);
+/* Whether id is a control (special) token such as <|im_start|>; false for normal and out-of-range ids. */
+bool kvl_token_is_special(const kvl_tokenizer *t, int32_t id);
+/* The tokenizer's pre-tokenizer name ("llama-bpe", "qwen2", "deepseek-r1-qwen"). */
+const char *kvl_tokenizer_pre(const kvl_tokenizer *t);
+
+/* Tokenize UTF-8 text[0..len). Special and added token texts in the input become their tokens, as in Hugging Face
+ * with add_special_tokens=False; add_bos puts the BOS token first (when the model has one). *ids is malloc'd (free
+ * it with free()); fails with KVL_ERR_ARG on invalid UTF-8. To tokenize a rendered chat prompt pass add_bos=false:
+ * templates that want a BOS write it themselves. */
+kvl_status kvl_tokenize(const kvl_tokenizer *t, const char *text, size_t len, bool add_bos, int32_t **ids, int *n);
+
+/* The raw bytes of one token (not NUL-terminated; possibly an incomplete UTF-8 sequence), NULL for an
+ * out-of-range id. Added and special tokens give their text. */
+const char *kvl_token_piece(const kvl_tokenizer *t, int32_t id, size_t *len);
+/* The bytes of ids[0..n) concatenated (exactly the text they encode); *text is malloc'd and NUL-terminated. */
+kvl_status kvl_detokenize(const kvl_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
+
+/* Streaming decoder: feed tokens one at a time and get text that is always whole UTF-8 characters; bytes of a
+ * character split across tokens are held back until it completes. Byte sequences that can never become valid
+ * UTF-8 come out as U+FFFD (as Hugging Face's decode does). */
+typedef struct kvl_detok kvl_detok;
+kvl_status kvl_detok_new(const kvl_tokenizer *t, kvl_detok **out);
+/* *text (not NUL-terminated) stays valid until the next call on d. */
+kvl_status kvl_detok_push(kvl_detok *d, int32_t id, const char **text, size_t *len);
+/* End of the stream: what is still held back (an incomplete character becomes U+FFFD); resets d. */
+void kvl_detok_flush(kvl_detok *d, const char **text, size_t *len);
+void kvl_detok_free(kvl_detok *d);
+
+/* One chat message. role: "system", "user", "assistant" or "tool" (as the template knows them). */
+typedef struct {
+    const char *role;
+    const char *content;
+} kvl_chat_msg;
+
+/* Thinking at the start of the assistant turn (only with add_generation_prompt):
+ *   DEFAULT, ON, OFF  render the template with Hugging Face's enable_thinking unset, True, False;
+ *   SLOW              the turn starts with the model's opening "<think>\n" (the model reasons);
+ *   FAST              the turn starts with an empty think block, "<think>\n\n</think>\n\n" for Qwen3 and
+ *                     "<think>\n</think>\n\n" for DeepSeek-R1-Distill and QwQ (the model answers directly).
+ * SLOW and FAST fail with KVL_ERR_UNSUPPORTED on templates without thinking (Llama, Qwen2.5). */
+typedef enum { KVL_THINK_DEFAULT = 0, KVL_THINK_ON, KVL_THINK_OFF, KVL_THINK_SLOW, KVL_THINK_FAST } kvl_think;
+
+typedef struct {
+    bool add_generation_prompt; /* end with the start of an assistant turn */
+    kvl_think think;
+    /* Template text to use instead of the model's: one of the recognised templates, or a simple explicit format
+     * (text whose first line is "kvlens-chat-format", then "key: value" lines: bos, system, user, assistant,
+     * tool, generation, think-open, think-close; {content} marks the message; \n escapes). NULL = the model's. */
+    const char *template_override;
+    /* Llama-3.1/3.2 "Today Date" (date_string), e.g. "26 Jul 2024". NULL = as transformers renders it: the
+     * template's default for 3.1, today's date for 3.2. */
+    const char *date;
+} kvl_chat_params;
+
+kvl_chat_params kvl_chat_default_params(void); /* generation prompt on, DEFAULT thinking, no override */
+/* Render messages[0..n) into a prompt; *out is malloc'd and NUL-terminated. t gives the template (unless
+ * overridden) and the BOS/EOS texts; it may be NULL when an override is given. Fails with KVL_ERR_UNSUPPORTED on a
+ * template it does not recognise. */
+kvl_status kvl_chat_render(const kvl_tokenizer *t, const kvl_chat_msg *messages, int n, const kvl_chat_params *p,
+                           char **out, size_t *len);
+/* Name of the template kind that would be used ("qwen3", "qwq", "qwen2.5", "qwen2", "deepseek-r1",
+ * "llama3", "llama3.1", "llama3.2", "format"); KVL_ERR_UNSUPPORTED when unrecognised. */
+kvl_status kvl_chat_template_kind(const kvl_tokenizer *t, const char *template_override, const char **name);
+/* For switching modes mid-generation (docs/METHOD.md section 5): *open is the text that starts thinking
+ * ("<think>\n") and *close the text that ends it and starts the answer ("</think>\n\n"). Static strings;
+ * KVL_ERR_UNSUPPORTED for templates without thinking. */
+kvl_status kvl_chat_think_tags(const kvl_tokenizer *t, const char *template_override, const char **open,
+                               const char **close);
+
 #ifdef __cplusplus
 }
 #endif

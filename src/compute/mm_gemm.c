@@ -41,6 +41,7 @@ INLINE void ukernel(int MRc, int64_t kc, const float *B, const float *A, int64_t
         const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
         const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
+#pragma GCC unroll 6
         for (int i = 0; i < MRc; i++) {
             float *ci = C + i * ldc;
             if (accumulate) {

@@ -91,48 +91,45 @@ INLINE __m256i dot32(__m256i u, __m256i s, __m256i pairs) {
 }
 #endif
 
-/* ---- Q8_0 ---- */
-INLINE void dot_q8_0(int NT, const kvl_block_q8_0 *w, int64_t nb, const kvl_mm_qx *qx, float *out) {
+/* ---- Q8_0: R rows (stride rb bytes) at once share the activation loads ---- */
+INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, const kvl_mm_qx *qx,
+                     float out[][KVL_MM_GEMV_MAX_TOK]) {
 #ifdef KVL_MM_AVX2
-    __m256 acc[KVL_MM_GEMV_MAX_TOK][2];
+    __m256 acc[4][KVL_MM_GEMV_MAX_TOK];
     const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-#pragma GCC unroll 2
-        for (int j = 0; j < 2; j++) {
-            const __m256i wv = _mm256_loadu_si256((const __m256i *)w[b + j].qs);
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb) + b;
+            const __m256i wv = _mm256_loadu_si256((const __m256i *)w->qs);
             const __m256i u = _mm256_abs_epi8(wv);
-            const float dw = kvl_mm_h2f(w[b + j].d);
+            const float dw = kvl_mm_h2f(w->d);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
-                const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * (b + j)));
+                const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
                 const __m256 p = _mm256_cvtepi32_ps(dot32(u, _mm256_sign_epi8(xv, wv), ones));
-                acc[t][j] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b + j]), acc[t][j]);
+                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b]), acc[r][t]);
             }
         }
     }
-    for (; b < nb; b++) {
-        const __m256i wv = _mm256_loadu_si256((const __m256i *)w[b].qs);
-        const __m256i u = _mm256_abs_epi8(wv);
-        const float dw = kvl_mm_h2f(w[b].d);
-        for (int t = 0; t < NT; t++) {
-            const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
-            const __m256 p = _mm256_cvtepi32_ps(dot32(u, _mm256_sign_epi8(xv, wv), ones));
-            acc[t][0] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b]), acc[t][0]);
-        }
-    }
-    for (int t = 0; t < NT; t++) out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1]));
+    for (int r = 0; r < R; r++)
+        for (int t = 0; t < NT; t++) out[r][t] = hsum(acc[r][t]);
 #else
-    for (int t = 0; t < NT; t++) {
-        float s = 0;
-        for (int64_t b = 0; b < nb; b++) {
-            int32_t is = 0;
-            for (int j = 0; j < 32; j++) is += w[b].qs[j] * qx[t].q[32 * b + j];
-            s += (float)is * kvl_mm_h2f(w[b].d) * qx[t].d[b];
+    for (int r = 0; r < R; r++) {
+        const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb);
+        for (int t = 0; t < NT; t++) {
+            float s = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                int32_t is = 0;
+                for (int j = 0; j < 32; j++) is += w[b].qs[j] * qx[t].q[32 * b + j];
+                s += (float)is * kvl_mm_h2f(w[b].d) * qx[t].d[b];
+            }
+            out[r][t] = s;
         }
-        out[t] = s;
     }
 #endif
 }
@@ -256,23 +253,33 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
     }
 }
 
-INLINE void dot_any(int type, int NT, const void *row, int64_t n_in, const kvl_mm_qx *qx, float *out) {
-    if (type == KVL_TYPE_Q8_0) dot_q8_0(NT, row, n_in / 32, qx, out);
-    else if (type == KVL_TYPE_Q4_K) dot_q4_K(NT, row, n_in / 256, qx, out);
-    else dot_q6_K(NT, row, n_in / 256, qx, out);
-}
-
 INLINE void rows_type(int type, float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0,
                       int64_t o1) {
-    float out[KVL_MM_GEMV_MAX_TOK];
-    for (int64_t o = o0; o < o1; o++) {
-        const void *row = (const uint8_t *)W->data + o * W->row_bytes;
-        switch (n_tok) {
-        case 1: dot_any(type, 1, row, W->n_in, qx, out); break;
-        case 2: dot_any(type, 2, row, W->n_in, qx, out); break;
-        default: dot_any(type, 3, row, W->n_in, qx, out); break;
+    const size_t rb = W->row_bytes;
+    float out[4][KVL_MM_GEMV_MAX_TOK];
+    for (int64_t o = o0; o < o1;) {
+        const uint8_t *row = (const uint8_t *)W->data + o * rb;
+        int R = 1;
+        if (type == KVL_TYPE_Q8_0) {
+            const int64_t nb = W->n_in / 32;
+            R = n_tok > 1 && o + 2 <= o1 ? 2 : 1; /* one sequential stream per thread measured fastest */
+            if (n_tok == 1) dot_q8_0(1, 1, row, rb, nb, qx, out);
+            else if (n_tok == 2 && R == 2) dot_q8_0(2, 2, row, rb, nb, qx, out);
+            else if (n_tok == 2) dot_q8_0(1, 2, row, rb, nb, qx, out);
+            else if (R == 2) dot_q8_0(2, 3, row, rb, nb, qx, out);
+            else dot_q8_0(1, 3, row, rb, nb, qx, out);
+        } else {
+            const int64_t nb = W->n_in / 256;
+#define KDOT(NT) (type == KVL_TYPE_Q4_K ? dot_q4_K(NT, (const void *)row, nb, qx, out[0]) \
+                                        : dot_q6_K(NT, (const void *)row, nb, qx, out[0]))
+            if (n_tok == 1) KDOT(1);
+            else if (n_tok == 2) KDOT(2);
+            else KDOT(3);
+#undef KDOT
         }
-        for (int t = 0; t < n_tok; t++) y[t * W->n_out + o] = out[t];
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < n_tok; t++) y[t * W->n_out + o + r] = out[r][t];
+        o += R;
     }
 }
 

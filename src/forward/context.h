@@ -26,6 +26,13 @@ struct kvl_ctx {
     float *gate, *up;      /* [ub][n_ff] */
     float *att_scratch;    /* per thread: scores [n_ctx] + K and V rows [2][n_ctx][hd] for f16 caches */
     size_t att_stride;     /* floats per thread in att_scratch */
+    /* prefill attention as matrix products, per KV head: */
+    float *att_q;          /* [KVL_UBATCH][hd]  the query rows of one KV group (scaled) */
+    float *att_s;          /* [KVL_UBATCH][n_ctx] scores, then probabilities */
+    float *att_k;          /* [n_ctx][hd] K of one head as f32 (f16 caches) */
+    float *att_v;          /* [n_ctx][hd] V of one head as f32 (f16 caches only) */
+    float *att_vt;         /* [hd][n_ctx] V of one head, transposed */
+    float *att_o;          /* [KVL_UBATCH][hd] */
     int n_threads;
 };
 #endif

@@ -32,6 +32,12 @@ void kvl_ctx_free(kvl_ctx *c) {
     free(c->gate);
     free(c->up);
     free(c->att_scratch);
+    free(c->att_q);
+    free(c->att_s);
+    free(c->att_k);
+    free(c->att_vt);
+    free(c->att_v);
+    free(c->att_o);
     free(c);
 }
 
@@ -61,9 +67,16 @@ kvl_status kvl_ctx_new(kvl_model *m, const kvl_ctx_params *p, kvl_ctx **out) {
     c->up = malloc(ub * hp->n_ff * sizeof(float));
     c->att_stride = (size_t)c->n_ctx * (1 + 2 * hp->head_dim);
     c->att_scratch = malloc(c->n_threads * c->att_stride * sizeof(float));
+    c->att_q = malloc(ub * hp->head_dim * sizeof(float));
+    c->att_s = malloc(ub * c->n_ctx * sizeof(float));
+    c->att_k = malloc((size_t)c->n_ctx * hp->head_dim * sizeof(float));
+    c->att_vt = malloc((size_t)c->n_ctx * hp->head_dim * sizeof(float));
+    if (c->p.cache_type != KVL_CACHE_F32) c->att_v = malloc((size_t)c->n_ctx * hp->head_dim * sizeof(float));
+    c->att_o = malloc(ub * hp->head_dim * sizeof(float));
     if (c->p.keep_hidden) c->hidden = malloc((size_t)(hp->n_layer + 1) * c->n_ctx * H * sizeof(float));
     kvl_status s = KVL_OK;
-    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->gate || !c->up || !c->att_scratch ||
+    if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->gate || !c->up || !c->att_scratch || !c->att_q ||
+        !c->att_s || !c->att_k || !c->att_vt || !c->att_o || (c->p.cache_type != KVL_CACHE_F32 && !c->att_v) ||
         (c->p.keep_hidden && !c->hidden))
         s = kvl_fail(KVL_ERR_NOMEM, "cannot allocate buffers for a context of %d positions", c->n_ctx);
     if (s == KVL_OK) s = kvl_kvcache_init(&c->kv, c->p.cache_type, hp->n_layer, hp->n_head_kv, c->n_ctx, hp->head_dim);
@@ -149,6 +162,58 @@ static void attention(kvl_ctx *c, int il, int n, int p0, float *out) {
     }
 }
 
+/* The same for a batch of query rows, as two matrix products per KV head through kvl_matmul:
+ * S = (scale Q) K^T over all n_keys positions, causal mask + softmax per row, O = S V. The masked half of the last
+ * block is computed and discarded: cheaper than the row-by-row path once rows share keys. */
+static void attention_gemm(kvl_ctx *c, int il, int n, int p0, float *out) {
+    const kvl_hparams *hp = &c->m->hp;
+    const int hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, grp = nh / nkv, qd = nh * hd;
+    const int n_keys = p0 + n;
+    const float scale = 1.0f / sqrtf((float)hd);
+    int rows = c->ub / grp; /* query rows per product: grp * rows <= ub */
+    if (rows < 1) rows = 1;
+    for (int g = 0; g < nkv; g++) {
+        const float *K = kvl_kv_f32(&c->kv, 0, il, g, 0);
+        if (!K) {
+            kvl_kv_read(&c->kv, 0, il, g, 0, n_keys, c->att_k);
+            K = c->att_k;
+        }
+        const float *V = kvl_kv_f32(&c->kv, 1, il, g, 0);
+        if (!V) {
+            kvl_kv_read(&c->kv, 1, il, g, 0, n_keys, c->att_v);
+            V = c->att_v;
+        }
+#pragma omp parallel for num_threads(c->n_threads) schedule(static)
+        for (int d = 0; d < hd; d++)
+            for (int j = 0; j < n_keys; j++) c->att_vt[(size_t)d * n_keys + j] = V[(size_t)j * hd + d];
+        kvl_weight Kw = {.type = KVL_TYPE_F32, .n_in = hd, .n_out = n_keys, .row_bytes = hd * sizeof(float), .data = K};
+        kvl_weight Vw = {.type = KVL_TYPE_F32, .n_in = n_keys, .n_out = hd, .row_bytes = n_keys * sizeof(float),
+                         .data = c->att_vt};
+        for (int r0 = 0; r0 < n; r0 += rows) {
+            const int nr = n - r0 < rows ? n - r0 : rows, m = grp * nr;
+            for (int hh = 0; hh < grp; hh++)
+                for (int t = 0; t < nr; t++) {
+                    const float *src = c->q + (size_t)(r0 + t) * qd + (size_t)(g * grp + hh) * hd;
+                    float *dst = c->att_q + (size_t)(hh * nr + t) * hd;
+                    for (int d = 0; d < hd; d++) dst[d] = src[d] * scale;
+                }
+            kvl_matmul(c->att_s, c->att_q, &Kw, m);
+#pragma omp parallel for num_threads(c->n_threads) schedule(static)
+            for (int r = 0; r < m; r++) {
+                float *srow = c->att_s + (size_t)r * n_keys;
+                const int valid = p0 + r0 + r % nr + 1;
+                kvl_softmax(srow, valid);
+                memset(srow + valid, 0, (size_t)(n_keys - valid) * sizeof(float));
+            }
+            kvl_matmul(c->att_o, c->att_s, &Vw, m);
+            for (int hh = 0; hh < grp; hh++)
+                for (int t = 0; t < nr; t++)
+                    memcpy(out + (size_t)(r0 + t) * qd + (size_t)(g * grp + hh) * hd, c->att_o + (size_t)(hh * nr + t) * hd,
+                           hd * sizeof(float));
+        }
+    }
+}
+
 static void store_hidden(kvl_ctx *c, int l, int p0, int n, const float *src) {
     if (!c->hidden) return;
     const int H = c->m->hp.n_embd;
@@ -195,7 +260,8 @@ static void forward_ubatch(kvl_ctx *c, const int32_t *tok, int n, int p0, int lo
                 kvl_kv_store(&c->kv, 1, il, h, p0 + t, vt + h * hd);
             }
         }
-        attention(c, il, n, p0, c->xn);
+        if (n >= 16) attention_gemm(c, il, n, p0, c->xn);
+        else attention(c, il, n, p0, c->xn);
         kvl_matmul(c->gate, c->xn, &ly->wo, n); /* gate is free here: use it for the projection */
         for (size_t i = 0; i < (size_t)n * H; i++) c->x[i] += c->gate[i];
 
