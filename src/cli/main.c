@@ -19,6 +19,7 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text on stdin -> token ids as a JSON array"},
     {"detokenize", cmd_detokenize, "JSON array of token ids on stdin -> text"},
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template"},
+    {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
 };
 
 static void usage(FILE *f) {
