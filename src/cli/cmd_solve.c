@@ -19,6 +19,7 @@ static void help(void) {
            "                        answer), CommonsenseQA/Belebele (en, answer letter), TheoremQA (en, answer,\n"
            "                        answer_type); optional id and level are copied to the results\n"
            "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row from its fields)\n"
+           "  --field NAME          the question's field (default: question, problem or en; e.g. de for MGSM)\n"
            "  --think MODE          default | fast | slow: the template as is, an empty think block, or an opened\n"
            "                        <think> (fast and slow need a hybrid-thinking template such as Qwen3's)\n"
            "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
@@ -34,7 +35,7 @@ static void help(void) {
 }
 
 typedef struct {
-    const char *model, *data, *out;
+    const char *model, *data, *out, *field;
     int format; /* -1 = guess */
     kvl_think think;
     const char *think_name;
@@ -60,6 +61,7 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
         if (cli_is(a, "-m", "--model")) o->model = v;
         else if (cli_is(a, "--data", NULL)) o->data = v;
         else if (cli_is(a, "--out", NULL)) o->out = v;
+        else if (cli_is(a, "--field", NULL)) o->field = v;
         else if (cli_is(a, "--format", NULL)) {
             if ((o->format = kvl_format_parse(v)) < 0)
                 return cli_usage("solve", "--format takes gsm8k, math, choice or theoremqa, not '%s'", v);
@@ -246,7 +248,7 @@ int cmd_solve(int argc, char **argv) {
 
         kvl_problem pb;
         kvl_format fmt;
-        if ((s = kvl_problem_parse(line, o.format, &pb, &fmt))) {
+        if ((s = kvl_problem_parse(line, o.format, o.field, &pb, &fmt))) {
             cli_progress_end(&prog);
             rc = cli_error("solve", "%s:%ld: %s", o.data, line_no, kvl_last_error());
             goto done;

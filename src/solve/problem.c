@@ -59,7 +59,12 @@ static bool one_letter(const char *s) {
     return *s == 0;
 }
 
-kvl_status kvl_problem_parse(const char *json, int fmt, kvl_problem *p, kvl_format *fmt_out) {
+/* A choice reference given as a 1-based number (Belebele: "1".."4") with lettered choices in the question. */
+static bool numbered_choice(const char *ref, const char *question) {
+    return ref[0] >= '1' && ref[0] <= '9' && ref[1] == 0 && strstr(question, "(A)") && strstr(question, "(B)");
+}
+
+kvl_status kvl_problem_parse(const char *json, int fmt, const char *qfield, kvl_problem *p, kvl_format *fmt_out) {
     memset(p, 0, sizeof *p);
     p->level = -1;
     cJSON *o = cJSON_Parse(json);
@@ -68,11 +73,13 @@ kvl_status kvl_problem_parse(const char *json, int fmt, kvl_problem *p, kvl_form
         return kvl_fail(KVL_ERR_FORMAT, "not a JSON object");
     }
     kvl_status st = KVL_OK;
-    const char *qkey = cJSON_HasObjectItem(o, "question") ? "question"
-                       : cJSON_HasObjectItem(o, "problem") ? "problem"
-                                                            : "en";
+    const char *qkey = qfield                                ? qfield
+                       : cJSON_HasObjectItem(o, "question") ? "question"
+                       : cJSON_HasObjectItem(o, "problem")  ? "problem"
+                                                             : "en";
     if (!(p->question = field_text(o, qkey))) {
-        st = kvl_fail(KVL_ERR_FORMAT, "no question: none of the fields question, problem, en is a string");
+        st = qfield ? kvl_fail(KVL_ERR_FORMAT, "no question: field %.40s is missing or not a string", qfield)
+                    : kvl_fail(KVL_ERR_FORMAT, "no question: none of the fields question, problem, en is a string");
         goto done;
     }
     p->reference = field_text(o, "answer");
@@ -80,7 +87,8 @@ kvl_status kvl_problem_parse(const char *json, int fmt, kvl_problem *p, kvl_form
     if (fmt < 0) {
         if (p->answer_type) fmt = KVL_FMT_THEOREMQA;
         else if (cJSON_HasObjectItem(o, "problem")) fmt = KVL_FMT_MATH;
-        else if (p->reference && one_letter(p->reference)) fmt = KVL_FMT_CHOICE;
+        else if (p->reference && (one_letter(p->reference) || numbered_choice(p->reference, p->question)))
+            fmt = KVL_FMT_CHOICE;
         else fmt = KVL_FMT_GSM8K;
     }
     if (!p->reference && fmt == KVL_FMT_MATH) {
@@ -97,6 +105,7 @@ kvl_status kvl_problem_parse(const char *json, int fmt, kvl_problem *p, kvl_form
         st = kvl_fail(KVL_ERR_FORMAT, "theoremqa needs the field answer_type");
         goto done;
     }
+    if (fmt == KVL_FMT_CHOICE && numbered_choice(p->reference, p->question)) p->reference[0] += 'A' - '1';
     const cJSON *lv = cJSON_GetObjectItemCaseSensitive(o, "level");
     if (cJSON_IsNumber(lv) && lv->valuedouble == (double)(int)lv->valuedouble) p->level = (int)lv->valuedouble;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
