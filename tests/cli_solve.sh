@@ -92,6 +92,9 @@ expect_cmp "correct lines" "$right" "==" "$(field correct "$slow")"
 closed=$(grep -c '</think>' "$T/slow.out")
 expect_cmp "slow outputs with </think>" "$closed" "==" "$n_mix"
 grep -q '"extracted": "[0-9-]' "$T/fast.out" && ok || bad "no extracted answers in $T/fast.out"
+KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/l1.jsonl" --limit 1 --think fast -t 1 --show >"$T/show" 2>&1
+expect_rc "--show" $? 0
+grep -q '^=> .*, reference .*: \(RIGHT\|WRONG\), [0-9]* tokens' "$T/show" && ok || bad "--show output: $(cat "$T/show")"
 
 echo "cli_solve: $checks checks, $fails failed (slow $(field accuracy "$slow"), fast L1 $(field accuracy "$fast1"), fast L8 $(field accuracy "$fast8"), token ratio $ratio)"
 [ $fails -eq 0 ]

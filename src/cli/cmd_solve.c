@@ -27,6 +27,7 @@ static void help(void) {
            "  --out FILE            write one JSON line per problem: question, output, extracted, reference,\n"
            "                        correct, tokens, prompt_tokens, time_s, stop (and id, level when given)\n"
            "  --json                print the summary as one JSON object\n"
+           "  --show                print each question, the model's output and the verdict as it goes\n"
            "  -t, --threads N       threads (default: all cores)\n"
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
            "  --temp T, --top-k K, --top-p P, --seed S   sampling (default: greedy)\n\n"
@@ -40,7 +41,7 @@ typedef struct {
     kvl_think think;
     const char *think_name;
     long long max_tokens, limit;
-    int json, n_threads, n_ctx;
+    int json, show, n_threads, n_ctx;
     kvl_sampler_params sp;
 } solve_opts;
 
@@ -55,6 +56,9 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
             return 1;
         } else if (cli_is(a, "--json", NULL)) {
             o->json = 1;
+            continue;
+        } else if (cli_is(a, "--show", NULL)) {
+            o->show = 1;
             continue;
         }
         if (!(v = cli_value(argc, argv, &i, "solve"))) return 2;
@@ -275,6 +279,9 @@ int cmd_solve(int argc, char **argv) {
             free(user), free(prompt), free(ids), free(text);
             goto done;
         }
+        /* gsm8k references are whole worked answers: show their number */
+        char *ref_num = fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(pb.reference) : NULL;
+        const char *shown = ref_num ? ref_num : pb.reference;
         if (r.out) {
             fprintf(r.out, "{\"index\": %ld, ", all.n);
             if (pb.id) fprintf(r.out, "\"id\": %s, ", pb.id);
@@ -286,14 +293,18 @@ int cmd_solve(int argc, char **argv) {
             fputs(", \"extracted\": ", r.out);
             if (gr.extracted) cli_json_string(r.out, gr.extracted, strlen(gr.extracted));
             else fputs("null", r.out);
-            /* gsm8k references are whole worked answers: show their number */
-            char *ref = fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(pb.reference) : NULL;
-            const char *shown = ref ? ref : pb.reference;
             fputs(", \"reference\": ", r.out);
             cli_json_string(r.out, shown, strlen(shown));
-            free(ref);
             fprintf(r.out, ", \"correct\": %s, \"tokens\": %d, \"prompt_tokens\": %d, \"time_s\": %.3f, \"stop\": \"%s\"}\n",
                     gr.correct ? "true" : "false", g.n_gen, n_ids, g.t_prompt + g.t_gen, g.stop);
+        }
+        if (o.show) {
+            cli_progress_end(&prog);
+            char lv[32] = "";
+            if (pb.level >= 0) snprintf(lv, sizeof lv, " (level %d)", pb.level);
+            printf("--- problem %ld%s: %s\n%s\n=> %s, reference %s: %s, %d tokens, %.2f s\n\n", all.n + 1, lv,
+                   pb.question, text, gr.extracted ? gr.extracted : "no answer", shown, gr.correct ? "RIGHT" : "WRONG",
+                   g.n_gen, g.t_prompt + g.t_gen);
         }
         r.n_tokens[all.n] = g.n_gen;
         tally *t[2] = {&all, pb.level >= 0 && pb.level < MAX_LEVEL ? &by_level[pb.level] : NULL};
@@ -303,6 +314,7 @@ int cmd_solve(int argc, char **argv) {
         t_prompt += g.t_prompt;
         prompt_tokens += n_ids;
         free(gr.extracted);
+        free(ref_num);
         kvl_problem_free(&pb);
         free(user), free(prompt), free(ids), free(text);
         cli_progress_update(&prog, all.n);
