@@ -47,6 +47,12 @@ float kvl_f16_to_f32(uint16_t h);
 uint16_t kvl_f32_to_f16(float f);
 float kvl_bf16_to_f32(uint16_t h);
 uint16_t kvl_f32_to_bf16(float f);
+/* The portable f16 conversions (used when F16C is absent); bit-identical to the hardware ones. */
+float kvl_f16_to_f32_ref(uint16_t h);
+uint16_t kvl_f32_to_f16_ref(float f);
+
+/* Q4_K: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes. */
+void kvl_q4_K_scale_min(const uint8_t *scales, int j, int *sc, int *m);
 
 /* Decode n elements (a multiple of the block size) of `type` from src into dst. Portable reference code. */
 void kvl_dequant_row(int type, const void *src, float *dst, int64_t n);
