@@ -2,8 +2,9 @@
  *
  * Integer products are exact; the only added error is the activation rounding, |x - d q| <= d/2 with
  * d = max|x_block| / 127, so |y - y_exact| <= sum over blocks b of (d_b / 2) * sum_{i in b} |w_i| (plus f32
- * rounding of the per-block sums). In relative terms that is at most 1/254 of sum|w||x|-scale per element and in
- * practice ~1e-3 of |y| for random data, below the weights' own quantization error (Q8_0 ~ 1/254 too).
+ * rounding of the per-block sums); test_matmul checks exactly this bound. Measured on Gaussian activations with
+ * 1% outliers (x20): ~0.8% rms relative error of y (Q8_0), the same order as the rounding of the Q8_0 weights
+ * themselves (also 1/127 of the block maximum); llama.cpp's quantized-activation path has the same error.
  *
  * AVX2 products: maddubs multiplies unsigned by signed bytes and adds pairs into int16 with saturation. Q8_0
  * weights use |w| against sign(w) * x: |w| <= 128 and |x| <= 127 give pair sums <= 32512, no saturation (also
