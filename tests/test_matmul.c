@@ -284,5 +284,13 @@ int main(void) {
     kvl_matmul(y, x, &bogus, 1);
     kvl_weight_row(&bogus, 0, row);
     CHECK(y[0] == 0 && y[2] == 0 && y[3] == 1 && row[0] == 0 && row[3] == 0);
+    /* n_in == 0: empty sums, on every path */
+    for (int nt = 1; nt <= 6; nt += 5) {
+        float y0[12];
+        for (int i = 0; i < 12; i++) y0[i] = 1;
+        const kvl_weight empty = {KVL_TYPE_Q8_0, 0, 2, 0, x};
+        kvl_matmul(y0, x, &empty, nt);
+        CHECK(y0[0] == 0 && y0[2 * nt - 1] == 0);
+    }
     return kvl_test_result("test_matmul");
 }
