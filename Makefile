@@ -2,7 +2,7 @@
 # `make asan` builds and tests with Address/UB sanitizers in build-asan/.
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test asan check clean
+.PHONY: all build test asan check clean demo
 all: build
 
 build:
@@ -22,3 +22,11 @@ check: test asan
 
 clean:
 	rm -rf build build-asan
+
+# The demo: convert a small checkpoint, show it, generate, and dump its cache as NumPy arrays.
+demo: build
+	build/kvlens convert tests/fixtures/qwen3/hf build/demo.gguf --no-vocab --type bf16
+	build/kvlens info -m build/demo.gguf
+	build/kvlens run -m build/demo.gguf --tokens 1,17,42,99 -n 16
+	build/kvlens dump -m build/demo.gguf --tokens 1,17,42,99 -o build/demo-dump
+	@ls -l build/demo-dump

@@ -82,6 +82,18 @@ kvl_status kvl_model_load(const char *path, kvl_model **out);
 void kvl_model_free(kvl_model *m);
 const kvl_hparams *kvl_model_hparams(const kvl_model *m);
 
+/* The tensors of a file-backed model (0 for random models). The name is not NUL-terminated. */
+typedef struct {
+    const char *name;
+    int name_len;
+    int type;             /* kvl_type numbering (GGUF's) */
+    int n_dims;
+    int64_t ne[4];        /* ne[0] innermost */
+    uint64_t n_bytes;
+} kvl_tensor_info;
+int kvl_model_n_tensors(const kvl_model *m);
+kvl_status kvl_model_tensor_info(const kvl_model *m, int i, kvl_tensor_info *out);
+
 /* Shapes for benchmarks without a file: random weights of a real model's shape, in memory.
  * names: "qwen3-0.6b", "llama3.2-1b", "qwen3-8b", ... (kvl_shape_names lists them). */
 kvl_status kvl_model_random(const char *shape, int type, uint64_t seed, kvl_model **out);
@@ -145,6 +157,210 @@ int32_t kvl_sample(kvl_sampler *s, const float *logits, int n_vocab);
 
 /* Token ids that end a generation (eos, eot, im_end...), from the model's metadata. */
 int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids);
+bool kvl_model_is_eog(const kvl_model *m, int32_t id);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Conversion: a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer files) -> a GGUF file
+ * with llama.cpp's names, metadata and layout (llama Q/K rows permuted, llama3 RoPE factors as rope_freqs.weight).
+ */
+enum {
+    KVL_CONVERT_VOCAB_ONLY = 1 << 0, /* general.architecture + tokenizer only (a directory of tokenizer files) */
+    KVL_CONVERT_NO_VOCAB = 1 << 1,   /* skip the tokenizer: the file then cannot tokenize text */
+};
+
+typedef struct {
+    int type;       /* weights: KVL_TYPE_F32/F16/BF16/Q8_0, or -1 (default): bf16 for a bf16 checkpoint, else f16.
+                     * 1-D tensors are always f32; q8_0 falls back to f16 for rows not a multiple of 32. */
+    unsigned flags; /* KVL_CONVERT_* */
+    void (*progress)(void *user, int done, int total, const char *tensor); /* optional, once per tensor */
+    void (*note)(void *user, const char *message);                         /* optional: fallbacks taken */
+    void *user;
+} kvl_convert_params;
+
+kvl_convert_params kvl_convert_default_params(void);
+/* Writes out (through out.partial, renamed at the end: a failed conversion leaves no file). p NULL = defaults. */
+kvl_status kvl_convert_hf(const char *dir, const char *out, const kvl_convert_params *p);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Tokenizer and chat templates.
+ *
+ * Byte-level BPE identical to Hugging Face `tokenizers` for the pre-tokenizers llama-bpe (Llama-3.x), qwen2
+ * (Qwen2/2.5/3) and deepseek-r1-qwen (DeepSeek-R1-Distill-Qwen); other tokenizers are refused. Chat templates are
+ * recognised by their text (Qwen3, QwQ, Qwen2.5, Qwen2, DeepSeek-R1-Distill, Llama-3, 3.1, 3.2) and rendered
+ * byte-for-byte as their Jinja source renders in transformers.
+ */
+typedef struct kvl_tokenizer kvl_tokenizer;
+
+/* Open the tokenizer of a GGUF file (a full model or a vocab-only file). */
+kvl_status kvl_tokenizer_load(const char *gguf_path, kvl_tokenizer **out);
+/* The tokenizer of a loaded model (owned by the model). Fails, naming the reason, when the file has none or one
+ * kvlens does not know; the model itself still runs on token ids then. */
+kvl_status kvl_model_tokenizer(const kvl_model *m, const kvl_tokenizer **out);
+void kvl_tokenizer_free(kvl_tokenizer *t);
+
+int kvl_tokenizer_n_vocab(const kvl_tokenizer *t);
+int32_t kvl_token_bos(const kvl_tokenizer *t);      /* -1 when the model has none */
+int32_t kvl_token_eos(const kvl_tokenizer *t);      /* -1 when none */
+int32_t kvl_token_eot(const kvl_tokenizer *t);      /* end of turn (<|eot_id|>, <|im_end|>...), -1 when none */
+bool kvl_tokenizer_add_bos(const kvl_tokenizer *t); /* whether the model expects a BOS in front of raw text */
+/* Tokens that end a generation (eos, eot, <|eom_id|>, <|end_of_text|>, <|endoftext|>... that the vocab has). */
+int kvl_tokenizer_eog(const kvl_tokenizer *t, const int32_t **ids);
+bool kvl_token_is_eog(const kvl_tokenizer *t, int32_t id);
+/* The id of the token whose text is exactly `text` (an added/special token such as "<think>", or a vocabulary
+ * entry given as raw bytes such as "\n\n"); -1 when there is none. */
+int32_t kvl_token_lookup(const kvl_tokenizer *t, const char *text);
+/* Whether id is a control (special) token such as <|im_start|>; false for normal and out-of-range ids. */
+bool kvl_token_is_special(const kvl_tokenizer *t, int32_t id);
+/* The tokenizer's pre-tokenizer name ("llama-bpe", "qwen2", "deepseek-r1-qwen"). */
+const char *kvl_tokenizer_pre(const kvl_tokenizer *t);
+
+/* Tokenize UTF-8 text[0..len). Special and added token texts in the input become their tokens, as in Hugging Face
+ * with add_special_tokens=False; add_bos puts the BOS token first (when the model has one). *ids is malloc'd (free
+ * it with free()); fails with KVL_ERR_ARG on invalid UTF-8. To tokenize a rendered chat prompt pass add_bos=false:
+ * templates that want a BOS write it themselves. */
+kvl_status kvl_tokenize(const kvl_tokenizer *t, const char *text, size_t len, bool add_bos, int32_t **ids, int *n);
+
+/* The raw bytes of one token (not NUL-terminated; possibly an incomplete UTF-8 sequence), NULL for an
+ * out-of-range id. Added and special tokens give their text. */
+const char *kvl_token_piece(const kvl_tokenizer *t, int32_t id, size_t *len);
+/* The bytes of ids[0..n) concatenated (exactly the text they encode); *text is malloc'd and NUL-terminated. */
+kvl_status kvl_detokenize(const kvl_tokenizer *t, const int32_t *ids, int n, char **text, size_t *len);
+
+/* Streaming decoder: feed tokens one at a time and get text that is always whole UTF-8 characters; bytes of a
+ * character split across tokens are held back until it completes. Byte sequences that can never become valid
+ * UTF-8 come out as U+FFFD (as Hugging Face's decode does). */
+typedef struct kvl_detok kvl_detok;
+kvl_status kvl_detok_new(const kvl_tokenizer *t, kvl_detok **out);
+/* *text (not NUL-terminated) stays valid until the next call on d. */
+kvl_status kvl_detok_push(kvl_detok *d, int32_t id, const char **text, size_t *len);
+/* End of the stream: what is still held back (an incomplete character becomes U+FFFD); resets d. */
+void kvl_detok_flush(kvl_detok *d, const char **text, size_t *len);
+void kvl_detok_free(kvl_detok *d);
+
+/* One chat message. role: "system", "user", "assistant" or "tool" (as the template knows them). */
+typedef struct {
+    const char *role;
+    const char *content;
+} kvl_chat_msg;
+
+/* Thinking at the start of the assistant turn (only with add_generation_prompt):
+ *   DEFAULT, ON, OFF  render the template with Hugging Face's enable_thinking unset, True, False;
+ *   SLOW              the turn starts with the model's opening "<think>\n" (the model reasons);
+ *   FAST              the turn starts with an empty think block, "<think>\n\n</think>\n\n" for Qwen3 and
+ *                     "<think>\n</think>\n\n" for DeepSeek-R1-Distill and QwQ (the model answers directly).
+ * SLOW and FAST fail with KVL_ERR_UNSUPPORTED on templates without thinking (Llama, Qwen2.5). */
+typedef enum { KVL_THINK_DEFAULT = 0, KVL_THINK_ON, KVL_THINK_OFF, KVL_THINK_SLOW, KVL_THINK_FAST } kvl_think;
+
+typedef struct {
+    bool add_generation_prompt; /* end with the start of an assistant turn */
+    kvl_think think;
+    /* Template text to use instead of the model's: one of the recognised templates, or a simple explicit format
+     * (text whose first line is "kvlens-chat-format", then "key: value" lines: bos, system, user, assistant,
+     * tool, generation, think-open, think-close; {content} marks the message; \n escapes). NULL = the model's. */
+    const char *template_override;
+    /* Llama-3.1/3.2 "Today Date" (date_string), e.g. "26 Jul 2024". NULL = as transformers renders it: the
+     * template's default for 3.1, today's date for 3.2. */
+    const char *date;
+} kvl_chat_params;
+
+kvl_chat_params kvl_chat_default_params(void); /* generation prompt on, DEFAULT thinking, no override */
+/* Render messages[0..n) into a prompt; *out is malloc'd and NUL-terminated. t gives the template (unless
+ * overridden) and the BOS/EOS texts; it may be NULL when an override is given. Fails with KVL_ERR_UNSUPPORTED on a
+ * template it does not recognise. */
+kvl_status kvl_chat_render(const kvl_tokenizer *t, const kvl_chat_msg *messages, int n, const kvl_chat_params *p,
+                           char **out, size_t *len);
+/* Name of the template kind that would be used ("qwen3", "qwq", "qwen2.5", "qwen2", "deepseek-r1",
+ * "llama3", "llama3.1", "llama3.2", "format"); KVL_ERR_UNSUPPORTED when unrecognised. */
+kvl_status kvl_chat_template_kind(const kvl_tokenizer *t, const char *template_override, const char **name);
+/* For switching modes mid-generation (docs/METHOD.md section 5): *open is the text that starts thinking
+ * ("<think>\n") and *close the text that ends it and starts the answer ("</think>\n\n"). Static strings;
+ * KVL_ERR_UNSUPPORTED for templates without thinking. */
+kvl_status kvl_chat_think_tags(const kvl_tokenizer *t, const char *template_override, const char **open,
+                               const char **close);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Representations and embeddings (docs/METHOD.md section 3).
+ *
+ * A representation pools the KV cache of selected layers over a range of positions into one vector, reading the
+ * live cache in place (no copy, no hidden states): positions first, then KV heads, then layers, then optional L2
+ * normalisation. With kv_cat the per-head vector is [pooled k ; pooled v]. Baselines: `hidden` pools the hidden
+ * states of the same layers (layer l -> the residual stream after block l, hidden index l + 1; needs keep_hidden;
+ * kv_part and head_agg do not apply), `random` is a Gaussian vector of the kv dimension seeded by the text.
+ */
+typedef enum { KVL_SOURCE_KV = 0, KVL_SOURCE_HIDDEN, KVL_SOURCE_RANDOM } kvl_repr_source;
+typedef enum { KVL_KV_K = 0, KVL_KV_V, KVL_KV_CAT } kvl_kv_part;
+typedef enum { KVL_POS_MEAN = 0, KVL_POS_SUM, KVL_POS_LAST, KVL_POS_CLS } kvl_pos_agg;   /* cls = first position */
+typedef enum { KVL_HEADS_MEAN = 0, KVL_HEADS_FLATTEN } kvl_head_agg;
+typedef enum { KVL_LAYERS_MEAN = 0, KVL_LAYERS_SUM, KVL_LAYERS_FLATTEN, KVL_LAYERS_LAST } kvl_layer_agg;
+
+#define KVL_REPR_MAX_LAYERS 256
+
+typedef struct {
+    kvl_repr_source source;
+    int last_n;                        /* > 0: the last last_n layers; 0: the explicit list below */
+    int n_layers;                      /* explicit selection layers[0..n_layers), in this order (flatten/last) */
+    int layers[KVL_REPR_MAX_LAYERS];
+    kvl_kv_part kv_part;
+    kvl_pos_agg pos_agg;
+    kvl_head_agg head_agg;
+    kvl_layer_agg layer_agg;
+    bool normalize;                    /* L2-normalise the final vector (a zero vector stays zero) */
+    int window;                        /* > 0: only the last `window` positions of the range */
+} kvl_repr_config;
+
+/* The paper's embedding setting: last 4 layers, kv_cat, mean, mean, mean, L2 -> 2*head_dim numbers. */
+kvl_repr_config kvl_repr_embedding_config(void);
+/* The paper's classifier setting: last `window` positions, last `last_n` layers, kv_cat, sum, flatten, mean, no
+ * normalisation -> 2*n_head_kv*head_dim numbers. */
+kvl_repr_config kvl_repr_classifier_config(int window, int last_n);
+/* Set one knob from its text form: "source" kv|hidden|random, "layers" last:N|i,j,k, "kv_part" k|v|kv_cat,
+ * "pos_agg" mean|sum|last|cls, "head_agg" mean|flatten, "layer_agg" mean|sum|flatten|last, "normalize" on|off,
+ * "window" W (0 = off). KVL_ERR_ARG with a message naming the knob and what it accepts. */
+kvl_status kvl_repr_set(kvl_repr_config *cfg, const char *knob, const char *value);
+/* "source=kv layers=last:4 kv_part=kv_cat pos_agg=mean head_agg=mean layer_agg=mean normalize=on window=0" */
+void kvl_repr_describe(const kvl_repr_config *cfg, char *buf, size_t size);
+/* Check cfg against the model (layers in range, non-empty selection) and give the vector's length. */
+kvl_status kvl_repr_dim(const kvl_model *m, const kvl_repr_config *cfg, int *dim);
+/* The vector of positions [t0, t1) of the context (any range of the filled positions; window applies within it)
+ * for source kv or hidden; out holds kvl_repr_dim floats. Source random has no text here: use kvl_repr_random. */
+kvl_status kvl_repr_compute(const kvl_ctx *c, const kvl_repr_config *cfg, int t0, int t1, float *out);
+/* The random baseline: dim standard Gaussian numbers seeded by key[0..len) (the text's bytes), L2-normalised. */
+void kvl_repr_random(const void *key, size_t len, int dim, float *out);
+
+/* What to do with a sequence longer than the context. */
+typedef enum { KVL_TRUNCATE_NONE = 0, KVL_TRUNCATE_LEFT, KVL_TRUNCATE_RIGHT } kvl_truncate;
+
+/* Embed one token sequence under several configurations with one forward pass: clears the context, prefills
+ * ids[0..n) (no logits) and pools all n positions for each cfgs[i] into out[i] (kvl_repr_dim floats each). A
+ * sequence longer than the context fails with KVL_ERR_RANGE unless truncated: LEFT keeps the last n_ctx tokens,
+ * RIGHT the first. key[0..key_len) seeds source random (NULL: the ids' bytes); when every configuration is random
+ * no forward pass runs. Source hidden needs a context made with keep_hidden. */
+kvl_status kvl_embed_ids(kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int32_t *ids, int n,
+                         kvl_truncate truncate, const void *key, size_t key_len, float *const *out);
+
+/* MTEB-style classification of embeddings: a multinomial logistic regression (L2-regularised as scikit-learn's
+ * LogisticRegression with C, unpenalised intercept, L-BFGS) trained on the train rows, scored on the test rows. */
+typedef struct {
+    int n_seeds;             /* experiments (default 5); seed i uses seed + i */
+    uint64_t seed;           /* default 42 */
+    double test_fraction;    /* seeded stratified split when no split is given (default 0.3) */
+    int samples_per_label;   /* > 0: undersample each class of the train rows to this many per experiment */
+    double C;                /* inverse regularisation strength (default 1) */
+    int max_iter;            /* L-BFGS iterations (default 500) */
+} kvl_clf_params;
+
+typedef struct {
+    double acc_mean, acc_std;   /* accuracy over the seeds: mean and (population) standard deviation */
+    double f1_mean, f1_std;     /* macro-F1 over the labels that occur in the test rows or the predictions */
+    int n_train, n_test;        /* rows of the first experiment */
+} kvl_clf_result;
+
+kvl_clf_params kvl_clf_default_params(void);
+/* X: [n][dim] row-major; labels in 0..n_class-1; split NULL or per row 0 = train, 1 = test. Without a split each
+ * seed draws a stratified one: round(test_fraction * n_c) rows of a class of n_c go to the test part, at least one
+ * and at most n_c - 1 (a class of one row stays in train). Fails when a part would be empty. */
+kvl_status kvl_clf_evaluate(const float *X, int n, int dim, const int *labels, int n_class, const int8_t *split,
+                            const kvl_clf_params *p, kvl_clf_result *out);
 
 #ifdef __cplusplus
 }

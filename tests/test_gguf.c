@@ -231,6 +231,7 @@ static void path_in_tmp(char *buf, size_t size, const char *name) { snprintf(buf
 
 static uint8_t *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
+    *n = 0;
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long sz = ftell(f);

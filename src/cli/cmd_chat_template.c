@@ -1,8 +1,93 @@
-/* Placeholder until this command lands: it says so and fails. */
+/* kvlens chat-template: render a conversation with the model's chat template (or an override). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
 
+static void help(FILE *f) {
+    fprintf(f,
+            "usage: kvlens chat-template -m MODEL.gguf --messages FILE.json [options]\n\n"
+            "Print the prompt the model's chat template makes of a conversation, byte for byte as Hugging Face\n"
+            "renders it. FILE.json is a list of {\"role\": ..., \"content\": ...} (\"-\" reads stdin). Known templates:\n"
+            "Qwen3, QwQ, Qwen2.5, Qwen2, DeepSeek-R1-Distill, Llama-3, 3.1, 3.2; others are refused.\n\n"
+            "options:\n"
+            "  -m, --model F            the GGUF file (a full model or a vocab-only file)\n"
+            "  --messages F             the conversation\n"
+            "  --think MODE             default | on | off: Hugging Face's enable_thinking unset / True / False;\n"
+            "                           slow: the assistant turn opens <think>; fast: it starts with an empty\n"
+            "                           think block (hybrid-thinking templates only)\n"
+            "  --no-generation-prompt   end after the last message (no assistant turn started)\n"
+            "  --template F             use this template instead of the model's: one of the known templates,\n"
+            "                           or a file starting with the line 'kvlens-chat-format' followed by\n"
+            "                           'key: value' lines (bos, system, user, assistant, tool, generation,\n"
+            "                           think-open, think-close; {content} marks the message, \\n a newline)\n"
+            "  --date D                 Llama-3.1/3.2 \"Today Date\" (default: the template's, or today for 3.2)\n"
+            "  --kind                   print the name of the recognised template instead\n"
+            "  -h, --help               this help\n");
+}
+
 int cmd_chat_template(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_error("chat_template", "not implemented yet");
+    const char *cmd = "chat-template", *model = NULL, *msgs = NULL, *tmpl_path = NULL;
+    kvl_chat_params p = kvl_chat_default_params();
+    bool kind_only = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_is(a, "-h", "--help")) {
+            help(stdout);
+            return 0;
+        } else if (cli_is(a, "-m", "--model")) {
+            if (!(model = cli_value(argc, argv, &i, cmd))) return 2;
+        } else if (cli_is(a, "--messages", NULL)) {
+            if (!(msgs = cli_value(argc, argv, &i, cmd))) return 2;
+        } else if (cli_is(a, "--template", NULL)) {
+            if (!(tmpl_path = cli_value(argc, argv, &i, cmd))) return 2;
+        } else if (cli_is(a, "--date", NULL)) {
+            if (!(p.date = cli_value(argc, argv, &i, cmd))) return 2;
+        } else if (cli_is(a, "--think", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, cmd))) return 2;
+            if (cli_parse_think(v, &p.think)) return cli_usage(cmd, "--think takes default, on, off, slow or fast, not '%s'", v);
+        } else if (cli_is(a, "--no-generation-prompt", NULL)) {
+            p.add_generation_prompt = false;
+        } else if (cli_is(a, "--kind", NULL)) {
+            kind_only = true;
+        } else {
+            return cli_usage(cmd, "unexpected argument '%s'", a);
+        }
+    }
+    if (!model && !tmpl_path) return cli_usage(cmd, "needs -m MODEL.gguf (or --template FILE)");
+    if (!msgs && !kind_only) return cli_usage(cmd, "needs --messages FILE.json");
+
+    char *tmpl = NULL;
+    if (tmpl_path && !(tmpl = cli_read_file(tmpl_path, NULL))) return 1;
+    p.template_override = tmpl;
+    kvl_tokenizer *t = NULL;
+    kvl_status s = model ? kvl_tokenizer_load(model, &t) : KVL_OK;
+    cJSON *json = NULL;
+    kvl_chat_msg *m = NULL;
+    int rc = 0;
+    if (s != KVL_OK) {
+        rc = cli_fail(cmd, s);
+    } else if (kind_only) {
+        const char *name;
+        s = kvl_chat_template_kind(t, tmpl, &name);
+        if (s != KVL_OK) rc = cli_fail(cmd, s);
+        else puts(name);
+    } else {
+        int n = cli_read_messages(msgs, cmd, &json, &m);
+        char *out = NULL;
+        size_t len;
+        if (n < 0) rc = 1;
+        else if ((s = kvl_chat_render(t, m, n, &p, &out, &len)) != KVL_OK) rc = cli_fail(cmd, s);
+        else {
+            fwrite(out, 1, len, stdout);
+            if (fflush(stdout)) rc = cli_error(cmd, "cannot write the output");
+        }
+        free(out);
+    }
+    free(m);
+    cJSON_Delete(json);
+    kvl_tokenizer_free(t);
+    free(tmpl);
+    return rc;
 }

@@ -1,8 +1,81 @@
-/* Placeholder until this command lands: it says so and fails. */
+/* kvlens convert: Hugging Face checkpoint directory -> GGUF. */
+#include <string.h>
+#include <sys/stat.h>
+
 #include "cli/cli.h"
 
+static void help(FILE *f) {
+    fprintf(f,
+            "usage: kvlens convert HF_DIR OUT.gguf [options]\n\n"
+            "Convert a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json,\n"
+            "tokenizer_config.json) of a Llama, Qwen2 or Qwen3 model into a GGUF file that follows llama.cpp's\n"
+            "conventions.\n\n"
+            "options:\n"
+            "  --type T       weight type: f32, f16, bf16, q8_0 (default: bf16 for a bf16 checkpoint, else f16).\n"
+            "                 1-D tensors (norms, biases) are always f32; q8_0 keeps f16 for rows that are not a\n"
+            "                 multiple of 32 elements.\n"
+            "  --vocab-only   write only the architecture and the tokenizer (HF_DIR may hold just tokenizer files)\n"
+            "  --no-vocab     skip the tokenizer (the file can then not tokenize text)\n"
+            "  -h, --help     this help\n");
+}
+
+static void on_progress(void *user, int done, int total, const char *tensor) {
+    (void)tensor;
+    cli_progress *p = user;
+    if (p->total != total) cli_progress_start(p, "converting", total);
+    cli_progress_update(p, done);
+}
+
+static void on_note(void *user, const char *msg) {
+    cli_progress *p = user;
+    if (p->active) fputc('\n', stderr); /* don't append to the progress bar's line */
+    fprintf(stderr, "kvlens convert: note: %s\n", msg);
+}
+
 int cmd_convert(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    return cli_error("convert", "not implemented yet");
+    const char *pos[2] = {NULL, NULL};
+    int n_pos = 0;
+    kvl_convert_params p = kvl_convert_default_params();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is(a, "-h", "--help")) {
+            help(stdout);
+            return 0;
+        } else if (cli_is(a, "--type", NULL)) {
+            const char *v = cli_value(argc, argv, &i, "convert");
+            if (!v) return 2;
+            if (!strcmp(v, "f32")) p.type = KVL_TYPE_F32;
+            else if (!strcmp(v, "f16")) p.type = KVL_TYPE_F16;
+            else if (!strcmp(v, "bf16")) p.type = KVL_TYPE_BF16;
+            else if (!strcmp(v, "q8_0")) p.type = KVL_TYPE_Q8_0;
+            else return cli_usage("convert", "unknown --type '%s' (f32, f16, bf16, q8_0)", v);
+        } else if (cli_is(a, "--vocab-only", NULL)) {
+            p.flags |= KVL_CONVERT_VOCAB_ONLY;
+        } else if (cli_is(a, "--no-vocab", NULL)) {
+            p.flags |= KVL_CONVERT_NO_VOCAB;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage("convert", "unknown option '%s'", a);
+        } else if (n_pos < 2) {
+            pos[n_pos++] = a;
+        } else {
+            return cli_usage("convert", "unexpected argument '%s'", a);
+        }
+    }
+    if (n_pos < 2) return cli_usage("convert", "needs HF_DIR and OUT.gguf");
+    if ((p.flags & KVL_CONVERT_VOCAB_ONLY) && (p.flags & KVL_CONVERT_NO_VOCAB))
+        return cli_usage("convert", "--vocab-only and --no-vocab exclude each other");
+
+    cli_progress bar;
+    memset(&bar, 0, sizeof bar);
+    bar.label = "converting";
+    p.progress = on_progress;
+    p.note = on_note;
+    p.user = &bar;
+    kvl_status s = kvl_convert_hf(pos[0], pos[1], &p);
+    if (bar.total) cli_progress_end(&bar);
+    if (s != KVL_OK) return cli_fail("convert", s);
+    struct stat st;
+    double mib = stat(pos[1], &st) == 0 ? (double)st.st_size / (1 << 20) : 0;
+    printf("wrote %s: %ld tensors, %.2f MiB\n", pos[1], bar.total, mib);
+    return 0;
 }

@@ -19,6 +19,8 @@ static const command commands[] = {
     {"tokenize", cmd_tokenize, "text on stdin -> token ids as a JSON array"},
     {"detokenize", cmd_detokenize, "JSON array of token ids on stdin -> text"},
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template"},
+    {"embed", cmd_embed, "embed texts by pooling the KV cache into vectors (.npy or JSONL)"},
+    {"embed-eval", cmd_embed_eval, "classify labelled texts from their embeddings: KV vs hidden vs random"},
 };
 
 static void usage(FILE *f) {
@@ -43,7 +45,6 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "kvlens: unknown command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "kvlens: unknown command '%s' (see kvlens --help)\n", argv[1]);
     return 2;
 }

@@ -25,12 +25,17 @@ typedef struct {
     char *chat_template;   /* tokenizer.chat_template, NULL when absent */
 } kvl_vocab_data;
 
-/* Read dir/tokenizer.json and dir/tokenizer_config.json. */
+/* Read dir/tokenizer.json and dir/tokenizer_config.json (optional). Refuses, with KVL_ERR_UNSUPPORTED, a
+ * tokenizer that is not exactly one of the kinds kvlens knows (pre-tokenizer pattern, normaliser, BPE options).
+ * Ids missing from the file become "[PAD<id>]" entries of type UNUSED. */
 kvl_status kvl_vocab_load_hf(const char *dir, kvl_vocab_data *v);
-/* Read the tokenizer.ggml.* keys of a GGUF file. */
+/* Read the tokenizer.ggml.* keys of a GGUF file; tokenizer.ggml.pre must name a known kind. */
 kvl_status kvl_vocab_load_gguf(const kvl_gguf *g, kvl_vocab_data *v);
 /* Set the tokenizer.ggml.* keys (and tokenizer.chat_template) on a writer. */
 kvl_status kvl_vocab_write_gguf(const kvl_vocab_data *v, kvl_gguf_writer *w);
 void kvl_vocab_data_free(kvl_vocab_data *v);
+/* Extend the vocabulary to n_total entries with "[PAD<id>]" UNUSED tokens (for a model whose embedding has more
+ * rows than the tokenizer has tokens, e.g. Qwen's 151936). No-op when it is already that large. */
+kvl_status kvl_vocab_pad(kvl_vocab_data *v, int32_t n_total);
 
 #endif

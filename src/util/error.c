@@ -18,13 +18,17 @@ kvl_status kvl_fail(kvl_status s, const char *fmt, ...) {
 }
 
 kvl_status kvl_fail_ctx(kvl_status s, const char *fmt, ...) {
-    char prefix[512], old[sizeof g_msg];
+    char prefix[256], old[sizeof g_msg];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    memcpy(g_msg, prefix, n);
+    memcpy(g_msg + n, ": ", 2);
+    memcpy(g_msg + n + 2, old, sizeof g_msg - n - 3);
+    g_msg[sizeof g_msg - 1] = 0;
     return s;
 }
 

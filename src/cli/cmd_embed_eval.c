@@ -1,0 +1,249 @@
+/* kvlens embed-eval: how well do pooled KV-cache vectors classify labelled texts? An MTEB-style protocol (logistic
+ * regression on the train rows, accuracy and macro-F1 on the test rows, several seeds), with the hidden-state and
+ * random baselines side by side. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli_embed.h"
+
+static void help(void) {
+    printf("usage: kvlens embed-eval -m MODEL --data FILE.jsonl [options]\n\n"
+           "Embeds every text once per source (one forward pass serves kv and hidden), then per seed trains a\n"
+           "multinomial logistic regression (L2, C as scikit-learn's) on the train rows and reports accuracy and\n"
+           "macro-F1 on the test rows: mean and standard deviation over the seeds. Rows with a \"split\" field\n"
+           "(train/test) keep it; otherwise each seed draws a stratified split.\n\n"
+           "data:\n"
+           "  --data FILE            JSONL records\n"
+           "  --text-field F         the text (default text; an array of token ids is accepted too)\n"
+           "  --label-field F        the label, a string or a number (default label)\n"
+           "  --split-field F        train/test (default split; absent in every row = a seeded split)\n"
+           "  --chat                 wrap each text as a user message in the model's chat template\n"
+           "  --truncate left|right  cut texts longer than the context (default: an error)\n\n"
+           "representation:\n"
+           "  --source LIST          comma-separated from kv,hidden,random (default all three)\n" CLI_REPR_OPTS_HELP
+           "\nprotocol:\n"
+           "  --seeds N              experiments (default 5)\n"
+           "  --seed S               first seed (default 42)\n"
+           "  --test-fraction F      test share of each label for seeded splits (default 0.3)\n"
+           "  --samples-per-label N  undersample the train rows to N per label and seed (default: all)\n"
+           "  --C X                  inverse regularisation strength (default 1)\n"
+           "  --json                 one JSON object instead of the table\n\n"
+           "model:\n"
+           "  -m, --model FILE       GGUF model\n"
+           "  -t, --threads N        threads (default: all cores)\n"
+           "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n");
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Labels as class indices 0..K-1 in sorted order of their text; names[k] borrow the items' strings. */
+static int label_ids(const cli_item *items, int n, int *labels, const char ***names) {
+    const char **sorted = malloc(n * sizeof *sorted);
+    if (!sorted) return -1;
+    for (int i = 0; i < n; i++) sorted[i] = items[i].label;
+    qsort(sorted, n, sizeof *sorted, cmp_str);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (!k || strcmp(sorted[i], sorted[k - 1])) sorted[k++] = sorted[i];
+    for (int i = 0; i < n; i++) {
+        const char *key = items[i].label;
+        const char **hit = bsearch(&key, sorted, k, sizeof *sorted, cmp_str);
+        labels[i] = (int)(hit - sorted);
+    }
+    *names = sorted;
+    return k;
+}
+
+static int parse_sources(const char *s, kvl_repr_source *out) {
+    int n = 0;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        kvl_repr_config c;
+        if (kvl_repr_set(&c, "source", tok) || n == 3) return -1;
+        for (int i = 0; i < n; i++)
+            if (out[i] == c.source) return -1;
+        out[n++] = c.source;
+    }
+    return n;
+}
+
+int cmd_embed_eval(int argc, char **argv) {
+    const char *model = NULL, *data = NULL, *v;
+    cli_input_spec spec = {CLI_FMT_JSONL, "text", "label", "split"};
+    kvl_repr_config cfg = kvl_repr_embedding_config();
+    kvl_clf_params cp = kvl_clf_default_params();
+    kvl_repr_source sources[3] = {KVL_SOURCE_KV, KVL_SOURCE_HIDDEN, KVL_SOURCE_RANDOM};
+    int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0;
+    long long threads = 0, n_ctx = 0, x;
+    double d;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int r = cli_repr_opt(argc, argv, &i, &cfg, "embed-eval");
+        if (r < 0) return 2;
+        if (r) continue;
+        if (cli_is(a, "-h", "--help")) {
+            help();
+            return 0;
+        } else if (cli_is(a, "-m", "--model")) {
+            if (!(model = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+        } else if (cli_is(a, "--data", NULL)) {
+            if (!(data = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+        } else if (cli_is(a, "--text-field", NULL)) {
+            if (!(spec.text_field = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+        } else if (cli_is(a, "--label-field", NULL)) {
+            if (!(spec.label_field = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+        } else if (cli_is(a, "--split-field", NULL)) {
+            if (!(spec.split_field = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+        } else if (cli_is(a, "--source", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if ((n_src = parse_sources(v, sources)) <= 0)
+                return cli_usage("embed-eval", "bad --source '%s' (expected a list of distinct kv, hidden, random)", v);
+        } else if (cli_is(a, "--chat", NULL)) {
+            chat = 1;
+        } else if (cli_is(a, "--truncate", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if ((truncate = cli_parse_truncate(v)) < 0) return cli_usage("embed-eval", "unknown --truncate '%s' (expected left|right)", v);
+        } else if (cli_is(a, "--seeds", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if (cli_parse_int(v, 1, 1000, &x)) return cli_usage("embed-eval", "bad --seeds '%s' (1 to 1000)", v);
+            cp.n_seeds = (int)x;
+        } else if (cli_is(a, "--seed", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage("embed-eval", "bad --seed '%s'", v);
+            cp.seed = (uint64_t)x;
+        } else if (cli_is(a, "--test-fraction", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if (cli_parse_float(v, &d) || !(d > 0 && d < 1)) return cli_usage("embed-eval", "bad --test-fraction '%s' (between 0 and 1)", v);
+            cp.test_fraction = d;
+        } else if (cli_is(a, "--samples-per-label", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if (cli_parse_int(v, 1, 1 << 30, &x)) return cli_usage("embed-eval", "bad --samples-per-label '%s'", v);
+            cp.samples_per_label = (int)x;
+        } else if (cli_is(a, "--C", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if (cli_parse_float(v, &d) || !(d > 0)) return cli_usage("embed-eval", "bad --C '%s' (a positive number)", v);
+            cp.C = d;
+        } else if (cli_is(a, "--json", NULL)) {
+            json = 1;
+        } else if (cli_is(a, "-t", "--threads")) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if (cli_parse_int(v, 1, 1024, &threads)) return cli_usage("embed-eval", "bad thread count '%s'", v);
+        } else if (cli_is(a, "-c", "--ctx")) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
+            if (cli_parse_int(v, 1, 1 << 24, &n_ctx)) return cli_usage("embed-eval", "bad context size '%s'", v);
+        } else {
+            return cli_usage("embed-eval", "unknown option '%s'", a);
+        }
+    }
+    if (!model) return cli_usage("embed-eval", "-m MODEL is required");
+    if (!data) return cli_usage("embed-eval", "--data FILE.jsonl is required");
+
+    cli_item *items;
+    int n, rc = cli_items_read("embed-eval", data, &spec, &items, &n);
+    if (rc) return rc;
+    kvl_model *m = NULL;
+    kvl_ctx *c = NULL;
+    float *vecs[3] = {NULL, NULL, NULL};
+    int *labels = malloc(n * sizeof *labels), dims[3], n_split = 0, longest = 0;
+    int8_t *split = malloc(n);
+    const char **names = NULL;
+    kvl_repr_config cfgs[3];
+    kvl_clf_result res[3];
+    if (!labels || !split) {
+        rc = cli_error("embed-eval", "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) n_split += items[i].split >= 0;
+    for (int i = 0; i < n && n_split && n_split < n; i++)
+        if (items[i].split < 0) {
+            rc = cli_error("embed-eval", "line %d has no \"%s\" field while other rows do", items[i].line, spec.split_field);
+            goto done;
+        }
+    for (int i = 0; i < n; i++) split[i] = (int8_t)items[i].split;
+    const int n_class = label_ids(items, n, labels, &names);
+    if (n_class < 2) {
+        rc = cli_error("embed-eval", "%s has %d distinct label(s) in \"%s\": need at least 2", data, n_class, spec.label_field);
+        goto done;
+    }
+    kvl_status s = kvl_model_load(model, &m);
+    if (s) {
+        rc = cli_fail("embed-eval", s);
+        goto done;
+    }
+    bool hidden = false;
+    for (int j = 0; j < n_src; j++) {
+        cfgs[j] = cfg;
+        cfgs[j].source = sources[j];
+        hidden |= sources[j] == KVL_SOURCE_HIDDEN;
+        if (kvl_repr_dim(m, &cfgs[j], &dims[j])) {
+            rc = cli_usage("embed-eval", "%s", kvl_last_error());
+            goto done;
+        }
+        if (!(vecs[j] = malloc((size_t)n * dims[j] * sizeof(float)))) {
+            rc = cli_error("embed-eval", "out of memory");
+            goto done;
+        }
+    }
+    if ((rc = cli_items_tokenize("embed-eval", m, items, n, chat))) goto done;
+    for (int i = 0; i < n; i++) longest = items[i].n_ids > longest ? items[i].n_ids : longest;
+    const kvl_hparams *hp = kvl_model_hparams(m);
+    int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    kvl_ctx_params pp = kvl_ctx_default_params();
+    pp.n_threads = (int)threads;
+    pp.keep_hidden = hidden;
+    pp.n_ctx = n_ctx ? (int)n_ctx : longest < cap ? longest : cap;
+    if ((s = kvl_ctx_new(m, &pp, &c))) {
+        rc = cli_fail("embed-eval", s);
+        goto done;
+    }
+    cli_embed_stats st;
+    if ((rc = cli_embed_items("embed-eval", c, cfgs, n_src, dims, items, n, (kvl_truncate)truncate, false, vecs, &st))) goto done;
+    for (int j = 0; j < n_src; j++) {
+        if ((s = kvl_clf_evaluate(vecs[j], n, dims[j], labels, n_class, n_split ? split : NULL, &cp, &res[j]))) {
+            rc = cli_error("embed-eval", "evaluation failed: %s", kvl_last_error());
+            goto done;
+        }
+    }
+    char desc[256];
+    kvl_repr_describe(&cfg, desc, sizeof desc);
+    static const char *const src_names[] = {"kv", "hidden", "random"};
+    if (json) {
+        printf("{\"data\": ");
+        cli_json_string(stdout, data, strlen(data));
+        printf(", \"rows\": %d, \"labels\": %d, \"split\": \"%s\", \"seeds\": %d, \"representation\": ", n, n_class,
+               n_split ? "given" : "stratified", cp.n_seeds);
+        cli_json_string(stdout, desc, strlen(desc));
+        printf(", \"results\": [");
+        for (int j = 0; j < n_src; j++)
+            printf("%s{\"source\": \"%s\", \"dim\": %d, \"n_train\": %d, \"n_test\": %d, \"accuracy\": %.6f, "
+                   "\"accuracy_std\": %.6f, \"macro_f1\": %.6f, \"macro_f1_std\": %.6f}", j ? ", " : "",
+                   src_names[sources[j]], dims[j], res[j].n_train, res[j].n_test, res[j].acc_mean, res[j].acc_std,
+                   res[j].f1_mean, res[j].f1_std);
+        printf("], \"embed_seconds\": %.3f}\n", st.seconds);
+    } else {
+        printf("data: %s, %d rows, %d labels (", data, n, n_class);
+        for (int k = 0; k < n_class; k++) {
+            int cnt = 0;
+            for (int i = 0; i < n; i++) cnt += labels[i] == k;
+            printf("%s%s %d", k ? ", " : "", names[k], cnt);
+        }
+        printf(")\nsplit: %s; %d seed%s from %llu; logistic regression C=%g\n", n_split ? "given" : "stratified per seed",
+               cp.n_seeds, cp.n_seeds > 1 ? "s" : "", (unsigned long long)cp.seed, cp.C);
+        printf("representation: %s (hidden: the same layers, pos_agg, layer_agg, normalize)\n", desc);
+        printf("embedding: %.1f s, %.1f texts/s\n\n", st.seconds, n / st.seconds);
+        printf("| source | dim | train | test | accuracy | macro-F1 |\n|---|---|---|---|---|---|\n");
+        for (int j = 0; j < n_src; j++)
+            printf("| %s | %d | %d | %d | %.3f ± %.3f | %.3f ± %.3f |\n", src_names[sources[j]], dims[j], res[j].n_train,
+                   res[j].n_test, res[j].acc_mean, res[j].acc_std, res[j].f1_mean, res[j].f1_std);
+    }
+done:
+    for (int j = 0; j < 3; j++) free(vecs[j]);
+    free(names);
+    free(labels);
+    free(split);
+    kvl_ctx_free(c);
+    kvl_model_free(m);
+    cli_items_free(items, n);
+    return rc;
+}
