@@ -3,7 +3,8 @@
  * measured streaming bandwidth and FMA peak. Weights are random (speed does not depend on the values).
  *
  *   bench_matmul [-t threads] [-r repeats] [-d | -p] [type...]   types: f32 f16 bf16 q8_0 q4_K q6_K (default all)
- *   -d: decode only, -p: prefill only
+ *   -d: decode only, -p: prefill only, -s: weights in 4 KB pages (default: transparent huge pages, as a loader
+ *   that reads the weights into memory advised with MADV_HUGEPAGE gets; a plain file mmap gets 4 KB pages)
  *
  * Decode streams DECODE_LAYERS distinct copies of the layer weights (far more than L3) plus the output matrix,
  * so the weights come from DRAM as in a real model. Prefill runs one layer's seven projections on 512 tokens. */
@@ -16,6 +17,10 @@
 #include "compute/bench.h"
 #include "compute/matmul.h"
 #include "compute/quant.h"
+
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 enum { HID = 1024, QD = 2048, KVD = 1024, FFN = 3072, VOCAB = 151936, N_LAYER = 28, DECODE_LAYERS = 8, PP = 512 };
 
@@ -60,13 +65,19 @@ static void fill(int type, uint8_t *p, size_t bytes) {
     }
 }
 
+static int g_huge = 1;
+
 static int make_weight(kvl_weight *W, int ti, int64_t n_in, int64_t n_out) {
     W->type = types[ti].type;
     W->n_in = n_in;
     W->n_out = n_out;
     W->row_bytes = (size_t)n_in / types[ti].block * types[ti].block_bytes;
-    uint8_t *d = aligned_alloc(64, (W->row_bytes * n_out + 63) / 64 * 64);
+    const size_t huge = (size_t)2 << 20, bytes = (W->row_bytes * n_out + huge - 1) / huge * huge;
+    uint8_t *d = aligned_alloc(huge, bytes);
     if (!d) return 0;
+#ifdef MADV_HUGEPAGE
+    if (g_huge) madvise(d, bytes, MADV_HUGEPAGE);
+#endif
     fill(W->type, d, W->row_bytes * n_out);
     W->data = d;
     return 1;
@@ -88,12 +99,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-d")) pre = 0;
         else if (!strcmp(argv[i], "-p")) dec = 0;
+        else if (!strcmp(argv[i], "-s")) g_huge = 0;
         else {
             int found = 0;
             for (int t = 0; t < 6; t++)
                 if (!strcmp(argv[i], types[t].name)) want[t] = found = any = 1;
             if (!found) {
-                fprintf(stderr, "usage: bench_matmul [-t threads] [-r repeats] [-d|-p] [f32|f16|bf16|q8_0|q4_K|q6_K...]\n");
+                fprintf(stderr, "usage: bench_matmul [-t threads] [-r repeats] [-d|-p] [-s] [f32|f16|bf16|q8_0|q4_K|q6_K...]\n");
                 return 2;
             }
         }
@@ -104,8 +116,8 @@ int main(int argc, char **argv) {
         for (int t = 0; t < 6; t++) want[t] = 1;
 
     const double bw = kvl_measure_bandwidth_gbs(threads), peak = kvl_measure_peak_gflops(threads);
-    printf("threads %d  bandwidth %.1f GB/s  fma peak %.1f GFLOP/s\n", threads > 0 ? threads : omp_get_max_threads(),
-           bw, peak);
+    printf("threads %d  bandwidth %.1f GB/s  fma peak %.1f GFLOP/s  weights in %s pages\n",
+           threads > 0 ? threads : omp_get_max_threads(), bw, peak, g_huge ? "huge" : "4 KB");
     printf("%-5s | %8s %6s %10s | %8s %6s %10s | %8s\n", "type", "dec GB/s", "of bw", "dec tok/s", "pp GF/s",
            "of pk", "pp tok/s", "lm_head ms");
 
@@ -155,7 +167,8 @@ int main(int argc, char **argv) {
             printf(" %8s %6s %10s |", "-", "-", "-");
         if (pre) printf(" %8.1f %5.0f%% %10.1f |", pp_gf, peak > 0 ? 100 * pp_gf / peak : 0, PP / (t_pp * N_LAYER));
         else printf(" %8s %6s %10s |", "-", "-", "-");
-        printf(" %8.2f\n", t_head * 1e3);
+        if (dec) printf(" %8.2f\n", t_head * 1e3);
+        else printf(" %8s\n", "-");
         fflush(stdout);
         for (int l = 0; l < DECODE_LAYERS; l++)
             for (int p = 0; p < 7; p++) free((void *)L[l][p].data);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "compute/matmul.h"
+#include "compute/quant.h"
 #include "compute/mm_internal.h" /* kvl_mm_int8_activations: which calls quantize the activations */
 #include "test_util.h"
 
@@ -85,8 +86,19 @@ static size_t row_bytes(int type, int64_t n) {
     }
     return 0;
 }
+/* When set, rows come from kvl_quantize_row on random floats (realistic Q8_0 blocks, |q| <= 127). */
+static int g_from_floats = 0;
+
 static void fill_row(int type, uint8_t *row, int64_t n) {
     const size_t nb = row_bytes(type, n);
+    if (g_from_floats) {
+        float *f = malloc(sizeof(float) * n);
+        for (int64_t i = 0; i < n; i++) f[i] = (float)unif() * 0.05f;
+        const size_t got = kvl_quantize_row(type, f, row, n);
+        free(f);
+        CHECK(got == nb);
+        return;
+    }
     for (size_t i = 0; i < nb; i++) row[i] = (uint8_t)rnd();
     switch (type) {
     case KVL_TYPE_F32:
@@ -165,6 +177,17 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
             }
         }
     }
+    /* the project's reference decoder (quant.c) agrees with this test's */
+    int deq_bad = 0;
+    for (int64_t o = 0; o < n_out; o++) {
+        kvl_dequant_row(type, data + o * rb, wrow, n_in);
+        for (int64_t i = 0; i < n_in; i++) {
+            const double r = wd[o * n_in + i];
+            deq_bad += !(fabs(wrow[i] - r) <= 4e-7 * fabs(r) + (is_quant(type) ? 1e-9 : 0));
+        }
+    }
+    CHECK_MSG(deq_bad == 0, "type %s n_in %lld: kvl_dequant_row differs in %d elements", tname(type), (long long)n_in,
+              deq_bad);
     CHECK_MSG(row_bad == 0, "type %s n_in %lld: %d decoded elements differ", tname(type), (long long)n_in, row_bad);
 
     for (int ti = 0; ti < ntoks; ti++) {
@@ -248,11 +271,26 @@ int main(void) {
             for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
                 check_case(cases[c].type, cases[c].n_in[k], outs[o], toks, ntoks);
 
+    /* Weights made by the project's quantizer, as the converter writes them. */
+    g_from_floats = 1;
+    check_case(KVL_TYPE_Q8_0, 1024, 67, toks, ntoks);
+    check_case(KVL_TYPE_BF16, 1024, 67, toks, ntoks);
+    check_case(KVL_TYPE_F16, 96, 67, toks, ntoks);
+    g_from_floats = 0;
+
     /* An unknown type yields zeros rather than reading the data. */
     float y[6] = {1, 1, 1, 1, 1, 1}, x[4] = {1, 2, 3, 4}, row[4] = {1, 1, 1, 1};
     const kvl_weight bogus = {999, 4, 3, 16, NULL};
     kvl_matmul(y, x, &bogus, 1);
     kvl_weight_row(&bogus, 0, row);
     CHECK(y[0] == 0 && y[2] == 0 && y[3] == 1 && row[0] == 0 && row[3] == 0);
+    /* n_in == 0: empty sums, on every path */
+    for (int nt = 1; nt <= 6; nt += 5) {
+        float y0[12];
+        for (int i = 0; i < 12; i++) y0[i] = 1;
+        const kvl_weight empty = {KVL_TYPE_Q8_0, 0, 2, 0, x};
+        kvl_matmul(y0, x, &empty, nt);
+        CHECK(y0[0] == 0 && y0[2 * nt - 1] == 0);
+    }
     return kvl_test_result("test_matmul");
 }

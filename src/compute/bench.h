@@ -3,8 +3,8 @@
 #define KVL_BENCH_H
 
 /* Streaming read bandwidth in GB/s (1e9 bytes/s) of n_threads threads (<= 0: the OpenMP default) over a
- * 256 MiB buffer, far beyond the last-level cache; best of several runs. 0 if the buffer cannot be allocated.
- * Takes about 0.2 s. */
+ * 256 MiB buffer, far beyond the last-level cache, advised to use transparent huge pages (Linux); best of
+ * several runs. 0 if the buffer cannot be allocated. Takes about 0.2 s. */
 double kvl_measure_bandwidth_gbs(int n_threads);
 
 /* f32 FMA throughput in GFLOP/s (an FMA counts 2) of n_threads threads running independent vector FMA chains;

@@ -125,7 +125,7 @@ static void matmul_q8gemm(float *y, const float *x, const kvl_weight *W, int n_t
 
 void kvl_matmul(float *y, const float *x, const kvl_weight *W, int n_tok) {
     if (n_tok <= 0 || W->n_out <= 0) return;
-    if (!kvl_mm_type_ok(W->type)) { /* the loader rejects such tensors; never read them */
+    if (!kvl_mm_type_ok(W->type) || W->n_in <= 0) { /* the loader rejects unknown types; never read them */
         memset(y, 0, (size_t)n_tok * (size_t)W->n_out * sizeof(float));
         return;
     }

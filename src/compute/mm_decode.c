@@ -83,6 +83,30 @@ static void decode_q6_K(const kvl_block_q6_K *b, float *d, int64_t nb) {
             const uint8_t *ql = b[k].ql + 64 * h, *qh = b[k].qh + 32 * h;
             const int8_t *sc = b[k].scales + 8 * h;
             float *y = d + 128 * h;
+#ifdef KVL_MM_AVX2
+            /* chunk c (32 values): low nibble (c < 2) or high nibble of ql[32 (c % 2) + l], bits 2c of qh[l] */
+            const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+            const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+            for (int c = 0; c < 4; c++) {
+                int8_t v[32];
+                _mm256_storeu_si256((__m256i *)v, _mm256_sub_epi8(q[c], off));
+                for (int j = 0; j < 32; j += 8) {
+                    const __m256 s = _mm256_set1_ps(dall * sc[2 * c + j / 16]);
+                    const __m256i vi = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(v + j)));
+                    _mm256_storeu_ps(y + 32 * c + j, _mm256_mul_ps(s, _mm256_cvtepi32_ps(vi)));
+                }
+            }
+#else
             for (int l = 0; l < 32; l++) {
                 const int s = l / 16;
                 y[l] = dall * sc[s] * (((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32);
@@ -90,6 +114,7 @@ static void decode_q6_K(const kvl_block_q6_K *b, float *d, int64_t nb) {
                 y[l + 64] = dall * sc[s + 4] * (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
                 y[l + 96] = dall * sc[s + 6] * (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
             }
+#endif
         }
     }
 }

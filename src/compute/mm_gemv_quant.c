@@ -2,8 +2,9 @@
  *
  * Integer products are exact; the only added error is the activation rounding, |x - d q| <= d/2 with
  * d = max|x_block| / 127, so |y - y_exact| <= sum over blocks b of (d_b / 2) * sum_{i in b} |w_i| (plus f32
- * rounding of the per-block sums). In relative terms that is at most 1/254 of sum|w||x|-scale per element and in
- * practice ~1e-3 of |y| for random data, below the weights' own quantization error (Q8_0 ~ 1/254 too).
+ * rounding of the per-block sums); test_matmul checks exactly this bound. Measured on Gaussian activations with
+ * 1% outliers (x20): ~0.8% rms relative error of y (Q8_0), the same order as the rounding of the Q8_0 weights
+ * themselves (also 1/127 of the block maximum); llama.cpp's quantized-activation path has the same error.
  *
  * AVX2 products: maddubs multiplies unsigned by signed bytes and adds pairs into int16 with saturation. Q8_0
  * weights use |w| against sign(w) * x: |w| <= 128 and |x| <= 127 give pair sums <= 32512, no saturation (also
@@ -99,29 +100,44 @@ INLINE __m256i dot32(__m256i u, __m256i s, __m256i pairs) {
 INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, const kvl_mm_qx *qx,
                      float out[][KVL_MM_GEMV_MAX_TOK]) {
 #ifdef KVL_MM_AVX2
-    __m256 acc[4][KVL_MM_GEMV_MAX_TOK];
+    /* blocks alternate between two accumulator sets: one FMA chain would cap a row at 34 bytes per FMA latency */
+    __m256 acc[2][2][KVL_MM_GEMV_MAX_TOK];
     const __m256i ones = _mm256_set1_epi16(1);
-#pragma GCC unroll 4
+#pragma GCC unroll 2
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
+        for (int t = 0; t < NT; t++) acc[0][r][t] = acc[1][r][t] = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++)
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) {
+                const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb) + b + h;
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)w->qs);
+                const __m256i u = _mm256_abs_epi8(wv);
+                const float dw = kvl_mm_h2f(w->d);
 #pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * (b + h)));
+                    const __m256 p = _mm256_cvtepi32_ps(dot32(u, _mm256_sign_epi8(xv, wv), ones));
+                    acc[h][r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b + h]), acc[h][r][t]);
+                }
+            }
+    for (; b < nb; b++)
         for (int r = 0; r < R; r++) {
             const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb) + b;
             const __m256i wv = _mm256_loadu_si256((const __m256i *)w->qs);
             const __m256i u = _mm256_abs_epi8(wv);
             const float dw = kvl_mm_h2f(w->d);
-#pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
                 const __m256 p = _mm256_cvtepi32_ps(dot32(u, _mm256_sign_epi8(xv, wv), ones));
-                acc[r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b]), acc[r][t]);
+                acc[0][r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b]), acc[0][r][t]);
             }
         }
-    }
     for (int r = 0; r < R; r++)
-        for (int t = 0; t < NT; t++) out[r][t] = hsum(acc[r][t]);
+        for (int t = 0; t < NT; t++) out[r][t] = hsum(_mm256_add_ps(acc[0][r][t], acc[1][r][t]));
 #else
     for (int r = 0; r < R; r++) {
         const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb);
