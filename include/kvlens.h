@@ -79,6 +79,13 @@ typedef struct {
 
 /* Load a GGUF model (memory-mapped). */
 kvl_status kvl_model_load(const char *path, kvl_model **out);
+
+typedef struct {
+    bool use_mmap;   /* true (default): map the file; false: read it into memory backed by huge pages, which
+                      * decodes faster (fewer TLB misses) at the cost of a private copy and a slower start */
+} kvl_model_params;
+kvl_model_params kvl_model_default_params(void);
+kvl_status kvl_model_load_ex(const char *path, const kvl_model_params *p, kvl_model **out);
 void kvl_model_free(kvl_model *m);
 const kvl_hparams *kvl_model_hparams(const kvl_model *m);
 

@@ -52,5 +52,9 @@ expect 1 "version" -- "$BIN" info -m "$T/ver.gguf"
 "$BIN" run -m "$T/m.gguf" --tokens 1,2,3 -n 4 --json >"$T/out" 2>"$T/err" && grep -q '"tokens": \[' "$T/out" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: good run"; cat "$T/err"; }
 "$BIN" dump -m "$T/m.gguf" --tokens 1,2,3 -o "$T/d" && [ -s "$T/d/k.npy" ] && [ -s "$T/d/hidden.npy" ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: good dump"; }
 
+# reading the file into memory instead of mapping it computes the same thing
+"$BIN" dump -m "$T/m.gguf" --no-mmap --tokens 1,2,3 -o "$T/d2" && cmp -s "$T/d/k.npy" "$T/d2/k.npy" && cmp -s "$T/d/logits.npy" "$T/d2/logits.npy" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --no-mmap dump differs"; }
+expect 1 "cannot open" -- "$BIN" run -m "$T/missing.gguf" --no-mmap --tokens 1
+
 echo "cli_errors: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

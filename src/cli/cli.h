@@ -71,6 +71,7 @@ typedef struct {
     int n_threads;         /* -t, 0 = all cores */
     int n_ctx;             /* -c, 0 = default */
     int cache_f16;         /* --cache-f16 */
+    int no_mmap;           /* --no-mmap */
     int chat;              /* --chat: -p is the user message, rendered with the chat template */
     const char *messages;  /* --messages FILE.json: a whole conversation */
     const char *system;    /* --system TEXT */
@@ -87,6 +88,7 @@ typedef struct {
     "  -t, --threads N       threads (default: all cores)\n"                                \
     "  -c, --ctx N           context size in positions (default: the model's, at most 4096)\n" \
     "  --cache-f16           keep the KV cache in f16 instead of f32\n"                     \
+    "  --no-mmap             read the model into (huge-page) memory instead of mapping it: faster decoding\n" \
     "  --chat                treat -p as a user message and apply the model's chat template\n" \
     "  --messages FILE       a conversation (JSON list of {\"role\", \"content\"}) with the chat template\n" \
     "  --system TEXT         a system message for --chat\n"                               \

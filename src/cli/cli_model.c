@@ -25,6 +25,8 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *
         o->n_ctx = (int)x;
     } else if (cli_is(a, "--cache-f16", NULL)) {
         o->cache_f16 = 1;
+    } else if (cli_is(a, "--no-mmap", NULL)) {
+        o->no_mmap = 1;
     } else if (cli_is(a, "--chat", NULL)) {
         o->chat = 1;
     } else if (cli_is(a, "--messages", NULL)) {
@@ -92,7 +94,9 @@ int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int3
         if (*n_ids < 0) return cli_usage(cmd, "--tokens must be a comma-separated list of integers");
         if (*n_ids == 0) return cli_usage(cmd, "--tokens is empty");
     }
-    kvl_status s = kvl_model_load(o->model, m);
+    kvl_model_params mp = kvl_model_default_params();
+    mp.use_mmap = !o->no_mmap;
+    kvl_status s = kvl_model_load_ex(o->model, &mp, m);
     if (s) {
         free(*ids);
         *ids = NULL;

@@ -22,6 +22,7 @@ static void help(void) {
            "  -p N               prompt tokens (default 512)\n"
            "  -n N               generated tokens (default 128)\n"
            "  -r N               repetitions; medians are reported (default 3)\n"
+           "  --no-mmap          read the file into huge-page memory instead of mapping it (as --shape models are)\n"
            "  --json             one JSON object\n");
 }
 
@@ -53,6 +54,7 @@ static double weight_bytes_per_token(const kvl_hparams *hp) {
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL, *shape = NULL;
     int type = KVL_TYPE_Q8_0, threads = 0, json = 0;
+    kvl_model_params mp = kvl_model_default_params();
     long long n_pp = 512, n_tg = 128, reps = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -82,13 +84,15 @@ int cmd_bench(int argc, char **argv) {
             if (cli_parse_int(v, 1, 100, &reps)) return cli_usage("bench", "bad -r '%s'", v);
         } else if (cli_is(a, "--json", NULL)) {
             json = 1;
+        } else if (cli_is(a, "--no-mmap", NULL)) {
+            mp.use_mmap = false;
         } else {
             return cli_usage("bench", "unknown option '%s'", a);
         }
     }
     if (!path == !shape) return cli_usage("bench", "give exactly one of -m MODEL and --shape NAME");
     kvl_model *m;
-    kvl_status s = path ? kvl_model_load(path, &m) : kvl_model_random(shape, type, 1, &m);
+    kvl_status s = path ? kvl_model_load_ex(path, &mp, &m) : kvl_model_random(shape, type, 1, &m);
     if (s) return cli_fail("bench", s);
     const kvl_hparams *hp = kvl_model_hparams(m);
     kvl_ctx_params cp = kvl_ctx_default_params();

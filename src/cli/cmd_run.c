@@ -232,7 +232,9 @@ int cmd_run(int argc, char **argv) {
     int n_ids = 0, rc;
     if (interactive) {
         if (!mo.model) return cli_usage("run", "-m MODEL is required");
-        kvl_status s = kvl_model_load(mo.model, &r.m);
+        kvl_model_params mp = kvl_model_default_params();
+        mp.use_mmap = !mo.no_mmap;
+        kvl_status s = kvl_model_load_ex(mo.model, &mp, &r.m);
         if (s) return cli_fail("run", s);
     } else if ((rc = cli_model_open(&mo, "run", &r.m, &ids, &n_ids))) {
         return rc;

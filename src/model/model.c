@@ -8,6 +8,7 @@
 #include "compute/quant.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/hugemem.h"
 
 void *kvl_model_own(kvl_model *m, void *p) {
     if (!p) return NULL;
@@ -27,13 +28,13 @@ void *kvl_model_own(kvl_model *m, void *p) {
 
 void kvl_model_free(kvl_model *m) {
     if (!m) return;
+    kvl_tokenizer_free(m->tok);
+    kvl_gguf_close(m->gguf); /* before the owned memory: a file read into memory is one of those */
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->layers);
     free(m->inv_freq);
     free(m->eog);
-    kvl_tokenizer_free(m->tok);
-    kvl_gguf_close(m->gguf);
     free(m);
 }
 
@@ -346,11 +347,33 @@ static void load_tokenizer(kvl_model *m) {
     kvl_clear_error();
 }
 
-kvl_status kvl_model_load(const char *path, kvl_model **out) {
+kvl_model_params kvl_model_default_params(void) {
+    kvl_model_params p = {.use_mmap = true};
+    return p;
+}
+
+/* The whole file in (huge-page) memory, for kvl_gguf_open_buffer. */
+static kvl_status read_file(kvl_model *m, const char *path, kvl_gguf **g) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return kvl_fail(KVL_ERR_IO, "cannot open %s", path);
+    kvl_status s = KVL_OK;
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
+    rewind(f);
+    uint8_t *buf = size >= 0 ? kvl_model_own(m, kvl_alloc_huge((size_t)size)) : NULL;
+    if (size < 0) s = kvl_fail(KVL_ERR_IO, "cannot read %s", path);
+    else if (!buf) s = kvl_fail(KVL_ERR_NOMEM, "cannot allocate %ld bytes for %s", size, path);
+    else if (fread(buf, 1, (size_t)size, f) != (size_t)size) s = kvl_fail(KVL_ERR_IO, "cannot read %s", path);
+    fclose(f);
+    if (s == KVL_OK) s = kvl_gguf_open_buffer(buf, (size_t)size, g);
+    return s;
+}
+
+kvl_status kvl_model_load_ex(const char *path, const kvl_model_params *p, kvl_model **out) {
     *out = NULL;
     kvl_model *m = calloc(1, sizeof *m);
     if (!m) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
-    kvl_status s = kvl_gguf_open(path, &m->gguf);
+    kvl_status s = (!p || p->use_mmap) ? kvl_gguf_open(path, &m->gguf) : read_file(m, path, &m->gguf);
     if (s == KVL_OK) s = load_from_gguf(m, m->gguf);
     if (s == KVL_OK) load_tokenizer(m);
     if (s != KVL_OK) {
@@ -361,3 +384,5 @@ kvl_status kvl_model_load(const char *path, kvl_model **out) {
     *out = m;
     return KVL_OK;
 }
+
+kvl_status kvl_model_load(const char *path, kvl_model **out) { return kvl_model_load_ex(path, NULL, out); }

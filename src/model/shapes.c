@@ -6,6 +6,7 @@
 #include "compute/quant.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/hugemem.h"
 
 typedef struct {
     const char *name;
@@ -81,7 +82,7 @@ static kvl_status rand_weight(kvl_model *m, kvl_weight *w, int type, int64_t n_i
     w->n_in = n_in;
     w->n_out = n_out;
     w->row_bytes = kvl_row_bytes(type, n_in);
-    uint8_t *d = kvl_model_own(m, malloc(w->row_bytes * n_out));
+    uint8_t *d = kvl_model_own(m, kvl_alloc_huge(w->row_bytes * n_out));
     if (!d) return kvl_fail(KVL_ERR_NOMEM, "out of memory for random weights (%lld x %lld %s)", (long long)n_out,
                             (long long)n_in, kvl_type_name(type));
     fill_rows(type, d, n_out, n_in, w->row_bytes, seed);
