@@ -158,15 +158,15 @@ void cli_items_free(cli_item *items, int n) {
     free(items);
 }
 
-int cli_items_tokenize(const char *cmd, const char *model_path, cli_item *items, int n, bool chat) {
+int cli_items_tokenize(const char *cmd, const kvl_model *m, cli_item *items, int n, bool chat) {
     bool any_text = false;
     for (int i = 0; i < n; i++) {
         if (items[i].text) any_text = true;
         else if (chat) return cli_usage(cmd, "--chat needs texts; line %d gives token ids", items[i].line);
     }
     if (!any_text) return 0;
-    kvl_tokenizer *t;
-    kvl_status s = kvl_tokenizer_load(model_path, &t);
+    const kvl_tokenizer *t;
+    kvl_status s = kvl_model_tokenizer(m, &t);
     if (s) return cli_error(cmd, "cannot tokenize the texts: %s", kvl_last_error());
     int rc = 0;
     kvl_chat_params cp = kvl_chat_default_params();
@@ -186,7 +186,6 @@ int cli_items_tokenize(const char *cmd, const char *model_path, cli_item *items,
         }
         if (s) rc = cli_error(cmd, "line %d: %s", it->line, kvl_last_error());
     }
-    kvl_tokenizer_free(t);
     return rc;
 }
 

@@ -44,9 +44,9 @@ int cli_parse_truncate(const char *s);
  * input (empty line, empty text, missing field, bad JSON, bad ids). */
 int cli_items_read(const char *cmd, const char *path, const cli_input_spec *spec, cli_item **items, int *n);
 void cli_items_free(cli_item *items, int n);
-/* Token ids for every text item with the tokenizer of model_path (chat: as a user message in the model's chat
+/* Token ids for every text item with the model's tokenizer (chat: as a user message in the model's chat
  * template, without a generation prompt; else raw text with the model's BOS when it wants one). */
-int cli_items_tokenize(const char *cmd, const char *model_path, cli_item *items, int n, bool chat);
+int cli_items_tokenize(const char *cmd, const kvl_model *m, cli_item *items, int n, bool chat);
 
 typedef struct {
     double seconds;        /* all embedding calls */

@@ -132,7 +132,7 @@ int cmd_embed(int argc, char **argv) {
         rc = cli_usage("embed", "%s", kvl_last_error());
         goto done;
     }
-    if (model && (rc = cli_items_tokenize("embed", model, items, n, chat))) goto done;
+    if (model && (rc = cli_items_tokenize("embed", m, items, n, chat))) goto done;
     if (!model) {
         for (int i = 0; i < n && !rc; i++)
             if (!items[i].ids) rc = cli_usage("embed", "--shape models have no tokenizer: give token ids (--format ids)");

@@ -185,7 +185,7 @@ int cmd_embed_eval(int argc, char **argv) {
             goto done;
         }
     }
-    if ((rc = cli_items_tokenize("embed-eval", model, items, n, chat))) goto done;
+    if ((rc = cli_items_tokenize("embed-eval", m, items, n, chat))) goto done;
     for (int i = 0; i < n; i++) longest = items[i].n_ids > longest ? items[i].n_ids : longest;
     const kvl_hparams *hp = kvl_model_hparams(m);
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
