@@ -244,6 +244,8 @@ static void decode_equals_forced(void) {
     CHECK(kvl_layer_sel_parse(&sel, "1,x") == KVL_ERR_ARG);
     CHECK(kvl_layer_sel_parse(&sel, "all") == KVL_OK && sel.last_n == 0 && sel.n_layers == 0);
     CHECK(kvl_answer_score_forced(c, NULL, ids, 20, ids, 20, &f) == KVL_ERR_RANGE);
+    int32_t bad_ans[3] = {ids[0], ids[1], V}; /* the last answer token is never run but must still be a token */
+    CHECK(kvl_answer_score_forced(c, NULL, ids, n, bad_ans, 3, &f) == KVL_ERR_ARG && strstr(kvl_last_error(), "vocabulary"));
     kvl_ctx_free(c);
     kvl_npy_free(&tok);
     kvl_model_free(m);

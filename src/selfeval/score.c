@@ -48,6 +48,9 @@ kvl_status kvl_answer_score_forced(kvl_ctx *c, const kvl_layer_sel *ls, const in
         return kvl_fail(KVL_ERR_RANGE, "prompt (%d) and answer (%d) need %ld positions but the context holds %d",
                         n_prompt, n_answer, (long)n_prompt + n_answer - 1, c->n_ctx);
     const int V = c->m->hp.n_vocab;
+    for (int i = 0; i < n_answer; i++) /* the last one is never run, but it is part of what is scored */
+        if (answer[i] < 0 || answer[i] >= V)
+            return kvl_fail(KVL_ERR_ARG, "answer token %d is %d, outside the vocabulary (0..%d)", i, (int)answer[i], V - 1);
     kvl_logit_stats st = {0};
     KVL_TRY(kvl_ctx_truncate(c, 0));
     KVL_TRY(kvl_eval(c, prompt, n_prompt, KVL_LOGITS_LAST));
