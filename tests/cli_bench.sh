@@ -10,7 +10,7 @@ fail=0
 "$BIN" convert "$SRC/tests/fixtures/llama/hf" "$T/m.gguf" --no-vocab --type q8_0 >/dev/null 2>&1 || { echo "convert failed"; exit 1; }
 check() { # file: all keys present with positive values
   for k in pp_tok_s tg_tok_s tg_bandwidth_fraction pp_flop_fraction bandwidth_gbs peak_gflops; do
-    grep -qE "\"$k\": [0-9]*\.?[0-9]*[1-9]" "$1" || { echo "FAIL: $k missing or not positive in $(cat "$1")"; fail=1; }
+    grep -qE "\"$k\": [0-9.]*[1-9][0-9.]*(e[-+]?[0-9]+)?[,}]" "$1" || { echo "FAIL: $k missing or not positive in $(cat "$1")"; fail=1; }
   done
 }
 "$BIN" bench -m "$T/m.gguf" -p 32 -n 8 -r 1 -t 2 --json >"$T/a.json" 2>"$T/err" || { echo "FAIL: bench -m"; cat "$T/err"; fail=1; }

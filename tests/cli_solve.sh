@@ -5,9 +5,10 @@
 #   fast mode, level 1          target >= 0.90   checked >= 0.80
 #   fast mode, level 8          target <= 0.35   checked <= 0.45
 #   slow/fast mean tokens       target >= 4      checked >= 3.5 (same slice)
-# plus usage and bad-input errors. Sanitizer builds (the binary links libasan) or KVL_SOLVE_SMALL=1 use smaller
-# slices to keep the run short. One thread: for a model this small a second one costs more than it brings on a
-# busy two-core machine. Skips (77) when the model file is absent.
+# plus usage and bad-input errors. A sanitizer build (the binary links libasan; or KVL_SOLVE_SMALL=1) is about 50
+# times slower: it solves only 2 problems per mode, checking that the solve path runs clean and the outputs have
+# their shape, and leaves the accuracy checks to the release build. One thread: for a model this small a second
+# one costs more than it brings on a busy two-core machine. Skips (77) when the model file is absent.
 set -u
 BIN=${KVL_BIN:-build/kvlens}
 SRC=${KVL_SRC:-.}
@@ -57,7 +58,7 @@ grep -q "answer_type" "$T/err" && ok || bad "answer_type message: $(cat "$T/err"
 
 small=${KVL_SOLVE_SMALL:-0}
 if ldd "$BIN" 2>/dev/null | grep -q libasan; then small=1; fi
-if [ "$small" = 1 ]; then n_lv=8 n_mix=16; else n_lv=12 n_mix=48; fi
+if [ "$small" = 1 ]; then n_lv=2 n_mix=2; else n_lv=12 n_mix=48; fi
 grep '"level": 1}' "$DATA" | head -n $n_lv >"$T/l1.jsonl"
 grep '"level": 8}' "$DATA" | head -n $n_lv >"$T/l8.jsonl"
 head -n $n_mix "$DATA" >"$T/mix.jsonl" # the test file cycles through levels 1..8
@@ -65,7 +66,8 @@ head -n $n_mix "$DATA" >"$T/mix.jsonl" # the test file cycles through levels 1..
 run() { # name think file -> summary JSON in $T/name.json, results in $T/name.out
     KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$3" --think "$2" --max-tokens 400 -t 1 --json --out "$T/$1.out" \
         >"$T/$1.json" 2>"$T/$1.err"
-    expect_rc "solve $1 ($(cat "$T/$1.err"))" $? 0
+    local rc=$?
+    expect_rc "solve $1 ($(cat "$T/$1.err"))" $rc 0
 }
 run slow slow "$T/mix.jsonl"
 run fast fast "$T/mix.jsonl"
@@ -73,11 +75,13 @@ run fast1 fast "$T/l1.jsonl"
 run fast8 fast "$T/l8.jsonl"
 slow=$(cat "$T/slow.json") fast=$(cat "$T/fast.json") fast1=$(cat "$T/fast1.json") fast8=$(cat "$T/fast8.json")
 
-expect_cmp "slow accuracy ($n_mix problems)" "$(field accuracy "$slow")" ">=" 0.85
-expect_cmp "fast accuracy, level 1 ($n_lv problems)" "$(field accuracy "$fast1")" ">=" 0.80
-expect_cmp "fast accuracy, level 8 ($n_lv problems)" "$(field accuracy "$fast8")" "<=" 0.45
 ratio=$(awk -v s="$(field mean_tokens "$slow")" -v f="$(field mean_tokens "$fast")" 'BEGIN { print (f > 0 ? s / f : 0) }')
-expect_cmp "slow/fast mean tokens" "$ratio" ">=" 3.5
+if [ "$small" != 1 ]; then
+    expect_cmp "slow accuracy ($n_mix problems)" "$(field accuracy "$slow")" ">=" 0.85
+    expect_cmp "fast accuracy, level 1 ($n_lv problems)" "$(field accuracy "$fast1")" ">=" 0.80
+    expect_cmp "fast accuracy, level 8 ($n_lv problems)" "$(field accuracy "$fast8")" "<=" 0.45
+    expect_cmp "slow/fast mean tokens" "$ratio" ">=" 3.5
+fi
 expect_cmp "problems solved" "$(field n "$slow")" "==" "$n_mix"
 
 # The per-problem file agrees with the summary, and slow outputs close their thinking before the answer.
@@ -88,6 +92,9 @@ expect_cmp "correct lines" "$right" "==" "$(field correct "$slow")"
 closed=$(grep -c '</think>' "$T/slow.out")
 expect_cmp "slow outputs with </think>" "$closed" "==" "$n_mix"
 grep -q '"extracted": "[0-9-]' "$T/fast.out" && ok || bad "no extracted answers in $T/fast.out"
+KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/l1.jsonl" --limit 1 --think fast -t 1 --show >"$T/show" 2>&1
+expect_rc "--show" $? 0
+grep -q '^=> .*, reference .*: \(RIGHT\|WRONG\), [0-9]* tokens' "$T/show" && ok || bad "--show output: $(cat "$T/show")"
 
 echo "cli_solve: $checks checks, $fails failed (slow $(field accuracy "$slow"), fast L1 $(field accuracy "$fast1"), fast L8 $(field accuracy "$fast8"), token ratio $ratio)"
 [ $fails -eq 0 ]

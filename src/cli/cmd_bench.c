@@ -133,8 +133,8 @@ int cmd_bench(int argc, char **argv) {
         double bw_frac = bytes * tg_med / (bw * 1e9), fl_frac = flops * pp_med / (peak * 1e9);
         if (json) {
             printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"n_prompt\": %lld, \"n_gen\": %lld, "
-                   "\"reps\": %lld, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_bandwidth_fraction\": %.3f, "
-                   "\"pp_flop_fraction\": %.3f, \"bandwidth_gbs\": %.2f, \"peak_gflops\": %.1f, "
+                   "\"reps\": %lld, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_bandwidth_fraction\": %.4g, "
+                   "\"pp_flop_fraction\": %.4g, \"bandwidth_gbs\": %.2f, \"peak_gflops\": %.1f, "
                    "\"bytes_per_token\": %.0f, \"flops_per_prompt_token\": %.0f}\n",
                    path ? path : shape, kvl_type_name(hp->weight_type), threads, n_pp, n_tg, reps, pp_med, tg_med,
                    bw_frac, fl_frac, bw, peak, bytes, flops);

@@ -26,6 +26,7 @@ static void help(void) {
            "  --out FILE            write one JSON line per problem: question, output, extracted, reference,\n"
            "                        correct, tokens, prompt_tokens, time_s, stop (and id, level when given)\n"
            "  --json                print the summary as one JSON object\n"
+           "  --show                print each question, the model's output and the verdict as it goes\n"
            "  -t, --threads N       threads (default: all cores)\n"
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
            "  --temp T, --top-k K, --top-p P, --seed S   sampling (default: greedy)\n\n"
@@ -39,7 +40,7 @@ typedef struct {
     kvl_think think;
     const char *think_name;
     long long max_tokens, limit;
-    int json, n_threads, n_ctx;
+    int json, show, n_threads, n_ctx;
     kvl_sampler_params sp;
 } solve_opts;
 
@@ -54,6 +55,9 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
             return 1;
         } else if (cli_is(a, "--json", NULL)) {
             o->json = 1;
+            continue;
+        } else if (cli_is(a, "--show", NULL)) {
+            o->show = 1;
             continue;
         }
         if (!(v = cli_value(argc, argv, &i, "solve"))) return 2;
@@ -155,6 +159,18 @@ int cmd_solve(int argc, char **argv) {
         if (out) {
             cli_solved_json(out, all.n, &r);
             fputs("}\n", out);
+        }
+        if (o.show) {
+            cli_progress_end(&prog);
+            /* gsm8k references are whole worked answers: show their number */
+            char *ref_num = r.fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(r.pb.reference) : NULL;
+            const char *shown = ref_num ? ref_num : r.pb.reference;
+            char lv[32] = "";
+            if (r.pb.level >= 0) snprintf(lv, sizeof lv, " (level %d)", r.pb.level);
+            printf("--- problem %ld%s: %s\n%s\n=> %s, reference %s: %s, %d tokens, %.2f s\n\n", all.n + 1, lv,
+                   r.pb.question, r.text, r.grade.extracted ? r.grade.extracted : "no answer", shown,
+                   r.grade.correct ? "RIGHT" : "WRONG", r.g.n_gen, r.g.t_prompt + r.g.t_gen);
+            free(ref_num);
         }
         n_tokens[all.n] = r.g.n_gen;
         tally *t[2] = {&all, r.pb.level >= 0 && r.pb.level < MAX_LEVEL ? &by_level[r.pb.level] : NULL};

@@ -109,7 +109,7 @@ static heap_item heap_pop(enc *e) {
 }
 
 /* BPE of one piece: start from one symbol per byte and repeatedly apply the lowest-ranked merge among adjacent
- * pairs (the leftmost on ties), as Hugging Face's word merging does; a min-heap keeps long pieces linear-ish. */
+ * pairs (the leftmost on ties), as Hugging Face's word merging does. A min-heap of candidate pairs makes a piece of n bytes O(n log n). */
 static kvl_status bpe(enc *e, const char *p, size_t len) {
     const kvl_tokenizer *t = e->t;
     if (t->kind->ignore_merges) {
@@ -251,6 +251,7 @@ kvl_status kvl_tokenize(const kvl_tokenizer *t, const char *text, size_t len, bo
     *ids = NULL;
     *n = 0;
     if (!t || (!text && len)) return kvl_fail(KVL_ERR_ARG, "kvl_tokenize: NULL argument");
+    if (len > (size_t)1 << 30) return kvl_fail(KVL_ERR_RANGE, "text of %zu bytes is longer than 1 GiB", len);
     size_t bad;
     if (!kvl_utf8_valid(text, len, &bad))
         return kvl_fail(KVL_ERR_ARG, "the text is not valid UTF-8 (byte %zu of %zu)", bad, len);

@@ -36,8 +36,9 @@ kvl_status kvl_strmap_init(kvl_strmap *m, size_t expect) {
     m->cap = cap_for(expect);
     m->keys = calloc(m->cap, sizeof *m->keys);
     m->lens = malloc(m->cap * sizeof *m->lens);
+    m->hashes = malloc(m->cap * sizeof *m->hashes);
     m->vals = malloc(m->cap * sizeof *m->vals);
-    if (!m->keys || !m->lens || !m->vals) {
+    if (!m->keys || !m->lens || !m->hashes || !m->vals) {
         kvl_strmap_free(m);
         return kvl_fail(KVL_ERR_NOMEM, "out of memory for a hash map of %zu entries", expect);
     }
@@ -47,13 +48,16 @@ kvl_status kvl_strmap_init(kvl_strmap *m, size_t expect) {
 void kvl_strmap_free(kvl_strmap *m) {
     free(m->keys);
     free(m->lens);
+    free(m->hashes);
     free(m->vals);
     memset(m, 0, sizeof *m);
 }
 
-static size_t str_slot(const kvl_strmap *m, const char *key, size_t len) {
-    size_t mask = m->cap - 1, i = (size_t)kvl_hash_bytes(key, len) & mask;
-    while (m->keys[i] && !(m->lens[i] == len && !memcmp(m->keys[i], key, len))) i = (i + 1) & mask;
+static size_t str_slot(const kvl_strmap *m, const char *key, size_t len, uint64_t h) {
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    uint32_t hh = (uint32_t)(h >> 32);
+    while (m->keys[i] && !(m->hashes[i] == hh && m->lens[i] == len && !memcmp(m->keys[i], key, len)))
+        i = (i + 1) & mask;
     return i;
 }
 
@@ -62,9 +66,10 @@ static kvl_status str_grow(kvl_strmap *m) {
     KVL_TRY(kvl_strmap_init(&b, m->cap));
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;
-        size_t j = str_slot(&b, m->keys[i], m->lens[i]);
+        size_t j = str_slot(&b, m->keys[i], m->lens[i], kvl_hash_bytes(m->keys[i], m->lens[i]));
         b.keys[j] = m->keys[i];
         b.lens[j] = m->lens[i];
+        b.hashes[j] = m->hashes[i];
         b.vals[j] = m->vals[i];
     }
     b.n = m->n;
@@ -76,10 +81,12 @@ static kvl_status str_grow(kvl_strmap *m) {
 kvl_status kvl_strmap_put(kvl_strmap *m, const char *key, size_t len, int32_t val) {
     if (len > UINT32_MAX) return kvl_fail(KVL_ERR_RANGE, "hash map key of %zu bytes is too long", len);
     if ((m->n + 1) * 2 > m->cap) KVL_TRY(str_grow(m));
-    size_t i = str_slot(m, key, len);
+    uint64_t h = kvl_hash_bytes(key, len);
+    size_t i = str_slot(m, key, len, h);
     if (!m->keys[i]) {
         m->keys[i] = key;
         m->lens[i] = (uint32_t)len;
+        m->hashes[i] = (uint32_t)(h >> 32);
         m->n++;
     }
     m->vals[i] = val;
@@ -88,7 +95,7 @@ kvl_status kvl_strmap_put(kvl_strmap *m, const char *key, size_t len, int32_t va
 
 int32_t kvl_strmap_get(const kvl_strmap *m, const char *key, size_t len) {
     if (!m->cap) return -1;
-    size_t i = str_slot(m, key, len);
+    size_t i = str_slot(m, key, len, kvl_hash_bytes(key, len));
     return m->keys[i] ? m->vals[i] : -1;
 }
 

@@ -10,6 +10,7 @@
 typedef struct {
     const char **keys;
     uint32_t *lens;
+    uint32_t *hashes; /* low bits of each key's hash: probes compare these before touching the key */
     int32_t *vals;
     size_t cap, n; /* cap is a power of two; a NULL key marks an empty slot */
 } kvl_strmap;

@@ -16,9 +16,8 @@ static bool is_added_type(int32_t type) { return type == KVL_TOKEN_CONTROL || ty
 
 void kvl_tokenizer_free(kvl_tokenizer *t) {
     if (!t) return;
-    if (t->text)
-        for (int32_t i = 0; i < t->n_vocab; i++) free(t->text[i]);
     free(t->text);
+    free(t->text_data);
     free(t->type);
     free(t->piece_data);
     free(t->piece_off);
@@ -200,13 +199,19 @@ kvl_status kvl_tokenizer_from_vocab(const kvl_vocab_data *v, kvl_tokenizer **out
     if (!t) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
     t->n_vocab = v->n_tokens;
     t->kind = kind;
+    /* all token texts in one block */
+    size_t total = 0;
+    for (int32_t i = 0; i < t->n_vocab; i++) total += (v->tokens[i] ? strlen(v->tokens[i]) : 0) + 1;
     t->type = malloc((size_t)t->n_vocab * sizeof *t->type);
-    t->text = calloc((size_t)t->n_vocab, sizeof *t->text);
-    kvl_status st = (t->type && t->text) ? KVL_OK : kvl_fail(KVL_ERR_NOMEM, "out of memory");
-    for (int32_t i = 0; i < t->n_vocab && st == KVL_OK; i++) {
+    t->text = malloc((size_t)t->n_vocab * sizeof *t->text);
+    t->text_data = malloc(total);
+    kvl_status st = (t->type && t->text && t->text_data) ? KVL_OK : kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0, off = 0; i < (size_t)t->n_vocab && st == KVL_OK; i++) {
+        const char *s = v->tokens[i] ? v->tokens[i] : "";
+        size_t l = strlen(s) + 1;
         t->type[i] = v->types[i];
-        t->text[i] = strdup(v->tokens[i] ? v->tokens[i] : "");
-        if (!t->text[i]) st = kvl_fail(KVL_ERR_NOMEM, "out of memory");
+        t->text[i] = memcpy(t->text_data + off, s, l);
+        off += l;
     }
     if (st == KVL_OK) st = build_pieces(t);
     if (st == KVL_OK) st = build_maps(t, v);

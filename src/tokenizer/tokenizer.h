@@ -26,6 +26,7 @@ struct kvl_tokenizer {
     char *piece_data;        /* raw bytes of every token, back to back */
     uint64_t *piece_off;     /* [n_vocab + 1] offsets into piece_data */
     char **text;             /* [n_vocab] token text as stored (byte-level encoded for normal tokens) */
+    char *text_data;         /* the texts, back to back */
 
     kvl_strmap normal;       /* raw bytes -> id, tokens that BPE may produce */
     kvl_strmap added_map;    /* added-token content -> id */
