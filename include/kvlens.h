@@ -369,6 +369,154 @@ kvl_clf_params kvl_clf_default_params(void);
 kvl_status kvl_clf_evaluate(const float *X, int n, int dim, const int *labels, int n_class, const int8_t *split,
                             const kvl_clf_params *p, kvl_clf_result *out);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Self-evaluation (docs/METHOD.md section 4): how likely an answer is correct, from the geometry of the cache along
+ * it (KV Chain-of-Embedding), with the hidden-state CoE and the output-probability baselines, and the metrics that
+ * compare such scores with correctness.
+ *
+ * The answer span of a prompt of n tokens and an answer of m tokens is positions n-1 .. n+m-2: the positions whose
+ * forward pass produced each answer token, all in the cache after decoding (the last answer token is never run).
+ * Every score is oriented so that higher means "more likely correct".
+ */
+
+/* Warnings of a degenerate trajectory (bits). Scores stay finite: */
+enum {
+    KVL_COE_WARN_SHORT = 1,       /* fewer than 2 steps (N < 2): mag, ang, r and c are all 0 */
+    KVL_COE_WARN_ZERO_DIST = 2,   /* D = ||x_N - x_0|| is zero (<= 1e-9 of the larger end's norm): every M_i = 0 */
+    KVL_COE_WARN_ZERO_ANGLE = 4,  /* A = angle(x_N, x_0) is zero (<= 1e-6 rad): every G_i = 0 */
+    KVL_COE_WARN_ZERO_VECTOR = 8, /* a zero vector: its angles count as 0 */
+};
+
+/* CoE scores of one trajectory. */
+typedef struct {
+    double mag, ang, r, c; /* CoE-Mag, CoE-Ang, CoE-R = mag - ang, CoE-C */
+    unsigned warn;         /* KVL_COE_WARN_* bits, 0 for a regular trajectory */
+} kvl_coe;
+
+/* The scores of the trajectory x_0 .. x_{n-1} (x: [n][dim] row-major). */
+kvl_coe kvl_coe_scores(const double *x, int n, int dim);
+/* "short,zero-distance,..." for warning bits ("" for 0). */
+void kvl_coe_warn_str(unsigned warn, char *buf, size_t size);
+
+/* Layers of a KV-CoE: all (last_n = 0 and n_layers = 0, the default), the last last_n, or the list
+ * layers[0..n_layers) in this order. */
+typedef struct {
+    int last_n;
+    int n_layers;
+    int layers[KVL_REPR_MAX_LAYERS];
+} kvl_layer_sel;
+
+/* "all", "last:N" or "i,j,k"; KVL_ERR_ARG naming the problem (range is checked against a model later). */
+kvl_status kvl_layer_sel_parse(kvl_layer_sel *sel, const char *text);
+
+typedef enum { KVL_COE_TOKEN = 0, KVL_COE_LAYER } kvl_coe_axis;
+
+/* The KV-CoE trajectory of positions [t0, t1) of the cache; one vector has dim = 2*n_head_kv*head_dim numbers:
+ * [K of every head in order ; V of every head in order].
+ *   token axis: one vector per position, the mean over the selected layers (t1 - t0 vectors);
+ *   layer axis: one vector per selected layer, the mean over the positions (in selection order).
+ * *x is malloc'd ([*n][*dim]); free it with free(). */
+kvl_status kvl_kv_trajectory(const kvl_ctx *c, const kvl_layer_sel *sel, kvl_coe_axis axis, int t0, int t1,
+                             double **x, int *n, int *dim);
+/* The hidden-state trajectory of the original CoE: x_l = mean over [t0, t1) of hidden state l, l = 0..L (L + 1
+ * vectors of n_embd numbers; index L as kvl_hidden gives it). Needs a context made with keep_hidden. */
+kvl_status kvl_hidden_trajectory(const kvl_ctx *c, int t0, int t1, double **x, int *n, int *dim);
+/* Resample a trajectory of n >= 1 vectors to k points at equal fractions of its length (linear interpolation;
+ * a single vector is repeated), so that trajectories of different lengths can be averaged. out: [k][dim]. */
+void kvl_coe_resample(const double *x, int n, int dim, int k, double *out);
+
+/* Output-probability baselines, accumulated one logits row (one answer-span position) at a time. */
+typedef struct {
+    int n;                     /* rows seen */
+    double sum_maxprob;        /* sum of the top softmax probability */
+    double sum_neglog;         /* sum of -log(top probability) */
+    double sum_entropy;        /* sum of the entropy in bits */
+} kvl_logit_stats;
+
+void kvl_logit_stats_add(kvl_logit_stats *s, const float *logits, int n_vocab);
+
+/* The scores of the seen rows. ppl and entropy are the plain quantities; the scores are METHOD.md's 1 / (mean
+ * -log top probability) and 1 / (mean entropy), with the mean floored at 1e-12 (warn = 1 when that happened or
+ * when no row was seen, which gives maxprob 0, ppl 1, entropy 0). */
+typedef struct {
+    double maxprob;            /* mean top probability */
+    double ppl;                /* exp(mean -log top probability) */
+    double ppl_score;          /* 1 / mean -log top probability */
+    double entropy;            /* mean entropy in bits */
+    double entropy_score;      /* 1 / mean entropy */
+    unsigned warn;
+} kvl_output_scores;
+
+kvl_output_scores kvl_output_scores_of(const kvl_logit_stats *s);
+
+/* Every score of one answer. */
+typedef struct {
+    int answer_tokens;         /* m */
+    kvl_coe kv_token;          /* KV-CoE along the answer tokens (the method) */
+    kvl_coe kv_layer;          /* KV-CoE along the selected layers (ablation) */
+    kvl_coe hidden;            /* hidden-state CoE along layers 0..L (when has_hidden) */
+    bool has_hidden;
+    kvl_output_scores out;
+} kvl_answer_scores;
+
+/* The scores of the answer of m tokens after a prompt of n tokens, from the cache of c (which must hold at least
+ * the n + m - 1 positions up to the span's end) and the logit statistics of the span's m rows (NULL: output scores
+ * left 0). The hidden CoE is computed when c keeps hidden states. sel NULL = all layers. */
+kvl_status kvl_answer_score(const kvl_ctx *c, const kvl_layer_sel *sel, int n_prompt, int n_answer,
+                            const kvl_logit_stats *stats, kvl_answer_scores *out);
+
+/* Teacher forcing: clear c, run prompt[0..n) and answer[0..m-1), and score the answer as if the model had produced
+ * it. The logits of the span are evaluated in chunks (memory stays bounded for long answers). */
+kvl_status kvl_answer_score_forced(kvl_ctx *c, const kvl_layer_sel *sel, const int32_t *prompt, int n_prompt,
+                                   const int32_t *answer, int n_answer, kvl_answer_scores *out);
+
+/* The scores of an answer as a flat list, in a fixed order, for tables and metrics: kv_token_{mag,ang,r,c},
+ * kv_layer_{mag,ang,r,c}, hidden_{mag,ang,r,c} (only with include_hidden), maxprob, ppl, entropy (the last two as
+ * their scores, higher = more confident). Returns the count (at most KVL_MAX_SCORES); names are static strings. */
+#define KVL_MAX_SCORES 16
+int kvl_answer_score_list(const kvl_answer_scores *s, bool include_hidden, const char **names, double *values);
+
+/* Metrics of a score against correctness ("correct" is the positive class), in percent:
+ *   auroc  the area under the ROC curve: the Mann-Whitney statistic, a tie between a correct and an incorrect
+ *          answer counting one half;
+ *   fpr95  the false-positive rate where the ROC curve (one point per distinct score, ties giving diagonal
+ *          segments) first reaches 95% true-positive rate, linearly interpolated along its segment;
+ *   aupr   the average precision, sum over distinct thresholds of (recall step) * precision (scikit-learn's
+ *          average_precision_score).
+ * With only one class present the values are those of a chance-level scorer (auroc 50, fpr95 95, aupr = 100 x the
+ * fraction correct) and single_class is set. */
+typedef struct {
+    double auroc, fpr95, aupr;
+    int n, n_pos;
+    bool single_class;
+} kvl_selfeval_metrics;
+
+/* KVL_ERR_ARG for n < 1 or a non-finite score. */
+kvl_status kvl_selfeval_metrics_of(const double *score, const bool *correct, int n, kvl_selfeval_metrics *out);
+/* Percentile bootstrap interval: n_boot resamples of the n answers with replacement (seeded), resamples with one
+ * class only skipped; lo/hi are the (1-level)/2 and (1+level)/2 quantiles of each metric (linear interpolation).
+ * *n_used (optional) = resamples kept; with none kept, lo and hi are the point estimate. */
+kvl_status kvl_selfeval_bootstrap(const double *score, const bool *correct, int n, int n_boot, uint64_t seed,
+                                  double level, kvl_selfeval_metrics *lo, kvl_selfeval_metrics *hi, int *n_used);
+/* The ROC curve: *n_pts points (fpr, tpr) as fractions from (0, 0) to (1, 1), one per distinct score; arrays
+ * malloc'd. Fails with KVL_ERR_ARG when a class is missing. */
+kvl_status kvl_roc_curve(const double *score, const bool *correct, int n, double **fpr, double **tpr, int *n_pts);
+
+/* SVG plots (malloc'd NUL-terminated text). */
+/* The ROC curves of several scores over the same answers, with the diagonal and a legend (name and AUROC). */
+kvl_status kvl_svg_roc(const char *title, const char *const *names, const double *const *scores, int n_scores,
+                       const bool *correct, int n, char **svg);
+/* Panels of mean trajectories: each panel projects its two mean trajectories (correct, incorrect; n_points vectors
+ * of dim numbers each, either may be NULL when its group is empty) onto their first two principal components and
+ * draws them as paths from a start marker. */
+typedef struct {
+    const char *title;
+    int n_points, dim;
+    const double *correct, *incorrect; /* [n_points][dim] */
+    int n_correct, n_incorrect;        /* answers averaged, for the legend */
+} kvl_traj_panel;
+kvl_status kvl_svg_trajectories(const char *title, const kvl_traj_panel *panels, int n_panels, char **svg);
+
 #ifdef __cplusplus
 }
 #endif

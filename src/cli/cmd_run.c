@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/cli_scores.h"
 
 static void help(void) {
     printf("usage: kvlens run -m MODEL (-p TEXT | --tokens 1,2,3 | --messages FILE) [options]\n"
@@ -18,7 +19,9 @@ static void help(void) {
            "  --top-p P             nucleus sampling mass (1 = off)\n"
            "  --seed S              random seed (default 42)\n"
            "  --ignore-eos          do not stop at end-of-generation tokens\n"
-           "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming\n");
+           "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming\n"
+           "  --confidence          after the answer, print its self-evaluation scores (KV-CoE, MaxProb, PPL,\n"
+           "                        Entropy; see kvlens score); with --json under \"confidence\"\n");
 }
 
 typedef struct {
@@ -35,6 +38,7 @@ typedef struct {
     size_t text_len, text_cap;
     const char *stop;
     double t_prompt, t_gen;
+    kvl_logit_stats *conf; /* --confidence: statistics of the logits each generated token was drawn from */
 } runner;
 
 static void append_text(runner *r, const char *s, size_t n) {
@@ -65,6 +69,7 @@ static kvl_status generate(runner *r, const int32_t *ids, int n, int n_keep) {
     kvl_detok *d = NULL;
     if (!s && r->tok) s = kvl_detok_new(r->tok, &d);
     while (!s && r->n_out < r->n_predict) {
+        if (r->conf) kvl_logit_stats_add(r->conf, kvl_logits(r->c, 0), hp->n_vocab);
         int32_t t = kvl_sample(r->smp, kvl_logits(r->c, 0), hp->n_vocab);
         r->out[r->n_out++] = t;
         int eog = kvl_model_is_eog(r->m, t);
@@ -107,6 +112,17 @@ static kvl_status generate(runner *r, const int32_t *ids, int n, int n_keep) {
     return s;
 }
 
+/* --confidence: the scores of the answer just generated, from the live cache. */
+static int confidence(const runner *r, int n_prompt, kvl_answer_scores *sc) {
+    kvl_status s = r->n_out > 0 ? kvl_answer_score(r->c, NULL, n_prompt, r->n_out, r->conf, sc) : KVL_ERR_ARG;
+    if (s) {
+        if (r->n_out > 0) cli_fail("run", s);
+        else cli_error("run", "--confidence: nothing was generated");
+        return 1;
+    }
+    return 0;
+}
+
 static void report(const runner *r, int n_prompt) {
     double pp = r->t_prompt > 0 ? n_prompt / r->t_prompt : 0, tg = r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0;
     if (r->json) {
@@ -114,12 +130,20 @@ static void report(const runner *r, int n_prompt) {
         for (int i = 0; i < r->n_out; i++) printf("%s%d", i ? ", " : "", r->out[i]);
         printf("], \"text\": ");
         cli_json_string(stdout, r->text ? r->text : "", r->text_len);
-        printf(", \"n_prompt\": %d, \"n_generated\": %d, \"stop\": \"%s\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f}\n",
+        printf(", \"n_prompt\": %d, \"n_generated\": %d, \"stop\": \"%s\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f",
                n_prompt, r->n_out, r->stop, pp, tg);
+        kvl_answer_scores sc;
+        if (r->conf && !confidence(r, n_prompt, &sc)) {
+            printf(", \"confidence\": ");
+            cli_scores_json(stdout, &sc, "all");
+        }
+        printf("}\n");
     } else {
         printf("\n");
         fprintf(stderr, "\n[prompt: %d tokens, %.1f tok/s; generated: %d tokens, %.1f tok/s; stop: %s]\n", n_prompt, pp,
                 r->n_out, tg, r->stop);
+        kvl_answer_scores sc;
+        if (r->conf && !confidence(r, n_prompt, &sc)) cli_scores_text(stdout, &sc, "all");
     }
 }
 
@@ -192,6 +216,7 @@ int cmd_run(int argc, char **argv) {
     long long n_predict = -1, x;
     double f;
     runner r = {0};
+    kvl_logit_stats conf = {0};
     for (int i = 1; i < argc; i++) {
         int k = cli_model_opt(argc, argv, &i, &mo, "run");
         if (k < 0) return 2;
@@ -223,6 +248,8 @@ int cmd_run(int argc, char **argv) {
             r.json = 1;
         } else if (cli_is(a, "--ignore-eos", NULL)) {
             r.ignore_eos = 1;
+        } else if (cli_is(a, "--confidence", NULL)) {
+            r.conf = &conf;
         } else {
             return cli_usage("run", "unknown option '%s'", a);
         }

@@ -4,8 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "solve/grade.h"
-#include "solve/problem.h"
+#include "cli/cli_solve.h"
 
 #define MAX_LEVEL 100 /* per-level statistics for levels 0..MAX_LEVEL-1 */
 
@@ -106,71 +105,6 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
     return 0;
 }
 
-/* Everything one run needs, freed together. */
-typedef struct {
-    kvl_model *model;
-    kvl_tokenizer *tok;
-    kvl_ctx *ctx;
-    kvl_sampler *smp;
-    char *data;
-    FILE *out;
-    int32_t *gen;
-    int *n_tokens; /* generated tokens per problem, for the median */
-} solve_run;
-
-static void run_free(solve_run *r) {
-    kvl_sampler_free(r->smp);
-    kvl_ctx_free(r->ctx);
-    kvl_tokenizer_free(r->tok);
-    kvl_model_free(r->model);
-    free(r->data);
-    if (r->out && r->out != stdout) fclose(r->out);
-    free(r->gen);
-    free(r->n_tokens);
-}
-
-static int is_eog(const kvl_model *m, int32_t t) {
-    const int32_t *e;
-    int n = kvl_model_eog_tokens(m, &e);
-    for (int i = 0; i < n; i++)
-        if (e[i] == t) return 1;
-    return 0;
-}
-
-/* One generation: prompt ids in, generated ids (the last one an end-of-generation token when stop is "eog"). */
-typedef struct {
-    int n_gen;
-    const char *stop;
-    double t_prompt, t_gen;
-} gen_result;
-
-static kvl_status generate(solve_run *r, const int32_t *ids, int n_ids, int max_tokens, gen_result *g) {
-    const kvl_hparams *hp = kvl_model_hparams(r->model);
-    g->n_gen = 0;
-    g->stop = "length";
-    kvl_status s = kvl_ctx_truncate(r->ctx, 0);
-    double t0 = cli_now();
-    if (!s) s = kvl_eval(r->ctx, ids, n_ids, KVL_LOGITS_LAST);
-    double t1 = cli_now();
-    while (!s && g->n_gen < max_tokens) {
-        int32_t t = kvl_sample(r->smp, kvl_logits(r->ctx, 0), hp->n_vocab);
-        r->gen[g->n_gen++] = t;
-        if (is_eog(r->model, t)) {
-            g->stop = "eog";
-            break;
-        }
-        if (g->n_gen == max_tokens) break;
-        if (kvl_ctx_n_pos(r->ctx) >= kvl_ctx_n_ctx(r->ctx)) {
-            g->stop = "context";
-            break;
-        }
-        s = kvl_eval(r->ctx, &t, 1, KVL_LOGITS_LAST);
-    }
-    g->t_prompt = t1 - t0;
-    g->t_gen = cli_now() - t1;
-    return s;
-}
-
 static int cmp_int(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;
     return (x > y) - (x < y);
@@ -186,50 +120,21 @@ int cmd_solve(int argc, char **argv) {
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
 
-    solve_run r = {0};
+    cli_solver sv = {0};
+    char *data = NULL;
+    FILE *out = NULL;
+    int *n_tokens = NULL; /* generated tokens per problem, for the median */
     size_t data_len;
-    if (!(r.data = cli_read_file(o.data, &data_len))) return 1;
-    kvl_status s = kvl_model_load(o.model, &r.model);
-    if (!s) s = kvl_tokenizer_load(o.model, &r.tok);
-    if (s) {
-        rc = cli_fail("solve", s);
-        goto done;
-    }
-    /* Refuse a thinking mode the template lacks before any work. */
-    kvl_chat_params cp = kvl_chat_default_params();
-    cp.think = o.think;
-    const char *open, *close;
-    if (o.think != KVL_THINK_DEFAULT && (s = kvl_chat_think_tags(r.tok, NULL, &open, &close))) {
-        rc = cli_error("solve", "--think %s needs a hybrid-thinking chat template: %s", o.think_name, kvl_last_error());
-        goto done;
-    }
-    kvl_ctx_params xp = kvl_ctx_default_params();
-    xp.n_threads = o.n_threads;
-    xp.n_ctx = o.n_ctx;
-    if ((s = kvl_ctx_new(r.model, &xp, &r.ctx)) || (s = kvl_sampler_new(&o.sp, &r.smp))) {
-        rc = cli_fail("solve", s);
-        goto done;
-    }
-    if (o.out && !(r.out = fopen(o.out, "w"))) {
+    if (!(data = cli_read_file(o.data, &data_len))) return 1;
+    cli_solver_params sp = {o.model, o.think, o.think_name, o.n_threads, o.n_ctx, (int)o.max_tokens, false, o.sp};
+    if ((rc = cli_solver_open(&sv, &sp, "solve"))) goto done;
+    if (o.out && !(out = fopen(o.out, "w"))) {
         rc = cli_error("solve", "cannot write %s", o.out);
         goto done;
     }
     /* Count the rows first: the progress bar and the median need the total. */
-    long n_rows = 0;
-    for (char *p = r.data; *p;) {
-        char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        for (size_t i = 0; i < len; i++)
-            if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') {
-                n_rows++;
-                break;
-            }
-        p = nl ? nl + 1 : p + len;
-    }
-    if (o.limit && n_rows > o.limit) n_rows = o.limit;
-    r.gen = malloc((size_t)(o.max_tokens + 1) * sizeof *r.gen);
-    r.n_tokens = malloc((size_t)(n_rows + 1) * sizeof *r.n_tokens);
-    if (!r.gen || !r.n_tokens) {
+    long n_rows = cli_count_rows(data, o.limit);
+    if (!(n_tokens = malloc((size_t)(n_rows + 1) * sizeof *n_tokens))) {
         rc = cli_error("solve", "out of memory");
         goto done;
     }
@@ -241,94 +146,52 @@ int cmd_solve(int argc, char **argv) {
     bool mixed = false;
     cli_progress prog;
     cli_progress_start(&prog, "solve", n_rows);
-    char *p = r.data;
-    while (*p && all.n < n_rows) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        char *line = p;
-        p = nl ? nl + 1 : p + strlen(p);
-        line_no++;
-        if (strspn(line, " \t\r") == strlen(line)) continue;
-
-        kvl_problem pb;
-        kvl_format fmt;
-        if ((s = kvl_problem_parse(line, o.format, o.field, &pb, &fmt))) {
+    char *p = data, *line;
+    while (all.n < n_rows && (line = cli_next_row(&p, &line_no))) {
+        cli_solved r;
+        if (cli_solve_row(&sv, line, o.format, o.field, NULL, &r)) {
             cli_progress_end(&prog);
             rc = cli_error("solve", "%s:%ld: %s", o.data, line_no, kvl_last_error());
             goto done;
         }
-        if (all.n > 0 && fmt != fmt_used) mixed = true;
-        fmt_used = fmt;
-        char *user = kvl_solve_prompt(fmt, pb.question), *prompt = NULL, *text = NULL;
-        int32_t *ids = NULL;
-        int n_ids = 0;
-        kvl_chat_msg msg = {"user", user};
-        size_t plen, tlen = 0;
-        s = user ? kvl_chat_render(r.tok, &msg, 1, &cp, &prompt, &plen) : KVL_ERR_NOMEM;
-        if (!s) s = kvl_tokenize(r.tok, prompt, plen, false, &ids, &n_ids);
-        gen_result g = {0, "prompt too long", 0, 0};
-        if (!s && n_ids < kvl_ctx_n_ctx(r.ctx)) s = generate(&r, ids, n_ids, (int)o.max_tokens, &g);
-        int n_text = g.n_gen > 0 && !strcmp(g.stop, "eog") ? g.n_gen - 1 : g.n_gen; /* no end token in the text */
-        if (!s) s = kvl_detokenize(r.tok, r.gen, n_text, &text, &tlen);
-        kvl_grade_result gr = {NULL, false};
-        if (!s) s = kvl_grade(fmt, text, pb.reference, pb.answer_type, &gr);
-        if (s) {
-            cli_progress_end(&prog);
-            rc = cli_error("solve", "%s:%ld: %s", o.data, line_no, kvl_last_error());
-            kvl_problem_free(&pb);
-            free(user), free(prompt), free(ids), free(text);
-            goto done;
-        }
-        /* gsm8k references are whole worked answers: show their number */
-        char *ref_num = fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(pb.reference) : NULL;
-        const char *shown = ref_num ? ref_num : pb.reference;
-        if (r.out) {
-            fprintf(r.out, "{\"index\": %ld, ", all.n);
-            if (pb.id) fprintf(r.out, "\"id\": %s, ", pb.id);
-            if (pb.level >= 0) fprintf(r.out, "\"level\": %d, ", pb.level);
-            fputs("\"question\": ", r.out);
-            cli_json_string(r.out, pb.question, strlen(pb.question));
-            fputs(", \"output\": ", r.out);
-            cli_json_string(r.out, text, tlen);
-            fputs(", \"extracted\": ", r.out);
-            if (gr.extracted) cli_json_string(r.out, gr.extracted, strlen(gr.extracted));
-            else fputs("null", r.out);
-            fputs(", \"reference\": ", r.out);
-            cli_json_string(r.out, shown, strlen(shown));
-            fprintf(r.out, ", \"correct\": %s, \"tokens\": %d, \"prompt_tokens\": %d, \"time_s\": %.3f, \"stop\": \"%s\"}\n",
-                    gr.correct ? "true" : "false", g.n_gen, n_ids, g.t_prompt + g.t_gen, g.stop);
+        if (all.n > 0 && r.fmt != fmt_used) mixed = true;
+        fmt_used = r.fmt;
+        if (out) {
+            cli_solved_json(out, all.n, &r);
+            fputs("}\n", out);
         }
         if (o.show) {
             cli_progress_end(&prog);
+            /* gsm8k references are whole worked answers: show their number */
+            char *ref_num = r.fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(r.pb.reference) : NULL;
+            const char *shown = ref_num ? ref_num : r.pb.reference;
             char lv[32] = "";
-            if (pb.level >= 0) snprintf(lv, sizeof lv, " (level %d)", pb.level);
+            if (r.pb.level >= 0) snprintf(lv, sizeof lv, " (level %d)", r.pb.level);
             printf("--- problem %ld%s: %s\n%s\n=> %s, reference %s: %s, %d tokens, %.2f s\n\n", all.n + 1, lv,
-                   pb.question, text, gr.extracted ? gr.extracted : "no answer", shown, gr.correct ? "RIGHT" : "WRONG",
-                   g.n_gen, g.t_prompt + g.t_gen);
+                   r.pb.question, r.text, r.grade.extracted ? r.grade.extracted : "no answer", shown,
+                   r.grade.correct ? "RIGHT" : "WRONG", r.g.n_gen, r.g.t_prompt + r.g.t_gen);
+            free(ref_num);
         }
-        r.n_tokens[all.n] = g.n_gen;
-        tally *t[2] = {&all, pb.level >= 0 && pb.level < MAX_LEVEL ? &by_level[pb.level] : NULL};
+        n_tokens[all.n] = r.g.n_gen;
+        tally *t[2] = {&all, r.pb.level >= 0 && r.pb.level < MAX_LEVEL ? &by_level[r.pb.level] : NULL};
         for (int k = 0; k < 2; k++)
-            if (t[k]) t[k]->n++, t[k]->correct += gr.correct, t[k]->tokens += g.n_gen;
-        t_gen += g.t_gen;
-        t_prompt += g.t_prompt;
-        prompt_tokens += n_ids;
-        free(gr.extracted);
-        free(ref_num);
-        kvl_problem_free(&pb);
-        free(user), free(prompt), free(ids), free(text);
+            if (t[k]) t[k]->n++, t[k]->correct += r.grade.correct, t[k]->tokens += r.g.n_gen;
+        t_gen += r.g.t_gen;
+        t_prompt += r.g.t_prompt;
+        prompt_tokens += r.n_ids;
+        cli_solved_free(&r);
         cli_progress_update(&prog, all.n);
     }
     cli_progress_end(&prog);
-    if (r.out && fflush(r.out)) {
+    if (out && fflush(out)) {
         rc = cli_error("solve", "cannot write %s", o.out);
         goto done;
     }
 
-    qsort(r.n_tokens, (size_t)all.n, sizeof *r.n_tokens, cmp_int);
+    qsort(n_tokens, (size_t)all.n, sizeof *n_tokens, cmp_int);
     double median = all.n == 0 ? 0
-                    : all.n % 2 ? r.n_tokens[all.n / 2]
-                                : 0.5 * (r.n_tokens[all.n / 2 - 1] + r.n_tokens[all.n / 2]);
+                    : all.n % 2 ? n_tokens[all.n / 2]
+                                : 0.5 * (n_tokens[all.n / 2 - 1] + n_tokens[all.n / 2]);
     double acc = all.n ? (double)all.correct / all.n : 0, mean = all.n ? (double)all.tokens / all.n : 0;
     double tok_s = t_gen > 0 ? all.tokens / t_gen : 0, ptok_s = t_prompt > 0 ? prompt_tokens / t_prompt : 0;
     const char *fname = mixed ? "mixed" : kvl_format_name(fmt_used);
@@ -357,6 +220,9 @@ int cmd_solve(int argc, char **argv) {
                        by_level[l].correct, by_level[l].n, (double)by_level[l].tokens / by_level[l].n);
     }
 done:
-    run_free(&r);
+    cli_solver_free(&sv);
+    free(data);
+    if (out) fclose(out);
+    free(n_tokens);
     return rc;
 }

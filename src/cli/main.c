@@ -21,6 +21,8 @@ static const command commands[] = {
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template"},
     {"embed", cmd_embed, "embed texts by pooling the KV cache into vectors (.npy or JSONL)"},
     {"embed-eval", cmd_embed_eval, "classify labelled texts from their embeddings: KV vs hidden vs random"},
+    {"score", cmd_score, "self-evaluation scores (KV-CoE, hidden CoE, MaxProb, PPL, Entropy) of a given answer"},
+    {"selfeval", cmd_selfeval, "answer a dataset, grade it, and measure how well each score predicts correctness"},
     {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
 };
 

@@ -1,0 +1,468 @@
+/* kvlens selfeval: answer every problem of a data file (as kvlens solve does), grade the answers, score each one
+ * from the live cache and the logits (KV-CoE, hidden-state CoE, MaxProb, PPL, Entropy), and measure how well each
+ * score separates correct from incorrect answers: AUROC, FPR95 and AUPR with bootstrap intervals, a Markdown table,
+ * the ROC curves and the mean KV-CoE trajectories of correct and incorrect answers as SVG. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "cli/cli_solve.h"
+
+#define DEFAULT_POINTS 16 /* token-axis trajectories are resampled to this many points before averaging */
+
+static void help(void) {
+    printf("usage: kvlens selfeval -m MODEL --data FILE.jsonl --out DIR [options]\n\n"
+           "Answers each problem greedily with the model's chat template (as kvlens solve), grades the answers, and\n"
+           "scores each from its answer span (docs/METHOD.md section 4). Writes to DIR:\n"
+           "  problems.jsonl   one line per problem: solve's fields plus every score and its warnings\n"
+           "  summary.json     accuracy, N, and per score AUROC / FPR95 / AUPR (percent) with bootstrap intervals,\n"
+           "                   and the time of the scoring as a fraction of the generation\n"
+           "  table.md         the same as a Markdown table\n"
+           "  roc.svg          the ROC curves of every score\n"
+           "  trajectories.svg the mean KV-CoE trajectories of correct and incorrect answers (token axis resampled\n"
+           "                   to --points points; layer axis), projected on their first two principal components\n\n"
+           "options:\n"
+           "  -m, --model FILE      GGUF model with its tokenizer and chat template\n"
+           "  --data FILE           JSONL problems (see kvlens solve --help)\n"
+           "  --out DIR             output directory (created if missing)\n"
+           "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row)\n"
+           "  --field NAME          the question's field\n"
+           "  --think MODE          default | fast | slow\n"
+           "  --levels 1,2          only rows whose \"level\" is in the list\n"
+           "  --limit N             only the first N problems (after --levels)\n"
+           "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
+           "  --layers all|last:N|i,j,k  layers of the KV-CoE (default all)\n"
+           "  --no-hidden           skip the hidden-state CoE (no hidden states kept)\n"
+           "  --boot N              bootstrap resamples (default 1000)\n"
+           "  --seed S              bootstrap seed (default 42)\n"
+           "  --points K            points of the resampled token-axis trajectories (default %d)\n"
+           "  --json                print the summary JSON to stdout\n"
+           "  -t, --threads N       threads (default: all cores)\n"
+           "  -c, --ctx N           context size (default: the model's, at most 4096)\n",
+           DEFAULT_POINTS);
+}
+
+typedef struct {
+    const char *model, *data, *out, *field, *layers, *think_name;
+    int format;
+    kvl_think think;
+    long long max_tokens, limit, boot, seed, points;
+    int32_t *levels;
+    int n_levels;
+    int json, no_hidden, n_threads, n_ctx;
+} opts;
+
+static int parse_opts(int argc, char **argv, opts *o) {
+    const char *v;
+    long long x;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is(a, "-h", "--help")) {
+            help();
+            return 1;
+        } else if (cli_is(a, "--json", NULL)) {
+            o->json = 1;
+            continue;
+        } else if (cli_is(a, "--no-hidden", NULL)) {
+            o->no_hidden = 1;
+            continue;
+        }
+        if (!(v = cli_value(argc, argv, &i, "selfeval"))) return 2;
+        if (cli_is(a, "-m", "--model")) o->model = v;
+        else if (cli_is(a, "--data", NULL)) o->data = v;
+        else if (cli_is(a, "--out", NULL)) o->out = v;
+        else if (cli_is(a, "--field", NULL)) o->field = v;
+        else if (cli_is(a, "--layers", NULL)) o->layers = v;
+        else if (cli_is(a, "--format", NULL)) {
+            if ((o->format = kvl_format_parse(v)) < 0)
+                return cli_usage("selfeval", "--format takes gsm8k, math, choice or theoremqa, not '%s'", v);
+        } else if (cli_is(a, "--think", NULL)) {
+            if (!strcmp(v, "default")) o->think = KVL_THINK_DEFAULT;
+            else if (!strcmp(v, "fast")) o->think = KVL_THINK_FAST;
+            else if (!strcmp(v, "slow")) o->think = KVL_THINK_SLOW;
+            else return cli_usage("selfeval", "--think takes default, fast or slow, not '%s'", v);
+            o->think_name = v;
+        } else if (cli_is(a, "--levels", NULL)) {
+            free(o->levels);
+            if ((o->n_levels = cli_parse_int_list(v, &o->levels)) <= 0)
+                return cli_usage("selfeval", "--levels takes a comma-separated list of integers, not '%s'", v);
+        } else if (cli_is(a, "--max-tokens", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("selfeval", "bad --max-tokens '%s'", v);
+        } else if (cli_is(a, "--limit", NULL)) {
+            if (cli_parse_int(v, 0, INT32_MAX, &o->limit)) return cli_usage("selfeval", "bad --limit '%s'", v);
+        } else if (cli_is(a, "--boot", NULL)) {
+            if (cli_parse_int(v, 1, 1000000, &o->boot)) return cli_usage("selfeval", "bad --boot '%s'", v);
+        } else if (cli_is(a, "--seed", NULL)) {
+            if (cli_parse_int(v, 0, INT64_MAX, &o->seed)) return cli_usage("selfeval", "bad --seed '%s'", v);
+        } else if (cli_is(a, "--points", NULL)) {
+            if (cli_parse_int(v, 2, 1024, &o->points)) return cli_usage("selfeval", "bad --points '%s' (2..1024)", v);
+        } else if (cli_is(a, "-t", "--threads")) {
+            if (cli_parse_int(v, 1, 1024, &x)) return cli_usage("selfeval", "bad thread count '%s'", v);
+            o->n_threads = (int)x;
+        } else if (cli_is(a, "-c", "--ctx")) {
+            if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage("selfeval", "bad context size '%s'", v);
+            o->n_ctx = (int)x;
+        } else {
+            return cli_usage("selfeval", "unknown option '%s'", a);
+        }
+    }
+    if (!o->model) return cli_usage("selfeval", "-m MODEL is required");
+    if (!o->data) return cli_usage("selfeval", "--data FILE is required");
+    if (!o->out) return cli_usage("selfeval", "--out DIR is required");
+    return 0;
+}
+
+/* Whether a row passes --levels (rows without a level never do). Malformed rows pass: solving reports them. */
+static int level_ok(const opts *o, const char *row) {
+    if (!o->n_levels) return 1;
+    cJSON *j = cJSON_Parse(row);
+    if (!j) return 1;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "level");
+    int ok = 0;
+    for (int i = 0; cJSON_IsNumber(l) && i < o->n_levels; i++) ok |= l->valuedouble == o->levels[i];
+    cJSON_Delete(j);
+    return ok;
+}
+
+/* Sums of the trajectories of one group (correct or incorrect): token axis resampled, layer axis. */
+typedef struct {
+    double *tok, *lay;
+    int n;
+} traj_sum;
+
+typedef struct {
+    int n, cap, n_scores;
+    double *scores;   /* [cap][KVL_MAX_SCORES] */
+    bool *correct;
+    long warn[KVL_MAX_SCORES];
+} score_table;
+
+static int table_add(score_table *t, const double *v, bool correct) {
+    if (t->n == t->cap) {
+        int cap = t->cap ? 2 * t->cap : 256;
+        double *s = realloc(t->scores, (size_t)cap * KVL_MAX_SCORES * sizeof *s);
+        if (!s) return 1;
+        t->scores = s;
+        bool *c = realloc(t->correct, (size_t)cap * sizeof *c);
+        if (!c) return 1;
+        t->correct = c;
+        t->cap = cap;
+    }
+    memcpy(t->scores + (size_t)t->n * KVL_MAX_SCORES, v, t->n_scores * sizeof *v);
+    t->correct[t->n++] = correct;
+    return 0;
+}
+
+static void coe_record(FILE *f, const char *name, const kvl_coe *c) {
+    char w[96];
+    kvl_coe_warn_str(c->warn, w, sizeof w);
+    fprintf(f, "\"%s\": {\"mag\": %.9g, \"ang\": %.9g, \"r\": %.9g, \"c\": %.9g, \"warn\": \"%s\"}", name, c->mag, c->ang,
+            c->r, c->c, w);
+}
+
+static int make_dir(const char *dir) {
+    if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
+    return cli_error("selfeval", "cannot create %s: %s", dir, strerror(errno));
+}
+
+static FILE *open_out(const char *dir, const char *name, char *path, size_t size) {
+    snprintf(path, size, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) cli_error("selfeval", "cannot write %s", path);
+    return f;
+}
+
+static int write_text(const char *dir, const char *name, const char *text) {
+    char path[4096];
+    FILE *f = open_out(dir, name, path, sizeof path);
+    if (!f) return 1;
+    int bad = fputs(text, f) < 0;
+    bad |= fclose(f) != 0;
+    return bad ? cli_error("selfeval", "cannot write %s", path) : 0;
+}
+
+typedef struct {
+    kvl_selfeval_metrics m, lo, hi;
+} score_metrics;
+
+static void write_summary(FILE *f, const opts *o, const score_table *t, const char *const *names,
+                          const score_metrics *sm, double t_gen, double t_score, long tokens, long skipped) {
+    long correct = 0;
+    for (int i = 0; i < t->n; i++) correct += t->correct[i];
+    fprintf(f, "{\n  \"model\": ");
+    cli_json_string(f, o->model, strlen(o->model));
+    fprintf(f, ",\n  \"data\": ");
+    cli_json_string(f, o->data, strlen(o->data));
+    fprintf(f, ",\n  \"think\": \"%s\",\n  \"layers\": ", o->think_name);
+    cli_json_string(f, o->layers, strlen(o->layers));
+    fprintf(f, ",\n  \"n\": %d,\n  \"correct\": %ld,\n  \"accuracy\": %.4f,\n  \"skipped\": %ld,\n  \"mean_tokens\": %.2f,\n",
+            t->n, correct, t->n ? (double)correct / t->n : 0, skipped, t->n ? (double)tokens / t->n : 0);
+    fprintf(f, "  \"bootstrap\": {\"resamples\": %lld, \"seed\": %lld, \"level\": 0.95},\n", o->boot, o->seed);
+    fprintf(f, "  \"generation_time_s\": %.3f,\n  \"score_time_s\": %.4f,\n  \"score_time_fraction\": %.6f,\n", t_gen,
+            t_score, t_gen > 0 ? t_score / t_gen : 0);
+    fprintf(f, "  \"single_class\": %s,\n  \"scores\": {\n", t->n && sm[0].m.single_class ? "true" : "false");
+    for (int k = 0; k < t->n_scores; k++) {
+        const score_metrics *s = &sm[k];
+        fprintf(f, "    \"%s\": {\"auroc\": %.2f, \"auroc_ci\": [%.2f, %.2f], \"fpr95\": %.2f, \"fpr95_ci\": [%.2f, %.2f], "
+                   "\"aupr\": %.2f, \"aupr_ci\": [%.2f, %.2f], \"degenerate\": %ld}%s\n",
+                names[k], s->m.auroc, s->lo.auroc, s->hi.auroc, s->m.fpr95, s->lo.fpr95, s->hi.fpr95, s->m.aupr,
+                s->lo.aupr, s->hi.aupr, t->warn[k], k + 1 < t->n_scores ? "," : "");
+    }
+    fprintf(f, "  }\n}\n");
+}
+
+static void write_table(FILE *f, const opts *o, const score_table *t, const char *const *names, const score_metrics *sm) {
+    long correct = 0;
+    for (int i = 0; i < t->n; i++) correct += t->correct[i];
+    fprintf(f, "Self-evaluation of `%s` on `%s` (think %s, layers %s): N = %d, accuracy %.1f%% (%ld correct).\n\n",
+            o->model, o->data, o->think_name, o->layers, t->n, t->n ? 100.0 * correct / t->n : 0, correct);
+    if (t->n && sm[0].m.single_class)
+        fprintf(f, "All answers are %s: the metrics are undefined and shown at chance level.\n\n",
+                correct ? "correct" : "incorrect");
+    fprintf(f, "| score | AUROC | FPR95 | AUPR |\n|---|---|---|---|\n");
+    for (int k = 0; k < t->n_scores; k++) {
+        const score_metrics *s = &sm[k];
+        fprintf(f, "| %s | %.1f [%.1f, %.1f] | %.1f [%.1f, %.1f] | %.1f [%.1f, %.1f] |\n", names[k], s->m.auroc,
+                s->lo.auroc, s->hi.auroc, s->m.fpr95, s->lo.fpr95, s->hi.fpr95, s->m.aupr, s->lo.aupr, s->hi.aupr);
+    }
+    fprintf(f, "\nPercent, correct answers as the positive class; [95%% bootstrap interval, %lld resamples]. Higher "
+               "scores mean more confident (ppl and entropy are the scores 1/(-mean log p) and 1/entropy); an AUROC "
+               "below 50 means the score runs the other way. FPR95: lower is better.\n",
+            o->boot);
+}
+
+int cmd_selfeval(int argc, char **argv) {
+    opts o = {.format = -1, .think = KVL_THINK_DEFAULT, .think_name = "default", .max_tokens = 1024, .boot = 1000,
+              .seed = 42, .points = DEFAULT_POINTS, .layers = "all"};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc) {
+        free(o.levels);
+        return rc == 1 ? 0 : rc;
+    }
+    kvl_layer_sel sel;
+    if (kvl_layer_sel_parse(&sel, o.layers)) {
+        free(o.levels);
+        return cli_usage("selfeval", "%s", kvl_last_error());
+    }
+    cli_solver sv = {0};
+    score_table tab = {0};
+    traj_sum grp[2] = {{0}};
+    double *traj_tmp = NULL;
+    score_metrics *sm = NULL;
+    FILE *per = NULL;
+    size_t data_len;
+    char path[4096];
+    char *data = cli_read_file(o.data, &data_len), *svg = NULL;
+    if (!data) {
+        rc = 1;
+        goto done;
+    }
+    if ((rc = make_dir(o.out))) goto done;
+    cli_solver_params sp = {o.model, o.think, o.think_name, o.n_threads, o.n_ctx, (int)o.max_tokens, !o.no_hidden,
+                            kvl_sampler_default_params()};
+    if ((rc = cli_solver_open(&sv, &sp, "selfeval"))) goto done;
+    const kvl_hparams *hp = kvl_model_hparams(sv.model);
+    int n_sel = sel.last_n > 0 ? sel.last_n : sel.n_layers > 0 ? sel.n_layers : hp->n_layer; /* layer-axis points */
+    const int dim = 2 * hp->n_head_kv * hp->head_dim, K = (int)o.points;
+    for (int g = 0; g < 2; g++) {
+        grp[g].tok = calloc((size_t)K * dim, sizeof(double));
+        grp[g].lay = calloc((size_t)n_sel * dim, sizeof(double));
+        if (!grp[g].tok || !grp[g].lay) {
+            rc = cli_error("selfeval", "out of memory");
+            goto done;
+        }
+    }
+    traj_tmp = malloc((size_t)K * dim * sizeof *traj_tmp);
+    if (!traj_tmp || !(per = open_out(o.out, "problems.jsonl", path, sizeof path))) {
+        rc = traj_tmp ? 1 : cli_error("selfeval", "out of memory");
+        goto done;
+    }
+    const char *names[KVL_MAX_SCORES];
+    {
+        kvl_answer_scores dummy = {0};
+        tab.n_scores = kvl_answer_score_list(&dummy, !o.no_hidden, names, NULL);
+    }
+
+    long n_rows = cli_count_rows(data, o.n_levels ? 0 : o.limit), line_no = 0, done_rows = 0, skipped = 0, tokens = 0;
+    double t_gen = 0, t_score = 0;
+    cli_progress prog;
+    cli_progress_start(&prog, "selfeval", o.n_levels && o.limit ? o.limit : n_rows);
+    char *p = data, *line;
+    while ((!o.limit || done_rows < o.limit) && (line = cli_next_row(&p, &line_no))) {
+        if (!level_ok(&o, line)) continue;
+        kvl_logit_stats st = {0};
+        cli_solved r;
+        kvl_answer_scores sc;
+        kvl_status s = cli_solve_row(&sv, line, o.format, o.field, &st, &r);
+        if (s) {
+            cli_progress_end(&prog);
+            rc = cli_error("selfeval", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+            goto done;
+        }
+        done_rows++;
+        cli_solved_json(per, done_rows - 1, &r);
+        if (r.g.n_gen < 1) { /* nothing generated (the prompt did not fit): no answer span to score */
+            fputs(", \"scores\": null}\n", per);
+            skipped++;
+            cli_solved_free(&r);
+            continue;
+        }
+        double t0 = cli_now();
+        s = kvl_answer_score(sv.ctx, &sel, r.n_ids, r.g.n_gen, &st, &sc);
+        t_score += cli_now() - t0;
+        t_gen += r.g.t_prompt + r.g.t_gen;
+        tokens += r.g.n_gen;
+        /* the mean trajectories for the plot (not part of the scoring cost) */
+        const int t0p = r.n_ids - 1, t1p = r.n_ids + r.g.n_gen - 1, g = r.grade.correct ? 0 : 1;
+        double *x = NULL;
+        int nx, dx;
+        if (!s && !(s = kvl_kv_trajectory(sv.ctx, &sel, KVL_COE_TOKEN, t0p, t1p, &x, &nx, &dx))) {
+            kvl_coe_resample(x, nx, dx, K, traj_tmp);
+            for (size_t i = 0; i < (size_t)K * dim; i++) grp[g].tok[i] += traj_tmp[i];
+            free(x);
+            s = kvl_kv_trajectory(sv.ctx, &sel, KVL_COE_LAYER, t0p, t1p, &x, &nx, &dx);
+        }
+        if (!s) {
+            for (size_t i = 0; i < (size_t)n_sel * dim; i++) grp[g].lay[i] += x[i];
+            grp[g].n++;
+            free(x);
+        }
+        if (s) {
+            cli_progress_end(&prog);
+            rc = cli_error("selfeval", "%s:%ld: scoring: %s", o.data, line_no, kvl_last_error());
+            cli_solved_free(&r);
+            goto done;
+        }
+        double v[KVL_MAX_SCORES];
+        kvl_answer_score_list(&sc, !o.no_hidden, NULL, v);
+        const unsigned w[3] = {sc.kv_token.warn, sc.kv_layer.warn, sc.hidden.warn};
+        const int n_coe = o.no_hidden ? 8 : 12; /* the list starts with 4 scores per CoE */
+        for (int k = 0; k < tab.n_scores; k++) /* per score: degenerate trajectories (or a floored output score) */
+            tab.warn[k] += k < n_coe ? w[k / 4] != 0 : sc.out.warn != 0;
+        fputs(", \"scores\": {", per);
+        for (int k = 0; k < tab.n_scores; k++) fprintf(per, "%s\"%s\": %.9g", k ? ", " : "", names[k], v[k]);
+        fputs("}, ", per);
+        coe_record(per, "kv_token", &sc.kv_token);
+        fputs(", ", per);
+        coe_record(per, "kv_layer", &sc.kv_layer);
+        if (sc.has_hidden) {
+            fputs(", ", per);
+            coe_record(per, "hidden", &sc.hidden);
+        }
+        fprintf(per, ", \"maxprob\": %.9g, \"ppl\": %.9g, \"entropy\": %.9g}\n", sc.out.maxprob, sc.out.ppl, sc.out.entropy);
+        if (table_add(&tab, v, r.grade.correct)) {
+            cli_solved_free(&r);
+            rc = cli_error("selfeval", "out of memory");
+            goto done;
+        }
+        cli_solved_free(&r);
+        cli_progress_update(&prog, done_rows);
+    }
+    cli_progress_end(&prog);
+    if (fclose(per) != 0) {
+        per = NULL;
+        rc = cli_error("selfeval", "cannot write %s/problems.jsonl", o.out);
+        goto done;
+    }
+    per = NULL;
+    if (tab.n == 0) {
+        rc = cli_error("selfeval", "no problem was answered (%ld rows read, %ld skipped)", done_rows, skipped);
+        goto done;
+    }
+
+    /* metrics per score, from column k of the table */
+    sm = calloc(tab.n_scores, sizeof *sm);
+    double *col = malloc((size_t)tab.n * sizeof *col);
+    const double *cols[KVL_MAX_SCORES];
+    double *colbuf = malloc((size_t)tab.n * tab.n_scores * sizeof *colbuf);
+    if (!sm || !col || !colbuf) {
+        free(col), free(colbuf);
+        rc = cli_error("selfeval", "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < tab.n_scores; k++) {
+        for (int i = 0; i < tab.n; i++) colbuf[(size_t)k * tab.n + i] = tab.scores[(size_t)i * KVL_MAX_SCORES + k];
+        cols[k] = colbuf + (size_t)k * tab.n;
+        kvl_status s = kvl_selfeval_metrics_of(cols[k], tab.correct, tab.n, &sm[k].m);
+        if (!s) s = kvl_selfeval_bootstrap(cols[k], tab.correct, tab.n, (int)o.boot, (uint64_t)o.seed, 0.95, &sm[k].lo,
+                                           &sm[k].hi, NULL);
+        if (s) {
+            free(col), free(colbuf);
+            rc = cli_error("selfeval", "metrics of %s: %s", names[k], kvl_last_error());
+            goto done;
+        }
+    }
+    free(col);
+    FILE *f = open_out(o.out, "summary.json", path, sizeof path);
+    if (f) {
+        write_summary(f, &o, &tab, names, sm, t_gen, t_score, tokens, skipped);
+        if (fclose(f)) rc = cli_error("selfeval", "cannot write %s", path);
+    } else {
+        rc = 1;
+    }
+    if (!rc && (f = open_out(o.out, "table.md", path, sizeof path))) {
+        write_table(f, &o, &tab, names, sm);
+        if (fclose(f)) rc = cli_error("selfeval", "cannot write %s", path);
+    } else if (!rc) {
+        rc = 1;
+    }
+    char title[512];
+    snprintf(title, sizeof title, "ROC of each score: %d answers, %.1f%% correct (think %s)", tab.n,
+             100.0 * sm[0].m.n_pos / tab.n, o.think_name);
+    if (!rc && !sm[0].m.single_class) {
+        kvl_status s = kvl_svg_roc(title, names, cols, tab.n_scores, tab.correct, tab.n, &svg);
+        rc = s ? cli_fail("selfeval", s) : write_text(o.out, "roc.svg", svg);
+        free(svg);
+        svg = NULL;
+    } else if (!rc) {
+        fprintf(stderr, "kvlens selfeval: every answer is %s: no ROC curve\n", sm[0].m.n_pos ? "correct" : "incorrect");
+    }
+    free(colbuf);
+    if (!rc) {
+        for (int g = 0; g < 2; g++)
+            for (size_t i = 0; grp[g].n && i < (size_t)K * dim; i++) grp[g].tok[i] /= grp[g].n;
+        for (int g = 0; g < 2; g++)
+            for (size_t i = 0; grp[g].n && i < (size_t)n_sel * dim; i++) grp[g].lay[i] /= grp[g].n;
+        kvl_traj_panel pan[2] = {
+            {"token axis (answer start -> end)", K, dim, grp[0].n ? grp[0].tok : NULL, grp[1].n ? grp[1].tok : NULL,
+             grp[0].n, grp[1].n},
+            {"layer axis (first -> last selected layer)", n_sel, dim, grp[0].n ? grp[0].lay : NULL,
+             grp[1].n ? grp[1].lay : NULL, grp[0].n, grp[1].n}};
+        snprintf(title, sizeof title, "Mean KV-CoE trajectories, correct vs incorrect (think %s)", o.think_name);
+        kvl_status s = kvl_svg_trajectories(title, pan, 2, &svg);
+        rc = s ? cli_fail("selfeval", s) : write_text(o.out, "trajectories.svg", svg);
+        free(svg);
+    }
+    if (!rc) {
+        if (o.json) {
+            snprintf(path, sizeof path, "%s/summary.json", o.out);
+            size_t len;
+            char *js = cli_read_file(path, &len);
+            if (js) fputs(js, stdout);
+            free(js);
+        } else {
+            snprintf(path, sizeof path, "%s/table.md", o.out);
+            size_t len;
+            char *md = cli_read_file(path, &len);
+            if (md) fputs(md, stdout);
+            free(md);
+            printf("\nscoring took %.2f%% of the generation time; files in %s\n", t_gen > 0 ? 100 * t_score / t_gen : 0,
+                   o.out);
+        }
+    }
+done:
+    if (per) fclose(per);
+    cli_solver_free(&sv);
+    for (int g = 0; g < 2; g++) free(grp[g].tok), free(grp[g].lay);
+    free(traj_tmp);
+    free(tab.scores);
+    free(tab.correct);
+    free(sm);
+    free(data);
+    free(o.levels);
+    return rc;
+}
