@@ -56,7 +56,6 @@ double cli_now(void); /* seconds, monotonic */
 /* JSON string output with escaping. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 
-#endif
 
 /* "default|on|off|slow|fast" -> kvl_think; 0 on success. */
 int cli_parse_think(const char *v, kvl_think *out);
@@ -103,3 +102,5 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *
  * errors. Returns 0 on success, else the exit status. */
 int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int32_t **ids, int *n_ids);
 kvl_ctx_params cli_ctx_params(const cli_model_opts *o);
+
+#endif
