@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "kvlens.h"
+#include "fixture_util.h"
 #include "test_util.h"
 #include "util/npy.h"
 
@@ -17,17 +18,6 @@ static int load_ref(const char *fx, const char *name, kvl_npy *a) {
     kvl_status s = kvl_npy_load(p, a);
     CHECK_MSG(s == KVL_OK, "%s: %s", p, kvl_last_error());
     return s == KVL_OK;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, int64_t n) {
-    double e = 0, m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > e || d != d) e = d != d ? INFINITY : d;
-        if (fabs(b[i]) > m) m = fabs(b[i]);
-    }
-    return m > 0 ? e / m : e;
 }
 
 static void run_fixture(const char *fx, int type, int cache_f16, double tol) {
@@ -70,22 +60,22 @@ static void run_fixture(const char *fx, int type, int cache_f16, double tol) {
         CHECK(kvl_eval(c, ids + t, 1, KVL_LOGITS_ALL) == KVL_OK);
         memcpy(all_logits + (size_t)t * hp->n_vocab, kvl_logits(c, 0), hp->n_vocab * sizeof(float));
     }
-    double e_logits = rel_err(all_logits, logits.data, logits.count);
+    double e_logits = fx_rel_err(all_logits, logits.data, logits.count);
     size_t per = (size_t)hp->n_head_kv * T * hp->head_dim;
     float *buf = malloc(per * sizeof(float) > (size_t)T * hp->n_embd * sizeof(float) ? per * sizeof(float)
                                                                                      : (size_t)T * hp->n_embd * sizeof(float));
     double e_k = 0, e_v = 0, e_h = 0;
     for (int l = 0; l < L; l++) {
         CHECK(kvl_cache_k(c, l, 0, T, buf) == KVL_OK);
-        double e = rel_err(buf, (float *)k.data + l * per, per);
+        double e = fx_rel_err(buf, (float *)k.data + l * per, per);
         e_k = e > e_k ? e : e_k;
         CHECK(kvl_cache_v(c, l, 0, T, buf) == KVL_OK);
-        e = rel_err(buf, (float *)v.data + l * per, per);
+        e = fx_rel_err(buf, (float *)v.data + l * per, per);
         e_v = e > e_v ? e : e_v;
     }
     for (int l = 0; l <= L; l++) {
         CHECK(kvl_hidden(c, l, 0, T, buf) == KVL_OK);
-        double e = rel_err(buf, (float *)hidden.data + (size_t)l * T * hp->n_embd, (size_t)T * hp->n_embd);
+        double e = fx_rel_err(buf, (float *)hidden.data + (size_t)l * T * hp->n_embd, (size_t)T * hp->n_embd);
         e_h = e > e_h ? e : e_h;
     }
     printf("%-11s %-5s %s cache  logits %.2e  k %.2e  v %.2e  hidden %.2e  (bound %.0e)\n", fx, kvl_type_name(type), cache_f16 ? "f16" : "f32", e_logits,

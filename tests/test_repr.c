@@ -7,51 +7,11 @@
 #include <unistd.h>
 
 #include "kvlens.h"
+#include "fixture_util.h"
 #include "test_util.h"
 #include "util/npy.h"
 
 static const char *src_dir;
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, int n) {
-    double e = 0, m = 0;
-    for (int i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > e || d != d) e = d != d ? INFINITY : d;
-        if (fabs(b[i]) > m) m = fabs(b[i]);
-    }
-    return m > 0 ? e / m : e;
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc(n + 1);
-    if (s && fread(s, 1, n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-static kvl_model *load_fixture(const char *fx) {
-    char hf[1024], gg[1024];
-    snprintf(hf, sizeof hf, "%s/tests/fixtures/%s/hf", src_dir, fx);
-    snprintf(gg, sizeof gg, "%s/kvl_repr_%d_%s.gguf", kvl_test_env("TMPDIR", "/tmp"), (int)getpid(), fx);
-    kvl_convert_params cp = kvl_convert_default_params();
-    cp.type = KVL_TYPE_F32;
-    cp.flags = KVL_CONVERT_NO_VOCAB;
-    kvl_status s = kvl_convert_hf(hf, gg, &cp);
-    CHECK_MSG(s == KVL_OK, "convert %s: %s", fx, kvl_last_error());
-    if (s) return NULL;
-    kvl_model *m = NULL;
-    s = kvl_model_load(gg, &m);
-    unlink(gg);
-    CHECK_MSG(s == KVL_OK, "load %s: %s", fx, kvl_last_error());
-    return s ? NULL : m;
-}
 
 static kvl_ctx *new_ctx(kvl_model *m, int n_ctx, int keep_hidden, int f16) {
     kvl_ctx_params p = kvl_ctx_default_params();
@@ -85,7 +45,7 @@ static int parse_entry(const char *line, kvl_repr_config *cfg, long *off, int *d
 static void parity(const char *fx, kvl_model *m, const kvl_npy *tok, int f16) {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/fixtures/%s/pool/index.json", src_dir, fx);
-    char *text = read_text(path);
+    char *text = fx_read_text(path);
     CHECK_MSG(text != NULL, "cannot read %s", path);
     snprintf(path, sizeof path, "%s/tests/fixtures/%s/pool/vectors.npy", src_dir, fx);
     kvl_npy ref;
@@ -116,7 +76,7 @@ static void parity(const char *fx, kvl_model *m, const kvl_npy *tok, int f16) {
         if (got != dim || dim > 4096 || off + dim > ref.count) continue;
         s = kvl_repr_compute(c, &cfg, 0, T, v);
         CHECK_MSG(s == KVL_OK, "%s [%s]: %s", fx, e->valuestring, kvl_last_error());
-        double err = rel_err(v, (const float *)ref.data + off, dim);
+        double err = fx_rel_err(v, (const float *)ref.data + off, dim);
         CHECK_MSG(err <= tol, "%s %s cache [%s]: rel err %.3g", fx, f16 ? "f16" : "f32", e->valuestring, err);
         worst = err > worst ? err : worst;
         n++;
@@ -151,7 +111,7 @@ static void ranges(kvl_model *m, const kvl_npy *tok) {
         int dim;
         CHECK(kvl_repr_dim(m, &cfgs[i], &dim) == KVL_OK && dim <= 300);
         CHECK(kvl_repr_compute(full, &cfgs[i], 0, P, b) == KVL_OK);
-        CHECK_MSG(rel_err(outs[i], b, dim) <= 1e-5, "range [0,%d) config %d: %g", P, i, rel_err(outs[i], b, dim));
+        CHECK_MSG(fx_rel_err(outs[i], b, dim) <= 1e-5, "range [0,%d) config %d: %g", P, i, fx_rel_err(outs[i], b, dim));
     }
     kvl_repr_config w = kvl_repr_classifier_config(5, 2), r = w;
     r.window = 0;
@@ -159,11 +119,11 @@ static void ranges(kvl_model *m, const kvl_npy *tok) {
     CHECK(kvl_repr_dim(m, &w, &dim) == KVL_OK);
     CHECK(kvl_repr_compute(full, &w, 3, 17, a) == KVL_OK);
     CHECK(kvl_repr_compute(full, &r, 12, 17, b) == KVL_OK);
-    CHECK(rel_err(a, b, dim) == 0);
+    CHECK(fx_rel_err(a, b, dim) == 0);
     w.window = 100; /* a window longer than the range is the whole range */
     CHECK(kvl_repr_compute(full, &w, 3, 17, a) == KVL_OK);
     CHECK(kvl_repr_compute(full, &r, 3, 17, b) == KVL_OK);
-    CHECK(rel_err(a, b, dim) == 0);
+    CHECK(fx_rel_err(a, b, dim) == 0);
 
     /* truncation: the context holds 12 positions */
     kvl_ctx *small = new_ctx(m, 12, 0, 0);
@@ -175,10 +135,10 @@ static void ranges(kvl_model *m, const kvl_npy *tok) {
     CHECK(kvl_repr_dim(m, &e, &dim) == KVL_OK);
     CHECK(kvl_embed_ids(small, &e, 1, ids, T, KVL_TRUNCATE_LEFT, NULL, 0, o1) == KVL_OK);
     CHECK(kvl_embed_ids(small, &e, 1, ids + T - 12, 12, KVL_TRUNCATE_NONE, NULL, 0, o2) == KVL_OK);
-    CHECK(rel_err(a, b, dim) == 0);
+    CHECK(fx_rel_err(a, b, dim) == 0);
     CHECK(kvl_embed_ids(small, &e, 1, ids, T, KVL_TRUNCATE_RIGHT, NULL, 0, o1) == KVL_OK);
     CHECK(kvl_embed_ids(small, &e, 1, ids, 12, KVL_TRUNCATE_NONE, NULL, 0, o2) == KVL_OK);
-    CHECK(rel_err(a, b, dim) == 0);
+    CHECK(fx_rel_err(a, b, dim) == 0);
     /* the hidden source needs keep_hidden */
     kvl_repr_config h = e;
     h.source = KVL_SOURCE_HIDDEN;
@@ -281,7 +241,7 @@ int main(void) {
     src_dir = kvl_test_env("KVL_SRC", ".");
     const char *fx[] = {"llama", "qwen2", "qwen3", "qwen3_tied"};
     for (int i = 0; i < 4; i++) {
-        kvl_model *m = load_fixture(fx[i]);
+        kvl_model *m = fx_load_fixture(fx[i], KVL_TYPE_F32);
         if (!m) continue;
         char p[1024];
         snprintf(p, sizeof p, "%s/tests/fixtures/%s/tokens.npy", src_dir, fx[i]);

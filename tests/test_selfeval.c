@@ -9,41 +9,12 @@
 #include <unistd.h>
 
 #include "kvlens.h"
+#include "fixture_util.h"
 #include "test_util.h"
 #include "util/npy.h"
 #include "util/rng.h"
 
 static const char *src_dir;
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc(n + 1);
-    if (s && fread(s, 1, n, f) != (size_t)n) n = 0;
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
-static kvl_model *load_fixture(const char *fx) {
-    char hf[1024], gg[1024];
-    snprintf(hf, sizeof hf, "%s/tests/fixtures/%s/hf", src_dir, fx);
-    snprintf(gg, sizeof gg, "%s/kvl_selfeval_%d_%s.gguf", kvl_test_env("TMPDIR", "/tmp"), (int)getpid(), fx);
-    kvl_convert_params cp = kvl_convert_default_params();
-    cp.type = KVL_TYPE_F32;
-    cp.flags = KVL_CONVERT_NO_VOCAB;
-    kvl_status s = kvl_convert_hf(hf, gg, &cp);
-    CHECK_MSG(s == KVL_OK, "convert %s: %s", fx, kvl_last_error());
-    if (s) return NULL;
-    kvl_model *m = NULL;
-    s = kvl_model_load(gg, &m);
-    unlink(gg);
-    CHECK_MSG(s == KVL_OK, "load %s: %s", fx, kvl_last_error());
-    return s ? NULL : m;
-}
 
 static kvl_ctx *new_ctx(kvl_model *m, int n_ctx, int keep_hidden, int f16) {
     kvl_ctx_params p = kvl_ctx_default_params();
@@ -125,12 +96,12 @@ static void check_traj(const char *fx, const char *file, const double *x, int n,
 static void parity(const char *fx) {
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/fixtures/%s/score/scores.json", src_dir, fx);
-    char *text = read_text(path);
+    char *text = fx_read_text(path);
     CHECK_MSG(text != NULL, "cannot read %s", path);
     cJSON *root = text ? cJSON_Parse(text) : NULL;
     cJSON *cases = cJSON_GetObjectItem(root, "cases"), *toks = cJSON_GetObjectItem(root, "tokens");
     CHECK_MSG(cJSON_GetArraySize(cases) == 9 && cJSON_GetArraySize(toks) >= 24, "%s: malformed scores.json", fx);
-    kvl_model *m = cJSON_GetArraySize(cases) == 9 ? load_fixture(fx) : NULL;
+    kvl_model *m = cJSON_GetArraySize(cases) == 9 ? fx_load_fixture(fx, KVL_TYPE_F32) : NULL;
     if (!m) goto out;
     int32_t ids[64];
     int T = cJSON_GetArraySize(toks) < 64 ? cJSON_GetArraySize(toks) : 64;
@@ -196,7 +167,7 @@ out:
 /* Scoring after a decoding loop (one token per call, logits of the last row) equals teacher forcing; a context
  * without hidden states gives no hidden CoE; bad spans and selections fail cleanly. */
 static void decode_equals_forced(void) {
-    kvl_model *m = load_fixture("qwen3");
+    kvl_model *m = fx_load_fixture("qwen3", KVL_TYPE_F32);
     if (!m) return;
     char path[1024];
     snprintf(path, sizeof path, "%s/tests/fixtures/qwen3/tokens.npy", src_dir);
