@@ -4,19 +4,8 @@
 #include <unistd.h>
 
 #include "kvlens.h"
-#include "st_write.h"
 #include "test_util.h"
-
-enum { H = 32, FF = 64, HD = 16, V = 151936 };
-
-static float *rnd(int64_t n, uint32_t seed) {
-    float *v = malloc(n * sizeof *v);
-    for (int64_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        v[i] = (float)((int)(seed >> 28) - 8) / 16.0f; /* k/16: exact in bf16 */
-    }
-    return v;
-}
+#include "tiny_qwen3.h"
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -60,40 +49,11 @@ int main(void) {
     snprintf(tokdir, sizeof tokdir, "%s/tokenizers/qwen3", kvl_test_env("KVL_SHARED", "../shared"));
     if (access(tokdir, R_OK)) SKIP("%s is absent", tokdir);
     bin = kvl_test_env("KVL_BIN", "build/kvlens");
-    char *d = tst_mkdtemp(), p[1024], cmd[4096], g[1024];
+    char *d = tst_mkdtemp(), p[1024], g[1024];
     CHECK(d != NULL);
     dir = d;
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    tst_write_text(p, "{\"architectures\": [\"Qwen3ForCausalLM\"], \"model_type\": \"qwen3\", \"vocab_size\": 151936,"
-                      " \"hidden_size\": 32, \"intermediate_size\": 64, \"num_hidden_layers\": 1,"
-                      " \"num_attention_heads\": 2, \"num_key_value_heads\": 1, \"head_dim\": 16,"
-                      " \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-6, \"rope_theta\": 1000000.0,"
-                      " \"tie_word_embeddings\": true, \"bos_token_id\": 151643, \"eos_token_id\": 151645}");
-    float *emb = rnd((int64_t)V * H, 1), *q = rnd(2 * HD * H, 2), *k = rnd(HD * H, 3), *v = rnd(HD * H, 4),
-          *o = rnd(H * 2 * HD, 5), *gt = rnd(FF * H, 6), *u = rnd(FF * H, 7), *dn = rnd(H * FF, 8), *one = malloc(64 * 4);
-    for (int i = 0; i < 64; i++) one[i] = 1.0f;
-    tst_tensor t[] = {
-        {"model.embed_tokens.weight", "BF16", 2, {V, H}, emb, 0, 0},
-        {"model.norm.weight", "BF16", 1, {H}, one, 0, 0},
-        {"model.layers.0.input_layernorm.weight", "BF16", 1, {H}, one, 0, 0},
-        {"model.layers.0.post_attention_layernorm.weight", "BF16", 1, {H}, one, 0, 0},
-        {"model.layers.0.self_attn.q_proj.weight", "BF16", 2, {2 * HD, H}, q, 0, 0},
-        {"model.layers.0.self_attn.k_proj.weight", "BF16", 2, {HD, H}, k, 0, 0},
-        {"model.layers.0.self_attn.v_proj.weight", "BF16", 2, {HD, H}, v, 0, 0},
-        {"model.layers.0.self_attn.o_proj.weight", "BF16", 2, {H, 2 * HD}, o, 0, 0},
-        {"model.layers.0.self_attn.q_norm.weight", "BF16", 1, {HD}, one, 0, 0},
-        {"model.layers.0.self_attn.k_norm.weight", "BF16", 1, {HD}, one, 0, 0},
-        {"model.layers.0.mlp.gate_proj.weight", "BF16", 2, {FF, H}, gt, 0, 0},
-        {"model.layers.0.mlp.up_proj.weight", "BF16", 2, {FF, H}, u, 0, 0},
-        {"model.layers.0.mlp.down_proj.weight", "BF16", 2, {H, FF}, dn, 0, 0},
-    };
-    snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    CHECK(tst_write_safetensors(p, t, sizeof t / sizeof *t, NULL) == 0);
-    snprintf(cmd, sizeof cmd, "cp '%s/tokenizer.json' '%s/tokenizer_config.json' '%s/'", tokdir, tokdir, dir);
-    CHECK(system(cmd) == 0);
-    snprintf(g, sizeof g, "%s/m.gguf", dir);
+    CHECK(tiny_qwen3_gguf(dir, tokdir, g, sizeof g) == 0);
     gguf = g;
-    CHECK_MSG(kvl_convert_hf(dir, gguf, NULL) == KVL_OK, "%s", kvl_last_error());
     kvl_model *m = NULL;
     CHECK_MSG(kvl_model_load(gguf, &m) == KVL_OK, "%s", kvl_last_error());
     const kvl_tokenizer *tok = NULL;
@@ -139,7 +99,6 @@ int main(void) {
     free(chat);
 
     kvl_model_free(m);
-    free(emb), free(q), free(k), free(v), free(o), free(gt), free(u), free(dn), free(one);
     tst_rmdir(d);
     free(d);
     return kvl_test_result("embed_text");
