@@ -157,6 +157,7 @@ int32_t kvl_sample(kvl_sampler *s, const float *logits, int n_vocab);
 
 /* Token ids that end a generation (eos, eot, im_end...), from the model's metadata. */
 int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids);
+bool kvl_model_is_eog(const kvl_model *m, int32_t id);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Conversion: a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer files) -> a GGUF file
@@ -192,6 +193,9 @@ typedef struct kvl_tokenizer kvl_tokenizer;
 
 /* Open the tokenizer of a GGUF file (a full model or a vocab-only file). */
 kvl_status kvl_tokenizer_load(const char *gguf_path, kvl_tokenizer **out);
+/* The tokenizer of a loaded model (owned by the model). Fails, naming the reason, when the file has none or one
+ * kvlens does not know; the model itself still runs on token ids then. */
+kvl_status kvl_model_tokenizer(const kvl_model *m, const kvl_tokenizer **out);
 void kvl_tokenizer_free(kvl_tokenizer *t);
 
 int kvl_tokenizer_n_vocab(const kvl_tokenizer *t);

@@ -3,8 +3,8 @@
  * bytes inside the blocks (every bit pattern of the quants and scales, including Q8_0's -128), random x with
  * blocks of very different magnitude and an all-zero block.
  *
- * Tolerances: float paths accumulate in f32, so |y - ref| <= 1e-5 * sum|w x|. The quantized types at
- * n_tok <= KVL_MM_GEMV_MAX_TOK quantize x to int8 per 32 values (scale d_b = max|x_b|/127), adding at most
+ * Tolerances: float paths accumulate in f32, so |y - ref| <= 1e-5 * sum|w x|. The paths that quantize x to int8
+ * per 32 values (kvl_mm_int8_activations: scale d_b = max|x_b|/127) add at most
  * sum_b (d_b / 2) * sum_{i in b} |w_i|; they are checked against that bound and, tightly (1e-5), against a
  * reference fed the same int8 activations. */
 #include <math.h>
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "compute/matmul.h"
-#include "compute/mm_internal.h" /* KVL_MM_GEMV_MAX_TOK: which token counts take the int8-activation path */
+#include "compute/mm_internal.h" /* kvl_mm_int8_activations: which calls quantize the activations */
 #include "test_util.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -179,7 +179,7 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
             for (int j = 0; j < 32 && n_in >= 96; j++) x[64 + j] = 0;
         }
         for (int64_t i = 0; i < ny + 16; i++) y[i] = -12345.0f;
-        const int int8_path = is_quant(type) && n_tok <= KVL_MM_GEMV_MAX_TOK;
+        const int int8_path = kvl_mm_int8_activations(type, n_tok);
         if (int8_path)
             for (int t = 0; t < n_tok; t++) quantize_x(x + t * n_in, n_in, xq + t * n_in, dq + t * (n_in / 32));
 

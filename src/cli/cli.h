@@ -55,6 +55,13 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 
 #endif
 
+/* "default|on|off|slow|fast" -> kvl_think; 0 on success. */
+int cli_parse_think(const char *v, kvl_think *out);
+/* A conversation file: a JSON list of {"role", "content"}. Returns the count (messages point into *json; free
+ * with cJSON_Delete and free(*out)) or -1 with a message printed. */
+struct cJSON;
+int cli_read_messages(const char *path, const char *cmd, struct cJSON **json, kvl_chat_msg **out);
+
 /* Options shared by the commands that run a model (run, dump, ...). */
 typedef struct {
     const char *model;     /* -m */
@@ -63,7 +70,14 @@ typedef struct {
     int n_threads;         /* -t, 0 = all cores */
     int n_ctx;             /* -c, 0 = default */
     int cache_f16;         /* --cache-f16 */
+    int chat;              /* --chat: -p is the user message, rendered with the chat template */
+    const char *messages;  /* --messages FILE.json: a whole conversation */
+    const char *system;    /* --system TEXT */
+    kvl_think think;       /* --think */
+    int add_bos;           /* -1 = the tokenizer's default, 0/1 = --no-bos/--add-bos (raw text only) */
 } cli_model_opts;
+
+#define CLI_MODEL_OPTS_INIT {.add_bos = -1}
 
 #define CLI_MODEL_OPTS_HELP                                                                  \
     "  -m, --model FILE      GGUF model\n"                                                  \
@@ -71,10 +85,16 @@ typedef struct {
     "  --tokens 1,2,3        prompt as token ids (instead of -p)\n"                         \
     "  -t, --threads N       threads (default: all cores)\n"                                \
     "  -c, --ctx N           context size in positions (default: the model's, at most 4096)\n" \
-    "  --cache-f16           keep the KV cache in f16 instead of f32\n"
+    "  --cache-f16           keep the KV cache in f16 instead of f32\n"                     \
+    "  --chat                treat -p as a user message and apply the model's chat template\n" \
+    "  --messages FILE       a conversation (JSON list of {\"role\", \"content\"}) with the chat template\n" \
+    "  --system TEXT         a system message for --chat\n"                               \
+    "  --think MODE          default | on | off (HF enable_thinking) | slow | fast (assistant turn start)\n" \
+    "  --add-bos, --no-bos   put a BOS token before raw text or not (default: as the tokenizer says)\n"
 
 /* Consume argv[*i] if it is a shared option: 1 consumed, 0 not ours, -1 usage error (already reported). */
 int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *cmd);
-/* Load the model and build the prompt's token ids; prints errors. Returns 0 on success. */
+/* Load the model and build the prompt's token ids (tokenizing, and rendering the chat template, as asked); prints
+ * errors. Returns 0 on success, else the exit status. */
 int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int32_t **ids, int *n_ids);
 kvl_ctx_params cli_ctx_params(const cli_model_opts *o);

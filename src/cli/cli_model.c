@@ -1,5 +1,8 @@
-/* Shared option handling for commands that load a model and feed it a prompt. */
+/* Shared option handling for commands that load a model and feed it a prompt: ids, raw text, or a chat. */
 #include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli/cli.h"
 
@@ -22,6 +25,20 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *
         o->n_ctx = (int)x;
     } else if (cli_is(a, "--cache-f16", NULL)) {
         o->cache_f16 = 1;
+    } else if (cli_is(a, "--chat", NULL)) {
+        o->chat = 1;
+    } else if (cli_is(a, "--messages", NULL)) {
+        if (!(o->messages = cli_value(argc, argv, i, cmd))) return -1;
+    } else if (cli_is(a, "--system", NULL)) {
+        if (!(o->system = cli_value(argc, argv, i, cmd))) return -1;
+    } else if (cli_is(a, "--think", NULL)) {
+        if (!(v = cli_value(argc, argv, i, cmd))) return -1;
+        if (cli_parse_think(v, &o->think))
+            return cli_usage(cmd, "--think takes default, on, off, slow or fast, not '%s'", v), -1;
+    } else if (cli_is(a, "--add-bos", NULL)) {
+        o->add_bos = 1;
+    } else if (cli_is(a, "--no-bos", NULL)) {
+        o->add_bos = 0;
     } else {
         return 0;
     }
@@ -36,11 +53,40 @@ kvl_ctx_params cli_ctx_params(const cli_model_opts *o) {
     return p;
 }
 
+/* Render the chat (-p as the user turn, or a messages file) and tokenize it. */
+static kvl_status chat_tokens(const cli_model_opts *o, const kvl_tokenizer *tok, const char *cmd, int32_t **ids, int *n) {
+    cJSON *json = NULL;
+    kvl_chat_msg *msgs = NULL, local[2];
+    int nm = 0;
+    if (o->messages) {
+        nm = cli_read_messages(o->messages, cmd, &json, &msgs);
+        if (nm < 0) return KVL_ERR_ARG;
+    } else {
+        if (o->system) local[nm++] = (kvl_chat_msg){"system", o->system};
+        local[nm++] = (kvl_chat_msg){"user", o->prompt};
+    }
+    kvl_chat_params cp = kvl_chat_default_params();
+    cp.think = o->think;
+    char *text = NULL;
+    size_t len = 0;
+    kvl_status s = kvl_chat_render(tok, msgs ? msgs : local, nm, &cp, &text, &len);
+    if (!s) s = kvl_tokenize(tok, text, len, false, ids, n);
+    if (s) cli_fail(cmd, s);
+    free(text);
+    free(msgs);
+    cJSON_Delete(json);
+    return s;
+}
+
 int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int32_t **ids, int *n_ids) {
     *m = NULL;
     *ids = NULL;
+    *n_ids = 0;
     if (!o->model) return cli_usage(cmd, "-m MODEL is required");
-    if (!o->prompt == !o->tokens) return cli_usage(cmd, "give exactly one of -p TEXT and --tokens IDS");
+    int sources = !!o->prompt + !!o->tokens + !!o->messages;
+    if (sources != 1) return cli_usage(cmd, "give exactly one of -p TEXT, --tokens IDS and --messages FILE");
+    if ((o->chat || o->system || o->think) && !o->prompt && !o->messages)
+        return cli_usage(cmd, "--chat, --system and --think apply to -p or --messages");
     if (o->tokens) {
         *n_ids = cli_parse_int_list(o->tokens, ids);
         if (*n_ids < 0) return cli_usage(cmd, "--tokens must be a comma-separated list of integers");
@@ -52,10 +98,23 @@ int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int3
         *ids = NULL;
         return cli_fail(cmd, s);
     }
-    if (o->prompt) {
+    if (o->tokens) return 0;
+    const kvl_tokenizer *tok;
+    if ((s = kvl_model_tokenizer(*m, &tok))) {
+        cli_error(cmd, "cannot tokenize text: %s (use --tokens)", kvl_last_error());
+    } else if (o->chat || o->messages || o->system || o->think) {
+        s = chat_tokens(o, tok, cmd, ids, n_ids);
+    } else {
+        bool bos = o->add_bos < 0 ? kvl_tokenizer_add_bos(tok) : o->add_bos;
+        if ((s = kvl_tokenize(tok, o->prompt, strlen(o->prompt), bos, ids, n_ids))) cli_fail(cmd, s);
+        else if (*n_ids == 0) s = KVL_ERR_ARG, cli_error(cmd, "the prompt is empty");
+    }
+    if (s) {
         kvl_model_free(*m);
         *m = NULL;
-        return cli_error(cmd, "this build cannot tokenize text yet; use --tokens");
+        free(*ids);
+        *ids = NULL;
+        return 1;
     }
     return 0;
 }

@@ -27,52 +27,6 @@ static void help(FILE *f) {
             "  -h, --help               this help\n");
 }
 
-static int parse_think(const char *v, kvl_think *out) {
-    static const struct {
-        const char *name;
-        kvl_think t;
-    } modes[] = {{"default", KVL_THINK_DEFAULT}, {"on", KVL_THINK_ON},     {"off", KVL_THINK_OFF},
-                 {"slow", KVL_THINK_SLOW},       {"fast", KVL_THINK_FAST}};
-    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
-        if (!strcmp(v, modes[i].name)) {
-            *out = modes[i].t;
-            return 0;
-        }
-    return -1;
-}
-
-/* The conversation file: a JSON list of {role, content} strings. Returns the count or -1 (message printed). */
-static int read_messages(const char *path, cJSON **json, kvl_chat_msg **out) {
-    size_t len;
-    char *s = cli_read_file(path, &len);
-    if (!s) return -1;
-    cJSON *j = cJSON_ParseWithLength(s, len);
-    free(s);
-    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) == 0) {
-        cJSON_Delete(j);
-        cli_error("chat-template", "%s: expected a non-empty JSON list of {\"role\", \"content\"}", path);
-        return -1;
-    }
-    int n = cJSON_GetArraySize(j), i = 0;
-    kvl_chat_msg *m = calloc((size_t)n, sizeof *m);
-    const cJSON *x;
-    cJSON_ArrayForEach(x, j) {
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(x, "role"), *c = cJSON_GetObjectItemCaseSensitive(x, "content");
-        if (!m || !cJSON_IsString(r) || !cJSON_IsString(c)) {
-            free(m);
-            cJSON_Delete(j);
-            cli_error("chat-template", "%s: message %d needs string \"role\" and \"content\"", path, i);
-            return -1;
-        }
-        m[i].role = r->valuestring;
-        m[i].content = c->valuestring;
-        i++;
-    }
-    *json = j;
-    *out = m;
-    return n;
-}
-
 int cmd_chat_template(int argc, char **argv) {
     const char *cmd = "chat-template", *model = NULL, *msgs = NULL, *tmpl_path = NULL;
     kvl_chat_params p = kvl_chat_default_params();
@@ -92,7 +46,7 @@ int cmd_chat_template(int argc, char **argv) {
             if (!(p.date = cli_value(argc, argv, &i, cmd))) return 2;
         } else if (cli_is(a, "--think", NULL)) {
             if (!(v = cli_value(argc, argv, &i, cmd))) return 2;
-            if (parse_think(v, &p.think)) return cli_usage(cmd, "--think takes default, on, off, slow or fast, not '%s'", v);
+            if (cli_parse_think(v, &p.think)) return cli_usage(cmd, "--think takes default, on, off, slow or fast, not '%s'", v);
         } else if (cli_is(a, "--no-generation-prompt", NULL)) {
             p.add_generation_prompt = false;
         } else if (cli_is(a, "--kind", NULL)) {
@@ -120,7 +74,7 @@ int cmd_chat_template(int argc, char **argv) {
         if (s != KVL_OK) rc = cli_fail(cmd, s);
         else puts(name);
     } else {
-        int n = read_messages(msgs, &json, &m);
+        int n = cli_read_messages(msgs, cmd, &json, &m);
         char *out = NULL;
         size_t len;
         if (n < 0) rc = 1;

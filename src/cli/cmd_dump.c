@@ -38,7 +38,7 @@ static kvl_status write_cache(const char *dir, const char *name, kvl_ctx *c, con
 }
 
 int cmd_dump(int argc, char **argv) {
-    cli_model_opts mo = {0};
+    cli_model_opts mo = CLI_MODEL_OPTS_INIT;
     const char *dir = NULL;
     int hidden = 1;
     for (int i = 1; i < argc; i++) {

@@ -1,13 +1,18 @@
-/* kvlens run: prefill the prompt, then generate token by token (greedy or sampled), streaming as it goes. */
+/* kvlens run: prefill the prompt, then generate token by token (greedy or sampled), streaming text as it goes.
+ * Without a prompt and with a terminal on stdin it is an interactive chat that keeps the cache between turns. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli/cli.h"
 
 static void help(void) {
-    printf("usage: kvlens run -m MODEL (-p TEXT | --tokens 1,2,3) [options]\n\n"
+    printf("usage: kvlens run -m MODEL (-p TEXT | --tokens 1,2,3 | --messages FILE) [options]\n"
+           "       kvlens run -m MODEL [--system TEXT] [--think MODE]      (interactive chat on a terminal)\n\n"
            "Generates a continuation of the prompt, streaming it to stdout.\n\n" CLI_MODEL_OPTS_HELP
-           "  -n, --n-predict N     tokens to generate at most (default 128)\n"
+           "  -n, --n-predict N     tokens to generate at most (default 128; 512 per turn in chat)\n"
            "  --temp T              temperature; 0 = greedy (default 0)\n"
            "  --top-k K             sample from the K most likely tokens (0 = off)\n"
            "  --top-p P             nucleus sampling mass (1 = off)\n"
@@ -16,24 +21,181 @@ static void help(void) {
            "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming\n");
 }
 
-static int is_eog(const kvl_model *m, int32_t t) {
-    const int32_t *e;
-    int n = kvl_model_eog_tokens(m, &e);
-    for (int i = 0; i < n; i++)
-        if (e[i] == t) return 1;
-    return 0;
+typedef struct {
+    kvl_model *m;
+    kvl_ctx *c;
+    kvl_sampler *smp;
+    const kvl_tokenizer *tok; /* NULL: print ids */
+    long long n_predict;
+    int ignore_eos, json;
+    /* results of the last generate() */
+    int32_t *out;
+    int n_out;
+    char *text;
+    size_t text_len, text_cap;
+    const char *stop;
+    double t_prompt, t_gen;
+} runner;
+
+static void append_text(runner *r, const char *s, size_t n) {
+    if (r->text_len + n + 1 > r->text_cap) {
+        size_t cap = (r->text_len + n + 1) * 2;
+        char *t = realloc(r->text, cap);
+        if (!t) return;
+        r->text = t;
+        r->text_cap = cap;
+    }
+    memcpy(r->text + r->text_len, s, n);
+    r->text_len += n;
+    r->text[r->text_len] = 0;
+}
+
+/* Evaluate ids[n_keep..n) on top of the first n_keep cached positions, then generate. */
+static kvl_status generate(runner *r, const int32_t *ids, int n, int n_keep) {
+    const kvl_hparams *hp = kvl_model_hparams(r->m);
+    r->n_out = 0;
+    r->text_len = 0;
+    r->stop = "length";
+    if (n > kvl_ctx_n_ctx(r->c)) return KVL_ERR_RANGE;
+    if (n_keep > kvl_ctx_n_pos(r->c)) n_keep = kvl_ctx_n_pos(r->c);
+    kvl_ctx_truncate(r->c, n_keep);
+    double t0 = cli_now();
+    kvl_status s = n > n_keep ? kvl_eval(r->c, ids + n_keep, n - n_keep, KVL_LOGITS_LAST) : KVL_OK;
+    double t1 = cli_now();
+    kvl_detok *d = NULL;
+    if (!s && r->tok) s = kvl_detok_new(r->tok, &d);
+    while (!s && r->n_out < r->n_predict) {
+        int32_t t = kvl_sample(r->smp, kvl_logits(r->c, 0), hp->n_vocab);
+        r->out[r->n_out++] = t;
+        int eog = kvl_model_is_eog(r->m, t);
+        if (eog && !r->ignore_eos) {
+            r->stop = "eog";
+            break;
+        }
+        const char *piece;
+        size_t len;
+        char num[16];
+        if (d) {
+            s = kvl_detok_push(d, t, &piece, &len);
+        } else {
+            len = (size_t)snprintf(num, sizeof num, "%s%d", r->n_out > 1 ? " " : "", t);
+            piece = num;
+        }
+        if (s) break;
+        append_text(r, piece, len);
+        if (!r->json) {
+            fwrite(piece, 1, len, stdout);
+            fflush(stdout);
+        }
+        if (r->n_out == r->n_predict) break;
+        if (kvl_ctx_n_pos(r->c) >= kvl_ctx_n_ctx(r->c)) {
+            r->stop = "context";
+            break;
+        }
+        s = kvl_eval(r->c, &t, 1, KVL_LOGITS_LAST);
+    }
+    if (d) {
+        const char *piece;
+        size_t len;
+        kvl_detok_flush(d, &piece, &len);
+        append_text(r, piece, len);
+        if (!r->json) fwrite(piece, 1, len, stdout);
+        kvl_detok_free(d);
+    }
+    r->t_prompt = t1 - t0;
+    r->t_gen = cli_now() - t1;
+    return s;
+}
+
+static void report(const runner *r, int n_prompt) {
+    double pp = r->t_prompt > 0 ? n_prompt / r->t_prompt : 0, tg = r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0;
+    if (r->json) {
+        printf("{\"tokens\": [");
+        for (int i = 0; i < r->n_out; i++) printf("%s%d", i ? ", " : "", r->out[i]);
+        printf("], \"text\": ");
+        cli_json_string(stdout, r->text ? r->text : "", r->text_len);
+        printf(", \"n_prompt\": %d, \"n_generated\": %d, \"stop\": \"%s\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f}\n",
+               n_prompt, r->n_out, r->stop, pp, tg);
+    } else {
+        printf("\n");
+        fprintf(stderr, "\n[prompt: %d tokens, %.1f tok/s; generated: %d tokens, %.1f tok/s; stop: %s]\n", n_prompt, pp,
+                r->n_out, tg, r->stop);
+    }
+}
+
+/* Interactive chat: the conversation is re-rendered each turn; the cache keeps the longest common prefix. */
+static int chat_loop(runner *r, const cli_model_opts *mo) {
+    if (!r->tok) return cli_error("run", "interactive chat needs a tokenizer in the model file");
+    int cap = 16, n = 0;
+    kvl_chat_msg *msgs = malloc(cap * sizeof *msgs);
+    char **owned = malloc(cap * sizeof *owned);
+    int32_t *prev = NULL;
+    int n_prev = 0, rc = 0;
+    if (mo->system) msgs[n] = (kvl_chat_msg){"system", mo->system}, owned[n++] = NULL;
+    fprintf(stderr, "kvlens chat: type a message, an empty line or Ctrl-D to quit.\n");
+    char line[8192];
+    while (msgs && owned) {
+        fprintf(stderr, "\n> ");
+        if (!fgets(line, sizeof line, stdin) || line[0] == '\n') break;
+        line[strcspn(line, "\n")] = 0;
+        if (n + 2 > cap) {
+            cap *= 2;
+            msgs = realloc(msgs, cap * sizeof *msgs);
+            owned = realloc(owned, cap * sizeof *owned);
+            if (!msgs || !owned) break;
+        }
+        owned[n] = strdup(line);
+        msgs[n] = (kvl_chat_msg){"user", owned[n]};
+        n++;
+        kvl_chat_params cp = kvl_chat_default_params();
+        cp.think = mo->think;
+        char *prompt = NULL;
+        size_t plen;
+        int32_t *ids = NULL;
+        int n_ids = 0;
+        kvl_status s = kvl_chat_render(r->tok, msgs, n, &cp, &prompt, &plen);
+        if (!s) s = kvl_tokenize(r->tok, prompt, plen, false, &ids, &n_ids);
+        free(prompt);
+        int keep = 0;
+        while (!s && keep < n_prev && keep < n_ids - 1 && prev[keep] == ids[keep]) keep++;
+        if (!s) s = generate(r, ids, n_ids, keep);
+        if (s) {
+            rc = s == KVL_ERR_RANGE ? cli_error("run", "the conversation no longer fits in the context (-c)")
+                                    : cli_fail("run", s);
+            free(ids);
+            break;
+        }
+        fprintf(stderr, "\n[%d tokens, %.1f tok/s]", r->n_out, r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0.0);
+        owned[n] = strndup(r->text ? r->text : "", r->text_len);
+        msgs[n] = (kvl_chat_msg){"assistant", owned[n]};
+        n++;
+        /* what the cache now holds: the prompt and the generated tokens */
+        free(prev);
+        prev = malloc((n_ids + r->n_out) * sizeof *prev);
+        if (!prev) break;
+        memcpy(prev, ids, n_ids * sizeof *prev);
+        memcpy(prev + n_ids, r->out, r->n_out * sizeof *prev);
+        n_prev = kvl_ctx_n_pos(r->c);
+        free(ids);
+    }
+    for (int i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned);
+    free(msgs);
+    free(prev);
+    fprintf(stderr, "\n");
+    return rc;
 }
 
 int cmd_run(int argc, char **argv) {
-    cli_model_opts mo = {0};
+    cli_model_opts mo = CLI_MODEL_OPTS_INIT;
     kvl_sampler_params sp = kvl_sampler_default_params();
-    long long n_predict = 128, x;
+    long long n_predict = -1, x;
     double f;
-    int json = 0, ignore_eos = 0;
+    runner r = {0};
     for (int i = 1; i < argc; i++) {
-        int r = cli_model_opt(argc, argv, &i, &mo, "run");
-        if (r < 0) return 2;
-        if (r) continue;
+        int k = cli_model_opt(argc, argv, &i, &mo, "run");
+        if (k < 0) return 2;
+        if (k) continue;
         const char *a = argv[i], *v;
         if (cli_is(a, "-h", "--help")) {
             help();
@@ -58,74 +220,48 @@ int cmd_run(int argc, char **argv) {
             if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage("run", "bad --seed '%s'", v);
             sp.seed = (uint64_t)x;
         } else if (cli_is(a, "--json", NULL)) {
-            json = 1;
+            r.json = 1;
         } else if (cli_is(a, "--ignore-eos", NULL)) {
-            ignore_eos = 1;
+            r.ignore_eos = 1;
         } else {
             return cli_usage("run", "unknown option '%s'", a);
         }
     }
-    kvl_model *m;
-    int32_t *ids;
-    int n_ids;
-    int rc = cli_model_open(&mo, "run", &m, &ids, &n_ids);
-    if (rc) return rc;
-    const kvl_hparams *hp = kvl_model_hparams(m);
+    int interactive = !mo.prompt && !mo.tokens && !mo.messages && isatty(0);
+    int32_t *ids = NULL;
+    int n_ids = 0, rc;
+    if (interactive) {
+        if (!mo.model) return cli_usage("run", "-m MODEL is required");
+        kvl_status s = kvl_model_load(mo.model, &r.m);
+        if (s) return cli_fail("run", s);
+    } else if ((rc = cli_model_open(&mo, "run", &r.m, &ids, &n_ids))) {
+        return rc;
+    }
+    if (kvl_model_tokenizer(r.m, &r.tok)) r.tok = NULL;
+    r.n_predict = n_predict >= 0 ? n_predict : interactive ? 512 : 128;
     kvl_ctx_params cp = cli_ctx_params(&mo);
-    kvl_ctx *c = NULL;
-    kvl_sampler *smp = NULL;
-    int32_t *out = malloc((n_predict + 1) * sizeof *out);
-    int n_out = 0;
-    kvl_status s = out ? kvl_ctx_new(m, &cp, &c) : KVL_ERR_NOMEM;
-    if (!s) s = kvl_sampler_new(&sp, &smp);
-    if (!s && n_ids > kvl_ctx_n_ctx(c)) {
+    kvl_status s = kvl_ctx_new(r.m, &cp, &r.c);
+    if (!s) s = kvl_sampler_new(&sp, &r.smp);
+    r.out = malloc((r.n_predict + 1) * sizeof *r.out);
+    rc = 0;
+    if (s || !r.out) {
+        rc = cli_fail("run", s ? s : KVL_ERR_NOMEM);
+    } else if (interactive) {
+        rc = chat_loop(&r, &mo);
+    } else if (n_ids > kvl_ctx_n_ctx(r.c)) {
         rc = cli_error("run", "the prompt has %d tokens but the context holds %d (use -c to enlarge it)", n_ids,
-                       kvl_ctx_n_ctx(c));
-        goto done;
-    }
-    double t0 = cli_now(), t1 = t0;
-    if (!s) s = kvl_eval(c, ids, n_ids, KVL_LOGITS_LAST);
-    t1 = cli_now();
-    const char *stop = "length";
-    while (!s && n_out < n_predict) {
-        int32_t t = kvl_sample(smp, kvl_logits(c, 0), hp->n_vocab);
-        out[n_out++] = t;
-        if (!json) {
-            printf("%s%d", n_out > 1 ? " " : "", t);
-            fflush(stdout);
-        }
-        if (!ignore_eos && is_eog(m, t)) {
-            stop = "eog";
-            break;
-        }
-        if (n_out == n_predict) break;
-        if (kvl_ctx_n_pos(c) >= kvl_ctx_n_ctx(c)) {
-            stop = "context";
-            fprintf(stderr, "kvlens run: the context is full (%d positions); stopping\n", kvl_ctx_n_ctx(c));
-            break;
-        }
-        s = kvl_eval(c, &t, 1, KVL_LOGITS_LAST);
-    }
-    double t2 = cli_now();
-    if (s) {
+                       kvl_ctx_n_ctx(r.c));
+    } else if ((s = generate(&r, ids, n_ids, 0))) {
         rc = cli_fail("run", s);
-        goto done;
-    }
-    if (json) {
-        printf("{\"tokens\": [");
-        for (int i = 0; i < n_out; i++) printf("%s%d", i ? ", " : "", out[i]);
-        printf("], \"text\": \"\", \"n_prompt\": %d, \"stop\": \"%s\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f}\n",
-               n_ids, stop, n_ids / (t1 - t0), n_out > 1 ? (n_out - 1) / (t2 - t1) : 0.0);
     } else {
-        printf("\n");
-        fprintf(stderr, "\nprompt: %d tokens, %.1f tok/s; generated: %d tokens, %.1f tok/s (stop: %s)\n", n_ids,
-                n_ids / (t1 - t0), n_out, n_out > 1 ? (n_out - 1) / (t2 - t1) : 0.0, stop);
+        if (!strcmp(r.stop, "context")) fprintf(stderr, "kvlens run: the context is full (%d positions)\n", kvl_ctx_n_ctx(r.c));
+        report(&r, n_ids);
     }
-done:
-    kvl_sampler_free(smp);
-    kvl_ctx_free(c);
-    kvl_model_free(m);
+    kvl_sampler_free(r.smp);
+    kvl_ctx_free(r.c);
+    kvl_model_free(r.m);
     free(ids);
-    free(out);
+    free(r.out);
+    free(r.text);
     return rc;
 }

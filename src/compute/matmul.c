@@ -6,7 +6,7 @@
 
 /* Rows per scheduling chunk: contiguous runs keep the hardware prefetcher streaming; dynamic scheduling keeps
  * both threads busy when the machine is shared. */
-#define ROW_CHUNK 64
+#define ROW_CHUNK KVL_MM_GEMM_ROWS
 /* Below this many multiply-adds a matmul runs on the calling thread (fork/join costs a few microseconds). */
 #define SERIAL_MACS (1 << 16)
 
@@ -65,18 +65,63 @@ static void matmul_gemv(float *y, const float *x, const kvl_weight *W, int n_tok
 static void matmul_gemm(float *y, const float *x, const kvl_weight *W, int n_tok) {
     const int64_t n_out = W->n_out;
     const int serial = (double)n_out * W->n_in * n_tok < SERIAL_MACS;
+    const size_t xbytes = kvl_mm_gemm_xpack_bytes(W->n_in, n_tok);
+    float *Xp = xbytes ? alloc32(xbytes) : NULL;
+    if (xbytes && !Xp) {
+        rows_slow(y, x, W, n_tok, 0, n_out);
+        return;
+    }
+    const int n_groups = (n_tok + KVL_MM_GEMM_GROUP - 1) / KVL_MM_GEMM_GROUP;
 #pragma omp parallel if (!serial)
     {
+        if (Xp) {
+#pragma omp for schedule(static)
+            for (int g = 0; g < n_groups; g++) kvl_mm_gemm_pack_x(Xp, x, W->n_in, n_tok, g);
+        }
         void *scratch = alloc32(kvl_mm_gemm_scratch_bytes());
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < (n_out + ROW_CHUNK - 1) / ROW_CHUNK; c++) {
             const int64_t o0 = c * ROW_CHUNK, o1 = o0 + ROW_CHUNK < n_out ? o0 + ROW_CHUNK : n_out;
-            if (scratch) kvl_mm_gemm(y, x, W, n_tok, o0, o1, scratch);
+            if (scratch) kvl_mm_gemm(y, x, Xp, W, n_tok, o0, o1, scratch);
             else rows_slow(y, x, W, n_tok, o0, o1);
         }
         free(scratch);
     }
+    free(Xp);
 }
+
+#ifdef KVL_MM_AVX2
+static void matmul_q8gemm(float *y, const float *x, const kvl_weight *W, int n_tok) {
+    const int64_t n_in = W->n_in, n_out = W->n_out;
+    const int serial = (double)n_out * n_in * n_tok < SERIAL_MACS;
+    const size_t sbytes = kvl_mm_q8gemm_scratch_bytes(n_in);
+    void *Xbuf = alloc32(kvl_mm_q8gemm_xbytes(n_in, n_tok));
+    if (!Xbuf) {
+        rows_slow(y, x, W, n_tok, 0, n_out);
+        return;
+    }
+    const int n_groups = (n_tok + KVL_MM_Q8GEMM_GROUP - 1) / KVL_MM_Q8GEMM_GROUP;
+    int failed = 0;
+#pragma omp parallel if (!serial) reduction(| : failed)
+    {
+        uint8_t *scratch = alloc32(sbytes);
+        failed = !scratch;
+#pragma omp for schedule(static)
+        for (int g = 0; g < n_groups; g++)
+            if (scratch) kvl_mm_q8gemm_pack_x(Xbuf, x, n_in, n_tok, g, scratch + sbytes - 5 * n_in - 64);
+        /* a thread without scratch left its groups unpacked: everyone stops, the slow path redoes all */
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < (n_out + ROW_CHUNK - 1) / ROW_CHUNK; c++) {
+            const int64_t o0 = c * ROW_CHUNK, o1 = o0 + ROW_CHUNK < n_out ? o0 + ROW_CHUNK : n_out;
+            if (scratch) kvl_mm_q8gemm(y, Xbuf, W, n_tok, o0, o1, scratch);
+        }
+        free(scratch);
+    }
+    free(Xbuf);
+    if (failed) rows_slow(y, x, W, n_tok, 0, n_out);
+}
+#endif
 
 void kvl_matmul(float *y, const float *x, const kvl_weight *W, int n_tok) {
     if (n_tok <= 0 || W->n_out <= 0) return;
@@ -85,5 +130,8 @@ void kvl_matmul(float *y, const float *x, const kvl_weight *W, int n_tok) {
         return;
     }
     if (n_tok <= KVL_MM_GEMV_MAX_TOK) matmul_gemv(y, x, W, n_tok);
+#ifdef KVL_MM_AVX2
+    else if (W->type == KVL_TYPE_Q8_0) matmul_q8gemm(y, x, W, n_tok);
+#endif
     else matmul_gemm(y, x, W, n_tok);
 }

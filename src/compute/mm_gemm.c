@@ -1,34 +1,71 @@
-/* Blocked GEMM for many tokens (prefill). For each panel of MC weight rows and each k-block of KC columns the
- * weights are decoded once into f32 sub-panels of 16 rows laid out [k][16], then a 6x16 register-blocked FMA
- * micro-kernel runs over all tokens. Sizes: a sub-panel (16 KB) stays in L1 while 6 token rows stream past it;
- * the MC x KC panel (64 KB) and the KC-wide slice of the activations stay in L2 (1 MB). */
+/* Blocked GEMM for many tokens (prefill). The activations are packed once per call into tiles of 6 tokens x KC
+ * columns laid out [k][6] (contiguous, so no cache-set conflicts from rows n_in * 4 bytes apart). For each panel
+ * of MC weight rows and each k-block, the weights are decoded once into f32 sub-panels of 16 rows laid out
+ * [k][16] (the panel, 128 KB, stays in L2); a 6x16 register-blocked FMA micro-kernel then runs every token tile
+ * (12 KB, in L1) against the panel's sub-panels. */
 #include "compute/mm_internal.h"
 
 #define INLINE static inline __attribute__((always_inline))
 
-enum { MR = 6, NR = 16, KC = 256, MC = 64 };
+/* KC = 512 and MC = 64 measured best on Zen 3 (1 MB L2, 32 KB L1) among KC 128..1024 x MC 16..128 */
+enum { MR = 6, NR = 16, KC = 512, MC = KVL_MM_GEMM_ROWS };
 
 size_t kvl_mm_gemm_scratch_bytes(void) { return (size_t)(MC * KC + 8 * KC) * sizeof(float); }
 
+size_t kvl_mm_gemm_xpack_bytes(int64_t n_in, int n_tok) {
 #ifdef KVL_MM_AVX2
-/* C[MRc][nr] (+)= A[MRc][kc] * B[kc][16]^T; A rows have stride lda, C rows stride ldc. */
-INLINE void ukernel(int MRc, int64_t kc, const float *B, const float *A, int64_t lda, float *C, int64_t ldc,
-                    int accumulate, int nr) {
+    return (size_t)n_in * (size_t)((n_tok + MR - 1) / MR) * MR * sizeof(float);
+#else
+    (void)n_in, (void)n_tok;
+    return 0;
+#endif
+}
+
+#ifdef KVL_MM_AVX2
+/* Tile (k-block at k0 of width kc, token group g) of the packed activations. */
+static inline float *xtile(float *Xp, int64_t k0, int64_t kc, int n_groups, int g) {
+    return Xp + k0 * n_groups * MR + (int64_t)g * MR * kc;
+}
+
+void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int g) {
+    const int n_groups = (n_tok + MR - 1) / MR;
+    for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+        const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC;
+        float *A = xtile(Xp, k0, kc, n_groups, g);
+        for (int i = 0; i < MR; i++) {
+            const int t = g * MR + i;
+            if (t < n_tok)
+                for (int64_t k = 0; k < kc; k++) A[MR * k + i] = x[t * n_in + k0 + k];
+            else /* padding tokens of the last group */
+                for (int64_t k = 0; k < kc; k++) A[MR * k + i] = 0;
+        }
+    }
+}
+
+/* C[mr][nr] (+)= A[kc][6]^T * B[kc][16]; C rows have stride ldc. */
+static void ukernel(int64_t kc, const float *A, const float *B, float *C, int64_t ldc, int accumulate, int mr,
+                    int nr) {
     __m256 c[MR][2];
+    /* The C tile (6 rows n_out apart) is usually in L3 only; fetch it for writing while the k-loop runs. */
+    for (int i = 0; i < mr; i++) {
+        __builtin_prefetch(C + i * ldc, 1, 3);
+        __builtin_prefetch(C + i * ldc + nr - 1, 1, 3);
+    }
 #pragma GCC unroll 6
-    for (int i = 0; i < MRc; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+    for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
     for (int64_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_load_ps(B + NR * k), b1 = _mm256_load_ps(B + NR * k + 8);
 #pragma GCC unroll 6
-        for (int i = 0; i < MRc; i++) {
-            const __m256 a = _mm256_broadcast_ss(A + i * lda + k);
+        for (int i = 0; i < MR; i++) {
+            const __m256 a = _mm256_broadcast_ss(A + MR * k + i);
             c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
             c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
         }
     }
     if (nr == NR) {
 #pragma GCC unroll 6
-        for (int i = 0; i < MRc; i++) {
+        for (int i = 0; i < MR; i++) {
+            if (i >= mr) break;
             float *ci = C + i * ldc;
             if (accumulate) {
                 c[i][0] = _mm256_add_ps(c[i][0], _mm256_loadu_ps(ci));
@@ -42,7 +79,8 @@ INLINE void ukernel(int MRc, int64_t kc, const float *B, const float *A, int64_t
         const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
         const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
 #pragma GCC unroll 6
-        for (int i = 0; i < MRc; i++) {
+        for (int i = 0; i < MR; i++) {
+            if (i >= mr) break;
             float *ci = C + i * ldc;
             if (accumulate) {
                 c[i][0] = _mm256_add_ps(c[i][0], _mm256_maskload_ps(ci, m0));
@@ -51,18 +89,6 @@ INLINE void ukernel(int MRc, int64_t kc, const float *B, const float *A, int64_t
             _mm256_maskstore_ps(ci, m0, c[i][0]);
             _mm256_maskstore_ps(ci + 8, m1, c[i][1]);
         }
-    }
-}
-
-static void ukernel_any(int mr, int64_t kc, const float *B, const float *A, int64_t lda, float *C, int64_t ldc,
-                        int accumulate, int nr) {
-    switch (mr) {
-    case 6: ukernel(6, kc, B, A, lda, C, ldc, accumulate, nr); break;
-    case 5: ukernel(5, kc, B, A, lda, C, ldc, accumulate, nr); break;
-    case 4: ukernel(4, kc, B, A, lda, C, ldc, accumulate, nr); break;
-    case 3: ukernel(3, kc, B, A, lda, C, ldc, accumulate, nr); break;
-    case 2: ukernel(2, kc, B, A, lda, C, ldc, accumulate, nr); break;
-    default: ukernel(1, kc, B, A, lda, C, ldc, accumulate, nr); break;
     }
 }
 
@@ -104,10 +130,11 @@ static void pack8(float *P, const float *src, int64_t ld, int64_t kc, int h) {
 }
 
 /* Rows [o0, o0 + mc), mc <= MC, all tokens. */
-static void gemm_panel(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int mc, float *P,
-                       float *tmp) {
+static void gemm_panel(float *y, const float *x, float *Xp, const kvl_weight *W, int n_tok, int64_t o0, int mc,
+                       float *P, float *tmp) {
+    (void)x;
     const int64_t n_in = W->n_in, n_out = W->n_out;
-    const int np = (mc + NR - 1) / NR;
+    const int np = (mc + NR - 1) / NR, n_groups = (n_tok + MR - 1) / MR;
     for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
         const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC;
         /* Pack: 8 rows at a time are decoded into tmp (8 x kc) and transposed; leftover rows lane by lane. */
@@ -127,21 +154,26 @@ static void gemm_panel(float *y, const float *x, const kvl_weight *W, int n_tok,
                 pack_lane(Pp, tmp, kc, r);
             }
         }
-        for (int t0 = 0; t0 < n_tok; t0 += MR) {
-            const int mr = n_tok - t0 < MR ? n_tok - t0 : MR;
+        /* Token tile outer: its 12 KB stay in L1 across the sub-panels, which stream from L2. */
+        for (int g = 0; g < n_groups; g++) {
+            const int mr = n_tok - g * MR < MR ? n_tok - g * MR : MR;
             for (int p = 0; p < np; p++) {
                 const int nr = mc - NR * p < NR ? mc - NR * p : NR;
-                ukernel_any(mr, kc, P + (int64_t)p * NR * kc, x + t0 * n_in + k0, n_in, y + t0 * n_out + o0 + NR * p,
-                            n_out, k0 > 0, nr);
+                ukernel(kc, xtile(Xp, k0, kc, n_groups, g), P + (int64_t)p * NR * kc,
+                        y + (int64_t)g * MR * n_out + o0 + NR * p, n_out, k0 > 0, mr, nr);
             }
         }
     }
 }
 #else
 /* Portable: decode a k-block of one row, dot it with every token. */
-static void gemm_panel(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int mc, float *P,
-                       float *tmp) {
-    (void)P;
+void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int g) {
+    (void)Xp, (void)x, (void)n_in, (void)n_tok, (void)g;
+}
+
+static void gemm_panel(float *y, const float *x, float *Xp, const kvl_weight *W, int n_tok, int64_t o0, int mc,
+                       float *P, float *tmp) {
+    (void)P, (void)Xp;
     const int64_t n_in = W->n_in, n_out = W->n_out;
     for (int64_t o = o0; o < o0 + mc; o++) {
         for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
@@ -158,7 +190,8 @@ static void gemm_panel(float *y, const float *x, const kvl_weight *W, int n_tok,
 }
 #endif
 
-void kvl_mm_gemm(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1, void *scratch) {
+void kvl_mm_gemm(float *y, const float *x, float *Xp, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
+                 void *scratch) {
     float *P = scratch, *tmp = P + MC * KC;
-    for (int64_t o = o0; o < o1; o += MC) gemm_panel(y, x, W, n_tok, o, (int)(o1 - o < MC ? o1 - o : MC), P, tmp);
+    for (int64_t o = o0; o < o1; o += MC) gemm_panel(y, x, Xp, W, n_tok, o, (int)(o1 - o < MC ? o1 - o : MC), P, tmp);
 }

@@ -21,10 +21,10 @@ size_t kvl_mm_qx_bytes(int64_t n_in, int n_tok) {
                             align32((size_t)n_in / 16 * sizeof(int32_t)));
 }
 
-static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
-    for (int64_t b = 0; b < n_in / 32; b++) {
+void kvl_mm_quantize_x(const float *x, int64_t n, int8_t *qout, float *dout) {
+    for (int64_t b = 0; b < n / 32; b++) {
         const float *xb = x + 32 * b;
-        int8_t *q = qx->q + 32 * b;
+        int8_t *q = qout + 32 * b;
         float amax = 0;
 #ifdef KVL_MM_AVX2
         const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
@@ -38,7 +38,7 @@ static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
 #endif
         const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        qx->d[b] = d;
+        dout[b] = d;
 #ifdef KVL_MM_AVX2
         const __m256 vid = _mm256_set1_ps(id);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb), vid));
@@ -48,15 +48,19 @@ static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
         /* packs interleave 128-bit lanes; the permute restores element order */
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_store_si256((__m256i *)q, p);
+        _mm256_storeu_si256((__m256i *)q, p);
 #else
         for (int j = 0; j < 32; j++) q[j] = (int8_t)lrintf(xb[j] * id);
 #endif
-        for (int g = 0; g < 2; g++) {
-            int32_t s = 0;
-            for (int j = 0; j < 16; j++) s += q[16 * g + j];
-            qx->s16[2 * b + g] = s;
-        }
+    }
+}
+
+static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
+    kvl_mm_quantize_x(x, n_in, qx->q, qx->d);
+    for (int64_t j = 0; j < n_in / 16; j++) {
+        int32_t s = 0;
+        for (int i = 0; i < 16; i++) s += qx->q[16 * j + i];
+        qx->s16[j] = s;
     }
 }
 

@@ -76,6 +76,9 @@ typedef struct {
     int32_t *s16;   /* n_in / 16 */
 } kvl_mm_qx;
 
+/* Quantize n (a multiple of 32) activations: d[b] = max|x_b| / 127, q = round-to-nearest-even(x / d). */
+void kvl_mm_quantize_x(const float *x, int64_t n, int8_t *q, float *d);
+
 /* Bytes kvl_mm_qx_init needs for n_tok tokens of n_in (a multiple of 32) values. */
 size_t kvl_mm_qx_bytes(int64_t n_in, int n_tok);
 /* Lay out n_tok kvl_mm_qx in buf (kvl_mm_qx_bytes long, 32-byte aligned) and quantize x[n_tok][n_in] into them. */
@@ -85,9 +88,41 @@ void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int 
 void kvl_mm_gemv_float(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
 void kvl_mm_gemv_quant(float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
 
-/* Blocked GEMM for rows [o0, o1) and all n_tok tokens; needs kvl_mm_gemm_scratch_bytes() of 32-byte aligned
- * scratch per thread. */
+/* Blocked GEMM. The activations are first packed (kvl_mm_gemm_pack_x for every token group g of 6, in any
+ * thread) into Xp of kvl_mm_gemm_xpack_bytes (0: the build needs no packing, Xp may be NULL); then
+ * kvl_mm_gemm computes rows [o0, o1) for all tokens with kvl_mm_gemm_scratch_bytes() of 32-byte aligned scratch
+ * per thread. */
+#define KVL_MM_GEMM_GROUP 6  /* tokens per packed tile */
+#define KVL_MM_GEMM_ROWS 64  /* weight rows per panel; kvl_mm_gemm ranges should be multiples */
+size_t kvl_mm_gemm_xpack_bytes(int64_t n_in, int n_tok);
+void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int g);
 size_t kvl_mm_gemm_scratch_bytes(void);
-void kvl_mm_gemm(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1, void *scratch);
+void kvl_mm_gemm(float *y, const float *x, float *Xp, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
+                 void *scratch);
+
+#ifdef KVL_MM_AVX2
+/* Q8_0 prefill in int8 (mm_gemm_q8.c): kvl_mm_q8gemm_pack_x quantizes and packs token group g (of
+ * KVL_MM_Q8GEMM_GROUP) into Xbuf (kvl_mm_q8gemm_xbytes), using 5 * n_in bytes at `tmp` (the tail of a
+ * kvl_mm_q8gemm_scratch_bytes scratch); kvl_mm_q8gemm then computes rows [o0, o1) with that scratch. */
+#define KVL_MM_Q8GEMM_GROUP 4
+size_t kvl_mm_q8gemm_xbytes(int64_t n_in, int n_tok);
+size_t kvl_mm_q8gemm_scratch_bytes(int64_t n_in);
+void kvl_mm_q8gemm_pack_x(void *Xbuf, const float *x, int64_t n_in, int n_tok, int g, void *tmp);
+void kvl_mm_q8gemm(float *y, const void *Xbuf, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
+                   void *scratch);
+#endif
+
+/* Does kvl_matmul quantize the activations to int8 for this type and token count? (What the error bound in
+ * mm_gemv_quant.c applies to; otherwise the product is f32 throughout.) */
+static inline int kvl_mm_int8_activations(int type, int n_tok) {
+    if (type == KVL_TYPE_Q8_0) {
+#ifdef KVL_MM_AVX2
+        return 1;
+#else
+        return n_tok <= KVL_MM_GEMV_MAX_TOK;
+#endif
+    }
+    return (type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K) && n_tok <= KVL_MM_GEMV_MAX_TOK;
+}
 
 #endif

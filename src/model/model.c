@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "compute/quant.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 void *kvl_model_own(kvl_model *m, void *p) {
@@ -31,6 +32,7 @@ void kvl_model_free(kvl_model *m) {
     free(m->layers);
     free(m->inv_freq);
     free(m->eog);
+    kvl_tokenizer_free(m->tok);
     kvl_gguf_close(m->gguf);
     free(m);
 }
@@ -52,8 +54,23 @@ kvl_status kvl_model_tensor_info(const kvl_model *m, int i, kvl_tensor_info *out
 }
 
 int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids) {
+    if (m->tok) return kvl_tokenizer_eog(m->tok, ids);
     *ids = m->eog;
     return m->n_eog;
+}
+
+bool kvl_model_is_eog(const kvl_model *m, int32_t id) {
+    const int32_t *e;
+    int n = kvl_model_eog_tokens(m, &e);
+    for (int i = 0; i < n; i++)
+        if (e[i] == id) return true;
+    return false;
+}
+
+kvl_status kvl_model_tokenizer(const kvl_model *m, const kvl_tokenizer **out) {
+    *out = m->tok;
+    if (!m->tok) return kvl_fail(KVL_ERR_UNSUPPORTED, "%s", m->tok_error[0] ? m->tok_error : "the model has no tokenizer");
+    return KVL_OK;
 }
 
 kvl_status kvl_model_finish(kvl_model *m, const float *rope_factors) {
@@ -311,12 +328,31 @@ static kvl_status load_from_gguf(kvl_model *m, const kvl_gguf *g) {
     return find_eog(&ld);
 }
 
+/* A file without a usable tokenizer still runs on token ids: keep the reason for the commands that need text. */
+static void load_tokenizer(kvl_model *m) {
+    if (!kvl_gguf_get(m->gguf, "tokenizer.ggml.tokens")) {
+        snprintf(m->tok_error, sizeof m->tok_error, "the model file has no tokenizer (converted with --no-vocab?)");
+        return;
+    }
+    if (kvl_tokenizer_from_gguf(m->gguf, &m->tok) != KVL_OK) {
+        snprintf(m->tok_error, sizeof m->tok_error, "tokenizer: %s", kvl_last_error());
+        m->tok = NULL;
+    } else if (kvl_tokenizer_n_vocab(m->tok) > m->hp.n_vocab) {
+        snprintf(m->tok_error, sizeof m->tok_error, "the tokenizer has %d tokens but the model only %d",
+                 kvl_tokenizer_n_vocab(m->tok), m->hp.n_vocab);
+        kvl_tokenizer_free(m->tok);
+        m->tok = NULL;
+    }
+    kvl_clear_error();
+}
+
 kvl_status kvl_model_load(const char *path, kvl_model **out) {
     *out = NULL;
     kvl_model *m = calloc(1, sizeof *m);
     if (!m) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
     kvl_status s = kvl_gguf_open(path, &m->gguf);
     if (s == KVL_OK) s = load_from_gguf(m, m->gguf);
+    if (s == KVL_OK) load_tokenizer(m);
     if (s != KVL_OK) {
         kvl_fail_ctx(s, "%s", path);
         kvl_model_free(m);

@@ -28,7 +28,8 @@ struct kvl_model {
     int n_eog;
     void **owned;                     /* allocations freed with the model */
     int n_owned, cap_owned;
-    struct kvl_tokenizer *tok;        /* NULL when the file has no tokenizer */
+    struct kvl_tokenizer *tok;        /* NULL when the file has no (usable) tokenizer */
+    char tok_error[256];              /* why tok is NULL */
 };
 
 /* Keep p alive until kvl_model_free (returns p, or NULL on failure after freeing it). */
