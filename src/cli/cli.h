@@ -17,6 +17,7 @@ int cmd_detokenize(int argc, char **argv);
 int cmd_chat_template(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_embed_eval(int argc, char **argv);
+int cmd_solve(int argc, char **argv);
 
 /* Print "kvlens <cmd>: <message>" to stderr; returns 1 (runtime) so callers can `return cli_error(...)`. */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

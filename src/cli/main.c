@@ -21,6 +21,7 @@ static const command commands[] = {
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template"},
     {"embed", cmd_embed, "embed texts by pooling the KV cache into vectors (.npy or JSONL)"},
     {"embed-eval", cmd_embed_eval, "classify labelled texts from their embeddings: KV vs hidden vs random"},
+    {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
 };
 
 static void usage(FILE *f) {
