@@ -21,7 +21,12 @@ static void help(void) {
            "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row from its fields)\n"
            "  --field NAME          the question's field (default: question, problem or en; e.g. de for MGSM)\n"
            "  --think MODE          default | fast | slow: the template as is, an empty think block, or an opened\n"
-           "                        <think> (fast and slow need a hybrid-thinking template such as Qwen3's)\n"
+           "                        <think> (fast and slow need a hybrid-thinking template such as Qwen3's);\n"
+           "                        auto1 | auto2: a probe picks the mode after the prompt (one-step), and re-scores\n"
+           "                        while decoding to switch at most once (two-step); see kvlens probe\n"
+           "  --probe FILE          the probe for auto1/auto2 (from kvlens probe train)\n"
+           "  --delta D             two-step: switch slow->fast below 50-D, fast->slow above 50+D (default 20)\n"
+           "  --every K             two-step: re-score after every K generated tokens (default 1)\n"
            "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
            "  --limit N             only the first N problems\n"
            "  --out FILE            write one JSON line per problem: question, output, extracted, reference,\n"
@@ -39,6 +44,10 @@ typedef struct {
     int format; /* -1 = guess */
     kvl_think think;
     const char *think_name;
+    int adapt;           /* -1, or the controller of --think auto1|auto2 */
+    const char *probe;
+    double delta;
+    long long every;
     long long max_tokens, limit;
     int json, n_threads, n_ctx;
     kvl_sampler_params sp;
@@ -69,8 +78,17 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
             if (!strcmp(v, "default")) o->think = KVL_THINK_DEFAULT;
             else if (!strcmp(v, "fast")) o->think = KVL_THINK_FAST;
             else if (!strcmp(v, "slow")) o->think = KVL_THINK_SLOW;
-            else return cli_usage("solve", "--think takes default, fast or slow, not '%s'", v);
+            else if (!strcmp(v, "auto1") || !strcmp(v, "auto2")) {
+                o->think = KVL_THINK_SLOW; /* for the check that the template thinks */
+                o->adapt = v[4] == '1' ? KVL_ADAPT_ONE_STEP : KVL_ADAPT_TWO_STEP;
+            } else return cli_usage("solve", "--think takes default, fast, slow, auto1 or auto2, not '%s'", v);
             o->think_name = v;
+        } else if (cli_is(a, "--probe", NULL)) {
+            o->probe = v;
+        } else if (cli_is(a, "--delta", NULL)) {
+            if (cli_parse_float(v, &o->delta) || o->delta < 0 || o->delta > 50) return cli_usage("solve", "bad --delta '%s' (0..50)", v);
+        } else if (cli_is(a, "--every", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 24, &o->every)) return cli_usage("solve", "bad --every '%s'", v);
         } else if (cli_is(a, "--max-tokens", NULL)) {
             if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("solve", "bad --max-tokens '%s'", v);
         } else if (cli_is(a, "--limit", NULL)) {
@@ -99,6 +117,7 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
     }
     if (!o->model) return cli_usage("solve", "-m MODEL is required");
     if (!o->data) return cli_usage("solve", "--data FILE is required");
+    if ((o->adapt >= 0) != (o->probe != NULL)) return cli_usage("solve", "--think auto1|auto2 and --probe go together");
     return 0;
 }
 
@@ -108,6 +127,7 @@ typedef struct {
     kvl_tokenizer *tok;
     kvl_ctx *ctx;
     kvl_sampler *smp;
+    kvl_probe *probe;
     char *data;
     FILE *out;
     int32_t *gen;
@@ -116,6 +136,7 @@ typedef struct {
 
 static void run_free(solve_run *r) {
     kvl_sampler_free(r->smp);
+    kvl_probe_free(r->probe);
     kvl_ctx_free(r->ctx);
     kvl_tokenizer_free(r->tok);
     kvl_model_free(r->model);
@@ -167,6 +188,32 @@ static kvl_status generate(solve_run *r, const int32_t *ids, int n_ids, int max_
     return s;
 }
 
+/* --think auto1|auto2: the controller generates; its tokens go to r->gen as generate() leaves them. */
+static kvl_status adaptive(solve_run *r, const solve_opts *o, const char *user, kvl_think_result *tr, gen_result *g,
+                           int *n_ids) {
+    kvl_think_prompt pr;
+    kvl_status s = cli_think_prompt(r->tok, NULL, user, &pr);
+    if (s) return s;
+    int n_start = pr.n_fast > pr.n_slow ? pr.n_fast : pr.n_slow;
+    if (pr.n_prefix + n_start < kvl_ctx_n_ctx(r->ctx)) { /* else "prompt too long", as generate() */
+        kvl_think_params tp = kvl_think_default_params();
+        tp.mode = (kvl_adapt_mode)o->adapt;
+        tp.probe = r->probe;
+        tp.delta = (float)o->delta;
+        tp.every = (int)o->every;
+        tp.max_tokens = (int)o->max_tokens;
+        s = kvl_think_generate(r->ctx, r->smp, &pr, &tp, tr);
+        memcpy(r->gen, tr->tokens, (size_t)tr->n_tokens * sizeof *r->gen);
+        g->n_gen = tr->n_tokens;
+        g->stop = tr->stop;
+        g->t_prompt = tr->t_prompt;
+        g->t_gen = tr->t_gen;
+        *n_ids = tr->n_prompt;
+    }
+    kvl_think_prompt_free(&pr);
+    return s;
+}
+
 static int cmp_int(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;
     return (x > y) - (x < y);
@@ -177,7 +224,8 @@ typedef struct {
 } tally;
 
 int cmd_solve(int argc, char **argv) {
-    solve_opts o = {.format = -1, .think = KVL_THINK_DEFAULT, .think_name = "default", .max_tokens = 1024};
+    solve_opts o = {.format = -1, .think = KVL_THINK_DEFAULT, .think_name = "default", .max_tokens = 1024,
+                    .adapt = -1, .delta = 20, .every = 1};
     o.sp = kvl_sampler_default_params();
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
@@ -197,6 +245,10 @@ int cmd_solve(int argc, char **argv) {
     const char *open, *close;
     if (o.think != KVL_THINK_DEFAULT && (s = kvl_chat_think_tags(r.tok, NULL, &open, &close))) {
         rc = cli_error("solve", "--think %s needs a hybrid-thinking chat template: %s", o.think_name, kvl_last_error());
+        goto done;
+    }
+    if (o.probe && ((s = kvl_probe_load(o.probe, &r.probe)) || (s = kvl_probe_check_model(r.probe, r.model)))) {
+        rc = cli_error("solve", "%s: %s", o.probe, kvl_last_error());
         goto done;
     }
     kvl_ctx_params xp = kvl_ctx_default_params();
@@ -232,7 +284,8 @@ int cmd_solve(int argc, char **argv) {
 
     tally all = {0}, by_level[MAX_LEVEL] = {{0}};
     double t_gen = 0, t_prompt = 0, t_start = cli_now();
-    long prompt_tokens = 0, line_no = 0;
+    long prompt_tokens = 0, line_no = 0, n_slow_first = 0, n_switch = 0;
+    double t_probe = 0;
     kvl_format fmt_used = KVL_FMT_GSM8K;
     bool mixed = false;
     cli_progress prog;
@@ -260,10 +313,15 @@ int cmd_solve(int argc, char **argv) {
         int n_ids = 0;
         kvl_chat_msg msg = {"user", user};
         size_t plen, tlen = 0;
-        s = user ? kvl_chat_render(r.tok, &msg, 1, &cp, &prompt, &plen) : KVL_ERR_NOMEM;
-        if (!s) s = kvl_tokenize(r.tok, prompt, plen, false, &ids, &n_ids);
         gen_result g = {0, "prompt too long", 0, 0};
-        if (!s && n_ids < kvl_ctx_n_ctx(r.ctx)) s = generate(&r, ids, n_ids, (int)o.max_tokens, &g);
+        kvl_think_result tr = {.switch_at = -1};
+        if (o.adapt >= 0) {
+            s = user ? adaptive(&r, &o, user, &tr, &g, &n_ids) : KVL_ERR_NOMEM;
+        } else {
+            s = user ? kvl_chat_render(r.tok, &msg, 1, &cp, &prompt, &plen) : KVL_ERR_NOMEM;
+            if (!s) s = kvl_tokenize(r.tok, prompt, plen, false, &ids, &n_ids);
+            if (!s && n_ids < kvl_ctx_n_ctx(r.ctx)) s = generate(&r, ids, n_ids, (int)o.max_tokens, &g);
+        }
         int n_text = g.n_gen > 0 && !strcmp(g.stop, "eog") ? g.n_gen - 1 : g.n_gen; /* no end token in the text */
         if (!s) s = kvl_detokenize(r.tok, r.gen, n_text, &text, &tlen);
         kvl_grade_result gr = {NULL, false};
@@ -271,6 +329,7 @@ int cmd_solve(int argc, char **argv) {
         if (s) {
             cli_progress_end(&prog);
             rc = cli_error("solve", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+            kvl_think_result_free(&tr);
             kvl_problem_free(&pb);
             free(user), free(prompt), free(ids), free(text);
             goto done;
@@ -292,8 +351,10 @@ int cmd_solve(int argc, char **argv) {
             fputs(", \"reference\": ", r.out);
             cli_json_string(r.out, shown, strlen(shown));
             free(ref);
-            fprintf(r.out, ", \"correct\": %s, \"tokens\": %d, \"prompt_tokens\": %d, \"time_s\": %.3f, \"stop\": \"%s\"}\n",
+            fprintf(r.out, ", \"correct\": %s, \"tokens\": %d, \"prompt_tokens\": %d, \"time_s\": %.3f, \"stop\": \"%s\"",
                     gr.correct ? "true" : "false", g.n_gen, n_ids, g.t_prompt + g.t_gen, g.stop);
+            if (o.adapt >= 0) fputs(", \"think\": ", r.out), cli_think_json(r.out, &tr);
+            fputs("}\n", r.out);
         }
         r.n_tokens[all.n] = g.n_gen;
         tally *t[2] = {&all, pb.level >= 0 && pb.level < MAX_LEVEL ? &by_level[pb.level] : NULL};
@@ -301,6 +362,10 @@ int cmd_solve(int argc, char **argv) {
             if (t[k]) t[k]->n++, t[k]->correct += gr.correct, t[k]->tokens += g.n_gen;
         t_gen += g.t_gen;
         t_prompt += g.t_prompt;
+        n_slow_first += tr.initial_slow;
+        n_switch += tr.switch_at >= 0;
+        t_probe += tr.t_probe;
+        kvl_think_result_free(&tr);
         prompt_tokens += n_ids;
         free(gr.extracted);
         kvl_problem_free(&pb);
@@ -322,9 +387,12 @@ int cmd_solve(int argc, char **argv) {
     const char *fname = mixed ? "mixed" : kvl_format_name(fmt_used);
     if (o.json) {
         printf("{\"n\": %ld, \"correct\": %ld, \"accuracy\": %.4f, \"mean_tokens\": %.2f, \"median_tokens\": %.1f, "
-               "\"tok_s\": %.1f, \"prompt_tok_s\": %.1f, \"time_s\": %.2f, \"format\": \"%s\", \"think\": \"%s\", "
-               "\"levels\": {",
+               "\"tok_s\": %.1f, \"prompt_tok_s\": %.1f, \"time_s\": %.2f, \"format\": \"%s\", \"think\": \"%s\", ",
                all.n, all.correct, acc, mean, median, tok_s, ptok_s, cli_now() - t_start, fname, o.think_name);
+        if (o.adapt >= 0)
+            printf("\"initial_slow\": %ld, \"switches\": %ld, \"probe_s\": %.4f, \"delta\": %g, \"every\": %lld, ",
+                   n_slow_first, n_switch, t_probe, o.delta, o.every);
+        printf("\"levels\": {");
         int first = 1;
         for (int l = 0; l < MAX_LEVEL; l++) {
             if (!by_level[l].n) continue;
@@ -339,6 +407,9 @@ int cmd_solve(int argc, char **argv) {
         printf("tokens     mean %.1f, median %.1f generated per problem\n", mean, median);
         printf("speed      %.1f tok/s generation, %.1f tok/s prompt; %.1f s in all\n", tok_s, ptok_s,
                cli_now() - t_start);
+        if (o.adapt >= 0)
+            printf("controller %ld of %ld started slow, %ld switched; probe checks %.3f s (%.2f%% of decoding)\n",
+                   n_slow_first, all.n, n_switch, t_probe, t_gen > 0 ? 100 * t_probe / t_gen : 0.0);
         for (int l = 0; l < MAX_LEVEL; l++)
             if (by_level[l].n)
                 printf("level %-4d %.4f (%ld/%ld), mean %.1f tokens\n", l, (double)by_level[l].correct / by_level[l].n,

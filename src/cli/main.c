@@ -21,6 +21,8 @@ static const command commands[] = {
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template"},
     {"embed", cmd_embed, "embed texts by pooling the KV cache into vectors (.npy or JSONL)"},
     {"embed-eval", cmd_embed_eval, "classify labelled texts from their embeddings: KV vs hidden vs random"},
+    {"label", cmd_label, "label problems 0/25/75/100 from a fast and a slow run (for the thinking probe)"},
+    {"probe", cmd_probe, "train or evaluate the fast/slow thinking probe on KV-cache features"},
     {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
 };
 

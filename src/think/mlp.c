@@ -21,9 +21,16 @@ void kvl_mlp_init(float *p, int F, int H, uint64_t seed) {
     for (size_t i = nw1 + H; i < nw1 + 2 * (size_t)H + 1; i++) p[i] = (float)((2 * kvl_rng_unit(&s) - 1) * b2);
 }
 
+/* Sixteen independent partial sums: a plain left-to-right float sum chains every add on the previous one, and the
+ * compiler may not reorder it, so the probe check would cost a visible part of a small model's decode step. */
 static float dot(const float *a, const float *b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += a[i + k] * b[i + k];
     float s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    for (; i < n; i++) s += a[i] * b[i];
+    for (int k = 0; k < 16; k++) s += acc[k];
     return s;
 }
 
