@@ -278,9 +278,10 @@ static void test_probe_checks(kvl_model *m, kvl_model *other) {
     kvl_probe_train_params tp = kvl_probe_train_default_params();
     tp.hidden = 8;
     tp.epochs = 3;
-    kvl_probe *p = NULL;
+    kvl_probe *p = NULL, *q = NULL;
     CHECK(kvl_probe_train(m, &feat, X, y, NULL, 20, dim, &tp, &p, NULL) == KVL_OK);
-    CHECK(kvl_probe_train(m, &feat, X, y, NULL, 20, dim - 1, &tp, &p, NULL) == KVL_ERR_ARG);
+    CHECK(kvl_probe_train(m, &feat, X, y, NULL, 20, dim - 1, &tp, &q, NULL) == KVL_ERR_ARG && !q);
+    free(X);
     if (!p) return;
     CHECK(kvl_probe_check_model(p, m) == KVL_OK);
     if (other) {
@@ -329,7 +330,6 @@ static void test_probe_checks(kvl_model *m, kvl_model *other) {
     kvl_sampler_free(smp);
     kvl_ctx_free(c);
     kvl_probe_free(p);
-    free(X);
 }
 
 static int copy_file(const char *from, const char *to) {
