@@ -517,6 +517,191 @@ typedef struct {
 } kvl_traj_panel;
 kvl_status kvl_svg_trajectories(const char *title, const kvl_traj_panel *panels, int n_panels, char **svg);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Adaptive thinking (docs/METHOD.md section 5).
+ *
+ * A hybrid-thinking model (Qwen3, DeepSeek-R1-Distill, QwQ, or an explicit format with think tags) answers either
+ * directly (fast: an empty think block) or after reasoning (slow: an opened think block). A probe - the MLP
+ * Linear(F, 512) -> ReLU -> Linear(512, 1) on the classifier features of section 3 - reads the prompt's KV cache
+ * and predicts a difficulty d in label units (0 easy .. 100 hard). Controllers: one-step decides the mode once
+ * after the prompt (fast when d < 50); two-step also re-scores while decoding, from the window ending at the
+ * newest position, and switches mode at most once by appending the template's close (slow -> fast) or open (fast
+ * -> slow) thinking text to the live cache and decoding on: no prefix is evaluated twice. Every token after the
+ * prompt is counted, sampled or inserted.
+ */
+
+/* Difficulty label of a problem from one fast and one slow run (METHOD.md section 5): 0 = fast correct in fewer
+ * than short_bound generated tokens, 25 = fast correct but longer, 75 = fast wrong and slow correct, 100 = both
+ * wrong. */
+int kvl_think_label(bool fast_correct, int fast_tokens, bool slow_correct, int short_bound);
+
+/* One line of a labels file (JSON Lines), as `kvlens label` writes it:
+ *   {"index": 3, "id": ..., "level": 2, "format": "gsm8k", "question": "...", "user": "...", "label": 25,
+ *    "fast_correct": true, "fast_tokens": 41, "slow_correct": true, "slow_tokens": 180, "short_bound": 32}
+ * Required: question and label (0, 25, 75 or 100). user is the user message as the chat saw it (default: the
+ * question). When the outcome fields and short_bound are all given the label must follow from them. Any other
+ * field is an error (a typo must not go unnoticed). */
+typedef struct {
+    long index;          /* row of the data file (0-based), -1 when absent */
+    char *id;            /* the problem's id as JSON text, or NULL */
+    int level;           /* -1 when absent */
+    char *question;      /* the raw question text */
+    char *user;          /* the user message inside the chat template */
+    char *format;        /* the answer format ("gsm8k", ...), or NULL */
+    int label;
+    int fast_correct, slow_correct; /* 0/1, or -1 when absent */
+    int fast_tokens, slow_tokens;   /* -1 when absent */
+    int short_bound;                /* -1 when absent */
+} kvl_label_row;
+
+/* Parse one line; KVL_ERR_FORMAT names the unknown field, the missing field or the bad value. Free with
+ * kvl_label_row_free (also after a failure). */
+kvl_status kvl_label_parse(const char *line, kvl_label_row *out);
+/* The row as one JSON line with a trailing newline; malloc'd, NULL when out of memory. */
+char *kvl_label_format(const kvl_label_row *r);
+void kvl_label_row_free(kvl_label_row *r);
+
+/* The probe: normalisation, MLP weights, its feature configuration and the model it was trained for. */
+typedef struct kvl_probe kvl_probe;
+
+typedef struct {
+    int hidden;             /* hidden units (default 512) */
+    double lr;              /* Adam learning rate (default 1e-3; the paper used 1e-5 with batch 1024) */
+    int epochs;             /* at most (default 300) */
+    int batch;              /* rows per mini-batch (default 64) */
+    uint64_t seed;          /* initialisation, shuffles and the validation split (default 42) */
+    double val_fraction;    /* groups held out for validation and early stopping (default 0.2; 0 = none) */
+    int patience;           /* stop after this many epochs without a better validation loss (default 30) */
+    /* optional, once per epoch; MSE in label units squared (val_mse < 0 without validation) */
+    void (*progress)(void *user, int epoch, int epochs, double train_mse, double val_mse);
+    void *user;
+} kvl_probe_train_params;
+
+typedef struct {
+    int n_train, n_val;     /* rows */
+    int epochs_run, best_epoch;
+    double train_mse, val_mse; /* of the kept weights (those of the best validation epoch) */
+} kvl_probe_train_result;
+
+kvl_probe_train_params kvl_probe_train_default_params(void);
+/* Train on X [n][dim] (raw features from `features` of model m) with labels y in 0..100. group[i] ties rows that
+ * must fall on the same side of the validation split (the two views of one question); NULL = every row its own.
+ * Features are standardised with the training rows' mean and standard deviation; the MLP regresses y / 100 with
+ * mean squared error and Adam; the weights of the best validation epoch are kept. m NULL: a probe without model
+ * identity (then only the feature dimension is checked against models). */
+kvl_status kvl_probe_train(const kvl_model *m, const kvl_repr_config *features, const float *X, const float *y,
+                           const int *group, int n, int dim, const kvl_probe_train_params *p, kvl_probe **out,
+                           kvl_probe_train_result *res);
+void kvl_probe_free(kvl_probe *p);
+
+/* The file: "KVLPROBE" (8 bytes), a little-endian uint32 version (1), a uint32 length and that many bytes of JSON
+ * (format, dim, hidden, output_scale, features as kvl_repr_describe writes them, model identity, training
+ * summary), zero padding to a multiple of 4 bytes, then little-endian float32 arrays: mean[dim], inv_std[dim],
+ * W1[hidden][dim], b1[hidden], w2[hidden], b2. Loading checks every length. */
+kvl_status kvl_probe_save(const kvl_probe *p, const char *path);
+kvl_status kvl_probe_load(const char *path, kvl_probe **out);
+
+int kvl_probe_dim(const kvl_probe *p);
+int kvl_probe_hidden(const kvl_probe *p);
+const kvl_repr_config *kvl_probe_features(const kvl_probe *p);
+/* One line: features, size and the model it was trained for. */
+void kvl_probe_describe(const kvl_probe *p, char *buf, size_t size);
+/* KVL_ERR_ARG naming the difference when the probe was trained for another model (architecture, layers, widths,
+ * vocabulary, or the fingerprint of its norm weights) or its features do not fit the model. */
+kvl_status kvl_probe_check_model(const kvl_probe *p, const kvl_model *m);
+/* Difficulty of one raw feature vector (dim floats), in label units (not clipped to 0..100). */
+float kvl_probe_score(const kvl_probe *p, const float *x);
+
+/* Quality of scores d against labels y (n rows): mse, accuracy of the decision "think" (d >= threshold) against
+ * "needs thinking" (y >= 50), and the AUROC (percent; ties count half; -1 when one class is missing). */
+typedef struct {
+    double mse, accuracy, auroc;
+    int n, n_positive;
+} kvl_probe_metrics;
+kvl_probe_metrics kvl_probe_evaluate(const float *d, const float *y, int n, float threshold);
+
+/* The token ids a controller needs for one conversation: prefix = the rendered prompt up to where the fast and
+ * the slow renderings part (the probe reads its cache), then either start; open / close = the template's thinking
+ * texts (kvl_chat_think_tags) that switch mode mid-generation. All malloc'd. */
+typedef struct {
+    int32_t *prefix, *fast, *slow, *open, *close;
+    int n_prefix, n_fast, n_slow, n_open, n_close;
+} kvl_think_prompt;
+
+/* From messages rendered with chat parameters cp (NULL = defaults; its think field is ignored). Fails with
+ * KVL_ERR_UNSUPPORTED naming the template when it has no thinking mode. */
+kvl_status kvl_think_prompt_build(const kvl_tokenizer *t, const kvl_chat_msg *messages, int n,
+                                  const kvl_chat_params *cp, kvl_think_prompt *out);
+void kvl_think_prompt_free(kvl_think_prompt *p);
+
+/* The probe's training features of one question (METHOD.md section 5: each question twice): tmpl = features of the
+ * prefix of `pr` (the question inside the chat template), raw = features of `question` tokenized as plain text
+ * (with a BOS when the tokenizer adds one). Each holds kvl_repr_dim floats; the context is cleared first. */
+kvl_status kvl_think_features(kvl_ctx *c, const kvl_tokenizer *t, const kvl_repr_config *cfg,
+                              const kvl_think_prompt *pr, const char *question, float *tmpl, float *raw);
+
+/* Classifier features over a sliding window, kept up to date incrementally: a running sum of K and V per selected
+ * layer and head, updated with each newest position and the one leaving the window. Supports source kv, pos_agg
+ * sum or mean (window 0: every position from t0 on), and every kv_part, head_agg, layer_agg and normalize; the
+ * vector equals kvl_repr_compute(c, cfg, t0, t_end) up to rounding. */
+typedef struct kvl_feat_window kvl_feat_window;
+/* A window over the range that starts at t0 (usually 0), currently empty (ending at t0). */
+kvl_status kvl_feat_window_new(const kvl_ctx *c, const kvl_repr_config *cfg, int t0, kvl_feat_window **out);
+/* Move the window's end to t_end (t0 < t_end <= filled positions). Moving forward reads only the new positions and
+ * those leaving the window; moving backward (after kvl_ctx_truncate) recomputes. Positions already summed must not
+ * have changed in the cache (call kvl_feat_window_reset after rewriting them). */
+kvl_status kvl_feat_window_advance(kvl_feat_window *w, const kvl_ctx *c, int t_end);
+void kvl_feat_window_reset(kvl_feat_window *w);
+int kvl_feat_window_end(const kvl_feat_window *w);
+/* The current vector (kvl_repr_dim floats); KVL_ERR_ARG when the window is empty. */
+kvl_status kvl_feat_window_get(const kvl_feat_window *w, float *out);
+void kvl_feat_window_free(kvl_feat_window *w);
+
+typedef enum {
+    KVL_ADAPT_FAST = 0,  /* always fast */
+    KVL_ADAPT_SLOW,      /* always slow */
+    KVL_ADAPT_ONE_STEP,  /* decide once after the prompt */
+    KVL_ADAPT_TWO_STEP,  /* decide after the prompt, re-score while decoding, switch at most once */
+} kvl_adapt_mode;
+
+typedef struct {
+    kvl_adapt_mode mode;
+    const kvl_probe *probe;  /* one-step and two-step */
+    float threshold;         /* fast when d < threshold (default 50) */
+    float delta;             /* two-step: slow -> fast when d < threshold - delta, fast -> slow when d > threshold +
+                              * delta (default 20) */
+    int every;               /* two-step: re-score after every `every` sampled tokens (default 1) */
+    int max_tokens;          /* tokens after the prompt at most, sampled and inserted (default 1024) */
+    bool ignore_eos;
+    /* optional: each token after the prompt as it is decided (inserted = a switch's control tokens) */
+    void (*on_token)(void *user, int32_t id, bool inserted);
+    void *user;
+} kvl_think_params;
+
+typedef struct {
+    int32_t *tokens;         /* every token after the prompt, sampled and inserted, in order (malloc'd) */
+    int n_tokens, n_sampled, n_inserted;
+    int n_prompt;            /* prefix + the mode's start */
+    bool initial_slow;       /* the first decision */
+    float initial_score;     /* d after the prompt (NaN for the fixed modes) */
+    bool final_slow;
+    int switch_at;           /* index in tokens where the inserted control tokens start, -1 without a switch */
+    int switch_dir;          /* +1 fast -> slow (thinking opened), -1 slow -> fast (closed), 0 none */
+    bool model_closed;       /* the model ended its thinking itself (no switch possible afterwards) */
+    int *score_at;           /* two-step trajectory: tokens generated when each score was taken (malloc'd) */
+    float *scores;
+    int n_scores;
+    const char *stop;        /* "eog", "length" or "context" */
+    double t_prompt, t_gen, t_probe; /* seconds: prompt, decoding (including checks), checks alone */
+} kvl_think_result;
+
+kvl_think_params kvl_think_default_params(void);
+/* Generate with the controller from a cleared context. The probe must match the model (kvl_probe_check_model).
+ * On failure the result holds what was generated so far; free it with kvl_think_result_free in every case. */
+kvl_status kvl_think_generate(kvl_ctx *c, kvl_sampler *s, const kvl_think_prompt *pr, const kvl_think_params *p,
+                              kvl_think_result *out);
+void kvl_think_result_free(kvl_think_result *r);
+
 #ifdef __cplusplus
 }
 #endif

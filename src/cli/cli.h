@@ -20,6 +20,8 @@ int cmd_embed_eval(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_selfeval(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
+int cmd_label(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 
 /* Print "kvlens <cmd>: <message>" to stderr; returns 1 (runtime) so callers can `return cli_error(...)`. */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,6 +58,13 @@ double cli_now(void); /* seconds, monotonic */
 /* JSON string output with escaping. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 
+
+/* Thinking controllers (cli_think.c): "fast|slow|auto1|auto2" -> mode (0 on success); its name; the per-problem
+ * JSON object of a controlled generation; a one-question conversation's controller prompt. */
+int cli_parse_adapt(const char *v, kvl_adapt_mode *out);
+const char *cli_adapt_name(kvl_adapt_mode m);
+void cli_think_json(FILE *f, const kvl_think_result *r);
+kvl_status cli_think_prompt(const kvl_tokenizer *t, const char *system, const char *user, kvl_think_prompt *pr);
 
 /* "default|on|off|slow|fast" -> kvl_think; 0 on success. */
 int cli_parse_think(const char *v, kvl_think *out);

@@ -22,10 +22,18 @@ int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) 
     if ((st = kvl_ctx_new(s->model, &xp, &s->ctx)) || (st = kvl_sampler_new(&p->sp, &s->smp))) return cli_fail(cmd, st);
     s->max_tokens = p->max_tokens;
     if (!(s->gen = malloc(((size_t)p->max_tokens + 1) * sizeof *s->gen))) return cli_error(cmd, "out of memory");
+    if (p->probe) {
+        if ((st = kvl_probe_load(p->probe, &s->probe)) || (st = kvl_probe_check_model(s->probe, s->model)))
+            return cli_error(cmd, "%s: %s", p->probe, kvl_last_error());
+        s->adapt = (kvl_adapt_mode)p->adapt;
+        s->delta = p->delta;
+        s->every = p->every;
+    }
     return 0;
 }
 
 void cli_solver_free(cli_solver *s) {
+    kvl_probe_free(s->probe);
     kvl_sampler_free(s->smp);
     kvl_ctx_free(s->ctx);
     kvl_tokenizer_free(s->tok);
@@ -63,11 +71,36 @@ kvl_status cli_generate(cli_solver *s, const int32_t *ids, int n_ids, kvl_logit_
 }
 
 void cli_solved_free(cli_solved *r) {
+    kvl_think_result_free(&r->think);
     kvl_problem_free(&r->pb);
     free(r->ids);
     free(r->text);
     free(r->grade.extracted);
     memset(r, 0, sizeof *r);
+}
+
+/* --think auto1|auto2: the controller renders, decides and generates; its tokens go to s->gen as cli_generate
+ * leaves them (every inserted control token counted). */
+static kvl_status adaptive(cli_solver *s, const char *user, cli_solved *r) {
+    kvl_think_prompt pr;
+    kvl_status st = cli_think_prompt(s->tok, NULL, user, &pr);
+    if (st) return st;
+    int n_start = pr.n_fast > pr.n_slow ? pr.n_fast : pr.n_slow;
+    r->n_ids = pr.n_prefix + n_start;
+    if (r->n_ids < kvl_ctx_n_ctx(s->ctx)) { /* else "prompt too long", as without a probe */
+        kvl_think_params tp = kvl_think_default_params();
+        tp.mode = s->adapt;
+        tp.probe = s->probe;
+        tp.delta = s->delta;
+        tp.every = s->every;
+        tp.max_tokens = s->max_tokens;
+        st = kvl_think_generate(s->ctx, s->smp, &pr, &tp, &r->think);
+        memcpy(s->gen, r->think.tokens, (size_t)r->think.n_tokens * sizeof *s->gen);
+        r->g = (cli_gen_result){r->think.n_tokens, r->think.stop, r->think.t_prompt, r->think.t_gen};
+        r->n_ids = r->think.n_prompt;
+    }
+    kvl_think_prompt_free(&pr);
+    return st;
 }
 
 kvl_status cli_solve_row(cli_solver *s, const char *row, int format, const char *field, kvl_logit_stats *stats,
@@ -76,14 +109,19 @@ kvl_status cli_solve_row(cli_solver *s, const char *row, int format, const char 
     kvl_status st = kvl_problem_parse(row, format, field, &r->pb, &r->fmt);
     if (st) return st;
     char *user = kvl_solve_prompt(r->fmt, r->pb.question), *prompt = NULL;
-    kvl_chat_msg msg = {"user", user};
-    size_t plen;
-    st = user ? kvl_chat_render(s->tok, &msg, 1, &s->cp, &prompt, &plen) : KVL_ERR_NOMEM;
-    if (!st) st = kvl_tokenize(s->tok, prompt, plen, false, &r->ids, &r->n_ids);
+    r->g = (cli_gen_result){0, "prompt too long", 0, 0};
+    r->think.switch_at = -1;
+    if (s->probe) {
+        st = user ? adaptive(s, user, r) : KVL_ERR_NOMEM;
+    } else {
+        kvl_chat_msg msg = {"user", user};
+        size_t plen;
+        st = user ? kvl_chat_render(s->tok, &msg, 1, &s->cp, &prompt, &plen) : KVL_ERR_NOMEM;
+        if (!st) st = kvl_tokenize(s->tok, prompt, plen, false, &r->ids, &r->n_ids);
+        if (!st && r->n_ids < kvl_ctx_n_ctx(s->ctx)) st = cli_generate(s, r->ids, r->n_ids, stats, &r->g);
+    }
     free(user);
     free(prompt);
-    r->g = (cli_gen_result){0, "prompt too long", 0, 0};
-    if (!st && r->n_ids < kvl_ctx_n_ctx(s->ctx)) st = cli_generate(s, r->ids, r->n_ids, stats, &r->g);
     int n_text = r->g.n_gen > 0 && !strcmp(r->g.stop, "eog") ? r->g.n_gen - 1 : r->g.n_gen; /* no end token */
     if (!st) st = kvl_detokenize(s->tok, s->gen, n_text, &r->text, &r->text_len);
     if (!st) st = kvl_grade(r->fmt, r->text, r->pb.reference, r->pb.answer_type, &r->grade);

@@ -16,6 +16,10 @@ typedef struct {
     kvl_chat_params cp;   /* the chat template's parameters (thinking mode) */
     int max_tokens;
     int32_t *gen;         /* [max_tokens + 1]: the generated ids of the last problem */
+    kvl_probe *probe;     /* --think auto1|auto2: the controller decides the mode (NULL: the template's mode) */
+    kvl_adapt_mode adapt;
+    float delta;
+    int every;
 } cli_solver;
 
 typedef struct {
@@ -25,6 +29,10 @@ typedef struct {
     int n_threads, n_ctx, max_tokens;
     bool keep_hidden;       /* hidden states in the context (the hidden-state CoE) */
     kvl_sampler_params sp;
+    const char *probe;      /* with adapt, delta, every: --think auto1|auto2 (NULL: off) */
+    int adapt;
+    float delta;
+    int every;
 } cli_solver_params;
 
 /* Load the model and its tokenizer, refuse a thinking mode its template lacks, make the context and sampler.
@@ -52,6 +60,7 @@ typedef struct {
     char *text;            /* the output without its end token */
     size_t text_len;
     kvl_grade_result grade;
+    kvl_think_result think; /* with a probe: the controller's decisions (else switch_at = -1, zeros) */
 } cli_solved;
 
 /* Parse a data row (format < 0: guessed; field NULL: the default question fields), solve it and grade it. On

@@ -21,7 +21,11 @@ static void help(void) {
            "  --ignore-eos          do not stop at end-of-generation tokens\n"
            "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming\n"
            "  --confidence          after the answer, print its self-evaluation scores (KV-CoE, MaxProb, PPL,\n"
-           "                        Entropy; see kvlens score); with --json under \"confidence\"\n");
+           "                        Entropy; see kvlens score); with --json under \"confidence\"\n"
+           "  --think auto1|auto2   adaptive thinking (with -p as the user message, --messages, or the chat): a probe\n"
+           "                        picks fast or slow after the prompt (auto1) and may switch once while decoding\n"
+           "                        (auto2); needs --probe\n"
+           "  --probe FILE          the probe (kvlens probe train); --delta D (default 20), --every K (default 1)\n");
 }
 
 typedef struct {
@@ -39,6 +43,13 @@ typedef struct {
     const char *stop;
     double t_prompt, t_gen;
     kvl_logit_stats *conf; /* --confidence: statistics of the logits each generated token was drawn from */
+    /* --think auto1|auto2 */
+    int adapt;                /* -1 = off */
+    kvl_probe *probe;
+    float delta;
+    int every;
+    kvl_detok *d;             /* streaming decoder of a controlled generation */
+    kvl_think_result think;   /* of the last one */
 } runner;
 
 static void append_text(runner *r, const char *s, size_t n) {
@@ -123,6 +134,65 @@ static int confidence(const runner *r, int n_prompt, kvl_answer_scores *sc) {
     return 0;
 }
 
+/* Streams a controlled generation's tokens as generate() does (the end token is not shown). */
+static void on_think_token(void *user, int32_t id, bool inserted) {
+    runner *r = user;
+    (void)inserted;
+    if (!r->ignore_eos && kvl_model_is_eog(r->m, id)) return;
+    const char *piece;
+    size_t len;
+    if (kvl_detok_push(r->d, id, &piece, &len)) return;
+    append_text(r, piece, len);
+    if (!r->json) {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
+}
+
+/* --think auto1|auto2: the conversation rendered for the controller, generated from a cleared cache. */
+static kvl_status think_generate(runner *r, const kvl_chat_msg *msgs, int n) {
+    kvl_think_prompt pr;
+    r->n_out = 0;
+    r->text_len = 0;
+    kvl_think_result_free(&r->think);
+    kvl_status s = kvl_think_prompt_build(r->tok, msgs, n, NULL, &pr);
+    if (s) return s;
+    kvl_think_params tp = kvl_think_default_params();
+    tp.mode = (kvl_adapt_mode)r->adapt;
+    tp.probe = r->probe;
+    tp.delta = r->delta;
+    tp.every = r->every;
+    tp.max_tokens = (int)r->n_predict;
+    tp.ignore_eos = r->ignore_eos;
+    tp.on_token = on_think_token;
+    tp.user = r;
+    if (!(s = kvl_detok_new(r->tok, &r->d))) {
+        s = kvl_think_generate(r->c, r->smp, &pr, &tp, &r->think);
+        const char *piece;
+        size_t len;
+        kvl_detok_flush(r->d, &piece, &len);
+        append_text(r, piece, len);
+        if (!r->json) fwrite(piece, 1, len, stdout);
+        kvl_detok_free(r->d);
+        r->d = NULL;
+    }
+    r->n_out = r->think.n_tokens;
+    memcpy(r->out, r->think.tokens, (size_t)r->n_out * sizeof *r->out);
+    r->stop = r->think.stop ? r->think.stop : "length";
+    r->t_prompt = r->think.t_prompt;
+    r->t_gen = r->think.t_gen;
+    kvl_think_prompt_free(&pr);
+    return s;
+}
+
+static void think_note(const runner *r) {
+    const kvl_think_result *t = &r->think;
+    fprintf(stderr, "[think: %s (score %.1f)", t->initial_slow ? "slow" : "fast", t->initial_score);
+    if (t->switch_at >= 0)
+        fprintf(stderr, "; switched %s after %d tokens", t->switch_dir < 0 ? "slow->fast" : "fast->slow", t->switch_at);
+    fprintf(stderr, "; %d sampled + %d inserted tokens]\n", t->n_sampled, t->n_inserted);
+}
+
 static void report(const runner *r, int n_prompt) {
     double pp = r->t_prompt > 0 ? n_prompt / r->t_prompt : 0, tg = r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0;
     if (r->json) {
@@ -137,6 +207,7 @@ static void report(const runner *r, int n_prompt) {
             printf(", \"confidence\": ");
             cli_scores_json(stdout, &sc, "all");
         }
+        if (r->adapt >= 0) fputs(", \"think\": ", stdout), cli_think_json(stdout, &r->think);
         printf("}\n");
     } else {
         printf("\n");
@@ -144,6 +215,7 @@ static void report(const runner *r, int n_prompt) {
                 r->n_out, tg, r->stop);
         kvl_answer_scores sc;
         if (r->conf && !confidence(r, n_prompt, &sc)) cli_scores_text(stdout, &sc, "all");
+        if (r->adapt >= 0) think_note(r);
     }
 }
 
@@ -182,7 +254,7 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
         free(prompt);
         int keep = 0;
         while (!s && keep < n_prev && keep < n_ids - 1 && prev[keep] == ids[keep]) keep++;
-        if (!s) s = generate(r, ids, n_ids, keep);
+        if (!s) s = r->adapt >= 0 ? think_generate(r, msgs, n) : generate(r, ids, n_ids, keep);
         if (s) {
             rc = s == KVL_ERR_RANGE ? cli_error("run", "the conversation no longer fits in the context (-c)")
                                     : cli_fail("run", s);
@@ -190,6 +262,7 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
             break;
         }
         fprintf(stderr, "\n[%d tokens, %.1f tok/s]", r->n_out, r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0.0);
+        if (r->adapt >= 0) fputc('\n', stderr), think_note(r);
         owned[n] = strndup(r->text ? r->text : "", r->text_len);
         msgs[n] = (kvl_chat_msg){"assistant", owned[n]};
         n++;
@@ -210,14 +283,40 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
     return rc;
 }
 
+/* The non-interactive conversation (-p with --system, or --messages) under the controller; *n_prompt = its prompt. */
+static kvl_status run_think(runner *r, const cli_model_opts *mo, int *n_prompt) {
+    cJSON *json = NULL;
+    kvl_chat_msg *msgs = NULL, local[2];
+    int n = 0;
+    if (mo->messages) {
+        if ((n = cli_read_messages(mo->messages, "run", &json, &msgs)) < 0) return KVL_ERR_ARG;
+    } else {
+        if (mo->system) local[n++] = (kvl_chat_msg){"system", mo->system};
+        local[n++] = (kvl_chat_msg){"user", mo->prompt};
+    }
+    kvl_status s = think_generate(r, msgs ? msgs : local, n);
+    *n_prompt = r->think.n_prompt;
+    free(msgs);
+    cJSON_Delete(json);
+    return s;
+}
+
 int cmd_run(int argc, char **argv) {
     cli_model_opts mo = CLI_MODEL_OPTS_INIT;
     kvl_sampler_params sp = kvl_sampler_default_params();
     long long n_predict = -1, x;
     double f;
-    runner r = {0};
+    runner r = {.adapt = -1, .delta = 20, .every = 1};
     kvl_logit_stats conf = {0};
+    const char *probe = NULL;
     for (int i = 1; i < argc; i++) {
+        if (cli_is(argv[i], "--think", NULL) && i + 1 < argc && !strncmp(argv[i + 1], "auto", 4)) {
+            kvl_adapt_mode am;
+            if (cli_parse_adapt(argv[++i], &am) || am < KVL_ADAPT_ONE_STEP)
+                return cli_usage("run", "--think takes default, on, off, slow, fast, auto1 or auto2, not '%s'", argv[i]);
+            r.adapt = (int)am;
+            continue;
+        }
         int k = cli_model_opt(argc, argv, &i, &mo, "run");
         if (k < 0) return 2;
         if (k) continue;
@@ -250,10 +349,24 @@ int cmd_run(int argc, char **argv) {
             r.ignore_eos = 1;
         } else if (cli_is(a, "--confidence", NULL)) {
             r.conf = &conf;
+        } else if (cli_is(a, "--probe", NULL)) {
+            if (!(probe = cli_value(argc, argv, &i, "run"))) return 2;
+        } else if (cli_is(a, "--delta", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
+            if (cli_parse_float(v, &f) || f < 0 || f > 50) return cli_usage("run", "bad --delta '%s' (0..50)", v);
+            r.delta = (float)f;
+        } else if (cli_is(a, "--every", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
+            if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage("run", "bad --every '%s'", v);
+            r.every = (int)x;
         } else {
             return cli_usage("run", "unknown option '%s'", a);
         }
     }
+    if ((r.adapt >= 0) != (probe != NULL)) return cli_usage("run", "--think auto1|auto2 and --probe go together");
+    if (r.adapt >= 0 && r.conf) return cli_usage("run", "--confidence does not combine with --think auto1|auto2 yet");
+    if (r.adapt >= 0 && mo.tokens) return cli_usage("run", "--think auto1|auto2 needs text (-p or --messages), not --tokens");
+    if (r.adapt >= 0 && mo.prompt) mo.chat = 1; /* -p is the user message */
     int interactive = !mo.prompt && !mo.tokens && !mo.messages && isatty(0);
     int32_t *ids = NULL;
     int n_ids = 0, rc;
@@ -267,6 +380,22 @@ int cmd_run(int argc, char **argv) {
         return rc;
     }
     if (kvl_model_tokenizer(r.m, &r.tok)) r.tok = NULL;
+    rc = 0;
+    if (probe) { /* the model must think and the probe must fit it */
+        const char *open, *close;
+        kvl_status ps = KVL_OK;
+        if (!r.tok) rc = cli_error("run", "adaptive thinking needs the model's tokenizer");
+        else if (kvl_chat_think_tags(r.tok, NULL, &open, &close))
+            rc = cli_error("run", "adaptive thinking needs a hybrid-thinking model: %s", kvl_last_error());
+        else if ((ps = kvl_probe_load(probe, &r.probe)) || (ps = kvl_probe_check_model(r.probe, r.m)))
+            rc = cli_error("run", "%s: %s", probe, kvl_last_error());
+        if (rc) {
+            kvl_probe_free(r.probe);
+            kvl_model_free(r.m);
+            free(ids);
+            return rc;
+        }
+    }
     r.n_predict = n_predict >= 0 ? n_predict : interactive ? 512 : 128;
     kvl_ctx_params cp = cli_ctx_params(&mo);
     kvl_status s = kvl_ctx_new(r.m, &cp, &r.c);
@@ -280,13 +409,15 @@ int cmd_run(int argc, char **argv) {
     } else if (n_ids > kvl_ctx_n_ctx(r.c)) {
         rc = cli_error("run", "the prompt has %d tokens but the context holds %d (use -c to enlarge it)", n_ids,
                        kvl_ctx_n_ctx(r.c));
-    } else if ((s = generate(&r, ids, n_ids, 0))) {
+    } else if ((s = r.adapt >= 0 ? run_think(&r, &mo, &n_ids) : generate(&r, ids, n_ids, 0))) {
         rc = cli_fail("run", s);
     } else {
         if (!strcmp(r.stop, "context")) fprintf(stderr, "kvlens run: the context is full (%d positions)\n", kvl_ctx_n_ctx(r.c));
         report(&r, n_ids);
     }
     kvl_sampler_free(r.smp);
+    kvl_probe_free(r.probe);
+    kvl_think_result_free(&r.think);
     kvl_ctx_free(r.c);
     kvl_model_free(r.m);
     free(ids);

@@ -262,8 +262,9 @@ int cmd_selfeval(int argc, char **argv) {
         goto done;
     }
     if ((rc = make_dir(o.out))) goto done;
-    cli_solver_params sp = {o.model, o.think, o.think_name, o.n_threads, o.n_ctx, (int)o.max_tokens, !o.no_hidden,
-                            kvl_sampler_default_params()};
+    cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
+                            .n_ctx = o.n_ctx, .max_tokens = (int)o.max_tokens, .keep_hidden = !o.no_hidden,
+                            .sp = kvl_sampler_default_params()};
     if ((rc = cli_solver_open(&sv, &sp, "selfeval"))) goto done;
     const kvl_hparams *hp = kvl_model_hparams(sv.model);
     int n_sel = sel.last_n > 0 ? sel.last_n : sel.n_layers > 0 ? sel.n_layers : hp->n_layer; /* layer-axis points */

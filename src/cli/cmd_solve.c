@@ -20,7 +20,12 @@ static void help(void) {
            "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row from its fields)\n"
            "  --field NAME          the question's field (default: question, problem or en; e.g. de for MGSM)\n"
            "  --think MODE          default | fast | slow: the template as is, an empty think block, or an opened\n"
-           "                        <think> (fast and slow need a hybrid-thinking template such as Qwen3's)\n"
+           "                        <think> (fast and slow need a hybrid-thinking template such as Qwen3's);\n"
+           "                        auto1 | auto2: a probe picks the mode after the prompt (one-step), and re-scores\n"
+           "                        while decoding to switch at most once (two-step); see kvlens probe\n"
+           "  --probe FILE          the probe for auto1/auto2 (from kvlens probe train)\n"
+           "  --delta D             two-step: switch slow->fast below 50-D, fast->slow above 50+D (default 20)\n"
+           "  --every K             two-step: re-score after every K generated tokens (default 1)\n"
            "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
            "  --limit N             only the first N problems\n"
            "  --out FILE            write one JSON line per problem: question, output, extracted, reference,\n"
@@ -39,6 +44,10 @@ typedef struct {
     int format; /* -1 = guess */
     kvl_think think;
     const char *think_name;
+    int adapt;           /* -1, or the controller of --think auto1|auto2 */
+    const char *probe;
+    double delta;
+    long long every;
     long long max_tokens, limit;
     int json, show, n_threads, n_ctx;
     kvl_sampler_params sp;
@@ -72,8 +81,17 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
             if (!strcmp(v, "default")) o->think = KVL_THINK_DEFAULT;
             else if (!strcmp(v, "fast")) o->think = KVL_THINK_FAST;
             else if (!strcmp(v, "slow")) o->think = KVL_THINK_SLOW;
-            else return cli_usage("solve", "--think takes default, fast or slow, not '%s'", v);
+            else if (!strcmp(v, "auto1") || !strcmp(v, "auto2")) {
+                o->think = KVL_THINK_SLOW; /* for the check that the template thinks */
+                o->adapt = v[4] == '1' ? KVL_ADAPT_ONE_STEP : KVL_ADAPT_TWO_STEP;
+            } else return cli_usage("solve", "--think takes default, fast, slow, auto1 or auto2, not '%s'", v);
             o->think_name = v;
+        } else if (cli_is(a, "--probe", NULL)) {
+            o->probe = v;
+        } else if (cli_is(a, "--delta", NULL)) {
+            if (cli_parse_float(v, &o->delta) || o->delta < 0 || o->delta > 50) return cli_usage("solve", "bad --delta '%s' (0..50)", v);
+        } else if (cli_is(a, "--every", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 24, &o->every)) return cli_usage("solve", "bad --every '%s'", v);
         } else if (cli_is(a, "--max-tokens", NULL)) {
             if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("solve", "bad --max-tokens '%s'", v);
         } else if (cli_is(a, "--limit", NULL)) {
@@ -102,6 +120,7 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
     }
     if (!o->model) return cli_usage("solve", "-m MODEL is required");
     if (!o->data) return cli_usage("solve", "--data FILE is required");
+    if ((o->adapt >= 0) != (o->probe != NULL)) return cli_usage("solve", "--think auto1|auto2 and --probe go together");
     return 0;
 }
 
@@ -115,7 +134,8 @@ typedef struct {
 } tally;
 
 int cmd_solve(int argc, char **argv) {
-    solve_opts o = {.format = -1, .think = KVL_THINK_DEFAULT, .think_name = "default", .max_tokens = 1024};
+    solve_opts o = {.format = -1, .think = KVL_THINK_DEFAULT, .think_name = "default", .max_tokens = 1024,
+                    .adapt = -1, .delta = 20, .every = 1};
     o.sp = kvl_sampler_default_params();
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
@@ -126,7 +146,9 @@ int cmd_solve(int argc, char **argv) {
     int *n_tokens = NULL; /* generated tokens per problem, for the median */
     size_t data_len;
     if (!(data = cli_read_file(o.data, &data_len))) return 1;
-    cli_solver_params sp = {o.model, o.think, o.think_name, o.n_threads, o.n_ctx, (int)o.max_tokens, false, o.sp};
+    cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
+                            .n_ctx = o.n_ctx, .max_tokens = (int)o.max_tokens, .sp = o.sp, .probe = o.probe,
+                            .adapt = o.adapt, .delta = (float)o.delta, .every = (int)o.every};
     if ((rc = cli_solver_open(&sv, &sp, "solve"))) goto done;
     if (o.out && !(out = fopen(o.out, "w"))) {
         rc = cli_error("solve", "cannot write %s", o.out);
@@ -141,7 +163,8 @@ int cmd_solve(int argc, char **argv) {
 
     tally all = {0}, by_level[MAX_LEVEL] = {{0}};
     double t_gen = 0, t_prompt = 0, t_start = cli_now();
-    long prompt_tokens = 0, line_no = 0;
+    long prompt_tokens = 0, line_no = 0, n_slow_first = 0, n_switch = 0;
+    double t_probe = 0;
     kvl_format fmt_used = KVL_FMT_GSM8K;
     bool mixed = false;
     cli_progress prog;
@@ -158,6 +181,7 @@ int cmd_solve(int argc, char **argv) {
         fmt_used = r.fmt;
         if (out) {
             cli_solved_json(out, all.n, &r);
+            if (o.adapt >= 0) fputs(", \"think\": ", out), cli_think_json(out, &r.think);
             fputs("}\n", out);
         }
         if (o.show) {
@@ -179,6 +203,9 @@ int cmd_solve(int argc, char **argv) {
         t_gen += r.g.t_gen;
         t_prompt += r.g.t_prompt;
         prompt_tokens += r.n_ids;
+        n_slow_first += r.think.initial_slow;
+        n_switch += r.think.switch_at >= 0;
+        t_probe += r.think.t_probe;
         cli_solved_free(&r);
         cli_progress_update(&prog, all.n);
     }
@@ -197,9 +224,12 @@ int cmd_solve(int argc, char **argv) {
     const char *fname = mixed ? "mixed" : kvl_format_name(fmt_used);
     if (o.json) {
         printf("{\"n\": %ld, \"correct\": %ld, \"accuracy\": %.4f, \"mean_tokens\": %.2f, \"median_tokens\": %.1f, "
-               "\"tok_s\": %.1f, \"prompt_tok_s\": %.1f, \"time_s\": %.2f, \"format\": \"%s\", \"think\": \"%s\", "
-               "\"levels\": {",
+               "\"tok_s\": %.1f, \"prompt_tok_s\": %.1f, \"time_s\": %.2f, \"format\": \"%s\", \"think\": \"%s\", ",
                all.n, all.correct, acc, mean, median, tok_s, ptok_s, cli_now() - t_start, fname, o.think_name);
+        if (o.adapt >= 0)
+            printf("\"initial_slow\": %ld, \"switches\": %ld, \"probe_s\": %.4f, \"delta\": %g, \"every\": %lld, ",
+                   n_slow_first, n_switch, t_probe, o.delta, o.every);
+        printf("\"levels\": {");
         int first = 1;
         for (int l = 0; l < MAX_LEVEL; l++) {
             if (!by_level[l].n) continue;
@@ -214,6 +244,9 @@ int cmd_solve(int argc, char **argv) {
         printf("tokens     mean %.1f, median %.1f generated per problem\n", mean, median);
         printf("speed      %.1f tok/s generation, %.1f tok/s prompt; %.1f s in all\n", tok_s, ptok_s,
                cli_now() - t_start);
+        if (o.adapt >= 0)
+            printf("controller %ld of %ld started slow, %ld switched; probe checks %.3f s (%.2f%% of decoding)\n",
+                   n_slow_first, all.n, n_switch, t_probe, t_gen > 0 ? 100 * t_probe / t_gen : 0.0);
         for (int l = 0; l < MAX_LEVEL; l++)
             if (by_level[l].n)
                 printf("level %-4d %.4f (%ld/%ld), mean %.1f tokens\n", l, (double)by_level[l].correct / by_level[l].n,

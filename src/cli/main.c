@@ -23,6 +23,8 @@ static const command commands[] = {
     {"embed-eval", cmd_embed_eval, "classify labelled texts from their embeddings: KV vs hidden vs random"},
     {"score", cmd_score, "self-evaluation scores (KV-CoE, hidden CoE, MaxProb, PPL, Entropy) of a given answer"},
     {"selfeval", cmd_selfeval, "answer a dataset, grade it, and measure how well each score predicts correctness"},
+    {"label", cmd_label, "label problems 0/25/75/100 from a fast and a slow run (for the thinking probe)"},
+    {"probe", cmd_probe, "train or evaluate the fast/slow thinking probe on KV-cache features"},
     {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
 };
 

@@ -1,0 +1,306 @@
+/* kvlens label: difficulty labels for the thinking probe. Each problem is solved once fast and once slow (the same
+ * prompts and graders as `kvlens solve --think fast|slow`), both answers are graded and the label follows from
+ * METHOD.md section 5. The output is appended line by line and flushed, so an interrupted run resumes: problems
+ * already in the file are skipped (an incomplete last line is dropped first). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "solve/grade.h"
+#include "solve/problem.h"
+
+static void help(void) {
+    printf("usage: kvlens label -m MODEL --data FILE.jsonl -o LABELS.jsonl [options]\n\n"
+           "Solves each problem in fast and in slow mode, grades both answers and writes one label per problem:\n"
+           "  0   fast correct in fewer than --short-bound generated tokens\n"
+           "  25  fast correct but longer\n"
+           "  75  fast wrong, slow correct\n"
+           "  100 both wrong\n"
+           "An existing output file is continued: problems already labelled are skipped.\n\n"
+           "options:\n"
+           "  -m, --model FILE      GGUF model with a hybrid-thinking chat template (Qwen3, R1-Distill, QwQ)\n"
+           "  --data FILE           problems, as for kvlens solve\n"
+           "  -o, --out FILE        labels (JSON Lines; appended)\n"
+           "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row)\n"
+           "  --field NAME          the question's field (default: question, problem or en)\n"
+           "  --short-bound N       fast answers shorter than N tokens are 'easy' (default 128, the paper's bound for\n"
+           "                        Qwen3-8B, whose fast answers average ~200 tokens: scale it to your model's typical\n"
+           "                        fast length; the summary prints the median)\n"
+           "  --max-tokens N        tokens per answer at most (default 1024)\n"
+           "  --limit N             only the first N problems of the file\n"
+           "  -t, --threads N       threads (default: all cores)\n"
+           "  -c, --ctx N           context size (default: the model's, at most 4096)\n");
+}
+
+typedef struct {
+    const char *model, *data, *out, *field;
+    int format, n_threads, n_ctx;
+    long long short_bound, max_tokens, limit;
+} label_opts;
+
+static int parse_opts(int argc, char **argv, label_opts *o) {
+    const char *v;
+    long long x;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is(a, "-h", "--help")) {
+            help();
+            return 1;
+        }
+        if (!(v = cli_value(argc, argv, &i, "label"))) return 2;
+        if (cli_is(a, "-m", "--model")) o->model = v;
+        else if (cli_is(a, "--data", NULL)) o->data = v;
+        else if (cli_is(a, "-o", "--out")) o->out = v;
+        else if (cli_is(a, "--field", NULL)) o->field = v;
+        else if (cli_is(a, "--format", NULL)) {
+            if ((o->format = kvl_format_parse(v)) < 0)
+                return cli_usage("label", "--format takes gsm8k, math, choice or theoremqa, not '%s'", v);
+        } else if (cli_is(a, "--short-bound", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 24, &o->short_bound)) return cli_usage("label", "bad --short-bound '%s'", v);
+        } else if (cli_is(a, "--max-tokens", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("label", "bad --max-tokens '%s'", v);
+        } else if (cli_is(a, "--limit", NULL)) {
+            if (cli_parse_int(v, 0, INT32_MAX, &o->limit)) return cli_usage("label", "bad --limit '%s'", v);
+        } else if (cli_is(a, "-t", "--threads")) {
+            if (cli_parse_int(v, 1, 1024, &x)) return cli_usage("label", "bad thread count '%s'", v);
+            o->n_threads = (int)x;
+        } else if (cli_is(a, "-c", "--ctx")) {
+            if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage("label", "bad context size '%s'", v);
+            o->n_ctx = (int)x;
+        } else {
+            return cli_usage("label", "unknown option '%s'", a);
+        }
+    }
+    if (!o->model) return cli_usage("label", "-m MODEL is required");
+    if (!o->data) return cli_usage("label", "--data FILE is required");
+    if (!o->out) return cli_usage("label", "-o LABELS.jsonl is required");
+    return 0;
+}
+
+/* Labels already in the output: done[i] = the question of data row i (NULL = not labelled). */
+typedef struct {
+    char **done;
+    long n_rows, n_done;
+    long count[4];  /* labels 0, 25, 75, 100 */
+    int *fast_tokens;
+    long n_fast;
+} label_state;
+
+static int label_slot(int label) { return label == 0 ? 0 : label == 25 ? 1 : label == 75 ? 2 : 3; }
+
+static void note(label_state *st, int label, int fast_tokens) {
+    st->count[label_slot(label)]++;
+    st->fast_tokens[st->n_fast++] = fast_tokens;
+}
+
+/* Read an existing output: drop an incomplete last line (an interrupted write), parse every line, remember which
+ * rows are done. Returns 0, or the exit status after printing the problem. */
+static int resume(const label_opts *o, label_state *st) {
+    if (access(o->out, F_OK)) return 0;
+    size_t len;
+    char *text = cli_read_file(o->out, &len);
+    if (!text) return cli_error("label", "cannot read %s", o->out);
+    size_t keep = len;
+    while (keep > 0 && text[keep - 1] != '\n') keep--;
+    if (keep < len) {
+        if (truncate(o->out, (off_t)keep)) {
+            free(text);
+            return cli_error("label", "cannot drop the incomplete last line of %s", o->out);
+        }
+        fprintf(stderr, "kvlens label: dropped an incomplete last line of %s (an interrupted run)\n", o->out);
+        text[keep] = 0;
+    }
+    long line_no = 0;
+    int rc = 0;
+    for (char *p = text; *p && !rc;) {
+        char *nl = strchr(p, '\n');
+        *nl = 0;
+        line_no++;
+        kvl_label_row r;
+        if (strspn(p, " \t\r") == strlen(p)) {
+            p = nl + 1;
+            continue;
+        }
+        if (kvl_label_parse(p, &r)) {
+            rc = cli_error("label", "%s:%ld: %s", o->out, line_no, kvl_last_error());
+        } else if (r.index < 0 || r.index >= st->n_rows) {
+            rc = cli_error("label", "%s:%ld: index %ld is not a row of %s (%ld rows): labels of another data file?",
+                           o->out, line_no, r.index, o->data, st->n_rows);
+        } else if (st->done[r.index]) {
+            rc = cli_error("label", "%s:%ld: row %ld is labelled twice", o->out, line_no, r.index);
+        } else if (r.short_bound >= 0 && r.short_bound != o->short_bound) {
+            rc = cli_error("label", "%s:%ld: labelled with --short-bound %d, this run uses %lld (keep one bound per file)",
+                           o->out, line_no, r.short_bound, o->short_bound);
+        } else {
+            st->done[r.index] = r.question;
+            r.question = NULL;
+            st->n_done++;
+            note(st, r.label, r.fast_tokens);
+        }
+        kvl_label_row_free(&r);
+        p = nl + 1;
+    }
+    free(text);
+    return rc;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* Solve one prompt in a fixed mode; the text (without a final end token) and whether it is right. */
+static kvl_status solve_mode(kvl_ctx *c, kvl_sampler *smp, const kvl_tokenizer *tok, const kvl_think_prompt *pr,
+                             kvl_adapt_mode mode, int max_tokens, kvl_format fmt, const kvl_problem *pb, int *correct,
+                             int *n_tokens) {
+    kvl_think_params tp = kvl_think_default_params();
+    tp.mode = mode;
+    tp.max_tokens = max_tokens;
+    kvl_think_result r;
+    kvl_status s = kvl_think_generate(c, smp, pr, &tp, &r);
+    char *text = NULL;
+    size_t len;
+    int n_text = r.n_tokens > 0 && !strcmp(r.stop, "eog") ? r.n_tokens - 1 : r.n_tokens;
+    if (!s) s = kvl_detokenize(tok, r.tokens, n_text, &text, &len);
+    kvl_grade_result g = {NULL, false};
+    if (!s) s = kvl_grade(fmt, text, pb->reference, pb->answer_type, &g);
+    *correct = g.correct;
+    *n_tokens = r.n_tokens;
+    free(g.extracted);
+    free(text);
+    kvl_think_result_free(&r);
+    return s;
+}
+
+int cmd_label(int argc, char **argv) {
+    label_opts o = {.format = -1, .short_bound = 128, .max_tokens = 1024};
+    int rc = parse_opts(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    size_t data_len;
+    char *data = cli_read_file(o.data, &data_len);
+    if (!data) return cli_error("label", "cannot read %s", o.data);
+    /* rows = non-blank lines, in order; index i is the i-th of them */
+    long n_rows = 0;
+    for (char *p = data; *p;) {
+        char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (strspn(p, " \t\r") < len) n_rows++;
+        p = nl ? nl + 1 : p + len;
+    }
+    if (o.limit && n_rows > o.limit) n_rows = o.limit;
+    label_state st = {0};
+    st.n_rows = n_rows;
+    st.done = calloc((size_t)n_rows + 1, sizeof *st.done);
+    st.fast_tokens = malloc(((size_t)n_rows + 1) * sizeof *st.fast_tokens);
+    kvl_model *m = NULL;
+    kvl_ctx *c = NULL;
+    kvl_sampler *smp = NULL;
+    FILE *out = NULL;
+    const kvl_tokenizer *tok = NULL;
+    kvl_status s = KVL_OK;
+    if (!st.done || !st.fast_tokens) {
+        rc = cli_error("label", "out of memory");
+        goto done;
+    }
+    if ((rc = resume(&o, &st))) goto done;
+    if ((s = kvl_model_load(o.model, &m)) || (s = kvl_model_tokenizer(m, &tok))) {
+        rc = cli_fail("label", s);
+        goto done;
+    }
+    const char *open, *close;
+    if (kvl_chat_think_tags(tok, NULL, &open, &close)) {
+        rc = cli_error("label", "labels need a hybrid-thinking model: %s", kvl_last_error());
+        goto done;
+    }
+    kvl_ctx_params xp = kvl_ctx_default_params();
+    xp.n_threads = o.n_threads;
+    xp.n_ctx = o.n_ctx;
+    kvl_sampler_params sp = kvl_sampler_default_params();
+    if ((s = kvl_ctx_new(m, &xp, &c)) || (s = kvl_sampler_new(&sp, &smp))) {
+        rc = cli_fail("label", s);
+        goto done;
+    }
+    if (!(out = fopen(o.out, "a"))) {
+        rc = cli_error("label", "cannot write %s", o.out);
+        goto done;
+    }
+    if (st.n_done) fprintf(stderr, "kvlens label: %ld of %ld problems already labelled in %s\n", st.n_done, n_rows, o.out);
+    cli_progress prog;
+    cli_progress_start(&prog, "label", n_rows);
+    long index = 0, line_no = 0, n_new = 0;
+    double t0 = cli_now();
+    for (char *p = data; *p && index < n_rows && !rc;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        char *line = p;
+        p = nl ? nl + 1 : p + strlen(p);
+        line_no++;
+        if (strspn(line, " \t\r") == strlen(line)) continue;
+        long i = index++;
+        kvl_problem pb;
+        kvl_format fmt;
+        if (kvl_problem_parse(line, o.format, o.field, &pb, &fmt)) {
+            rc = cli_error("label", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+            break;
+        }
+        if (st.done[i]) {
+            if (strcmp(st.done[i], pb.question))
+                rc = cli_error("label", "%s holds another question for row %ld than %s: labels of another data file?",
+                               o.out, i, o.data);
+            kvl_problem_free(&pb);
+            cli_progress_update(&prog, i + 1);
+            continue;
+        }
+        char *user = kvl_solve_prompt(fmt, pb.question);
+        kvl_think_prompt pr;
+        int fast_ok = 0, slow_ok = 0, fast_n = 0, slow_n = 0;
+        s = user ? cli_think_prompt(tok, NULL, user, &pr) : KVL_ERR_NOMEM;
+        if (!s) {
+            s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_FAST, (int)o.max_tokens, fmt, &pb, &fast_ok, &fast_n);
+            if (!s) s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_SLOW, (int)o.max_tokens, fmt, &pb, &slow_ok, &slow_n);
+            kvl_think_prompt_free(&pr);
+        }
+        if (s) {
+            rc = cli_error("label", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+        } else {
+            kvl_label_row r = {.index = i, .id = pb.id, .level = pb.level, .question = pb.question, .user = user,
+                               .format = (char *)kvl_format_name(fmt), .fast_correct = fast_ok,
+                               .slow_correct = slow_ok, .fast_tokens = fast_n, .slow_tokens = slow_n,
+                               .short_bound = (int)o.short_bound};
+            r.label = kvl_think_label(fast_ok, fast_n, slow_ok, (int)o.short_bound);
+            char *text = kvl_label_format(&r);
+            if (!text || fputs(text, out) == EOF || fflush(out)) rc = cli_error("label", "cannot write %s", o.out);
+            free(text);
+            note(&st, r.label, fast_n);
+            n_new++;
+        }
+        free(user);
+        kvl_problem_free(&pb);
+        cli_progress_update(&prog, i + 1);
+    }
+    cli_progress_end(&prog);
+    if (rc) goto done;
+    long total = st.count[0] + st.count[1] + st.count[2] + st.count[3];
+    qsort(st.fast_tokens, (size_t)st.n_fast, sizeof *st.fast_tokens, cmp_int);
+    printf("%ld problems labelled in %s (%ld new, %.1f s)\n", total, o.out, n_new, cli_now() - t0);
+    static const int LABELS[4] = {0, 25, 75, 100};
+    for (int k = 0; k < 4; k++)
+        printf("label %-4d %6ld  %5.1f%%\n", LABELS[k], st.count[k], total ? 100.0 * st.count[k] / total : 0.0);
+    if (st.n_fast) {
+        int med = st.fast_tokens[st.n_fast / 2];
+        printf("fast answers: median %d tokens (short bound %lld)\n", med, o.short_bound);
+        if (o.short_bound > 4 * med || 4 * o.short_bound < med)
+            printf("note: the short bound is far from the model's typical fast length; consider --short-bound %d\n", med);
+    }
+done:
+    for (long i = 0; st.done && i < n_rows; i++) free(st.done[i]);
+    free(st.done);
+    free(st.fast_tokens);
+    if (out) fclose(out);
+    kvl_sampler_free(smp);
+    kvl_ctx_free(c);
+    kvl_model_free(m);
+    free(data);
+    return rc;
+}

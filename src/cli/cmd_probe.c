@@ -1,0 +1,354 @@
+/* kvlens probe train | eval: the fast/slow thinking probe. Features are the classifier features of METHOD.md
+ * section 3 read from the cache after the prompt; each labelled question gives two rows, the question inside the
+ * chat template (up to where the fast and slow prompts part: what the controllers score) and the question as raw
+ * text, as the paper trained. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void help(void) {
+    printf("usage: kvlens probe train -m MODEL --labels LABELS.jsonl -o PROBE [options]\n"
+           "       kvlens probe eval  -m MODEL --probe PROBE --labels LABELS.jsonl [--json]\n\n"
+           "train: extracts the classifier features of each labelled question (inside the chat template and as raw\n"
+           "text), trains the MLP Linear(F, H) -> ReLU -> Linear(H, 1) on the labels with Adam and mean squared error,\n"
+           "holds out a validation part (by question) for early stopping, and saves the probe.\n"
+           "eval: MSE, accuracy of the think/no-think decision at 50 and AUROC of 'needs thinking' (label >= 50),\n"
+           "for the template view (what the controllers read), the raw view and both.\n\n"
+           "options:\n"
+           "  -m, --model FILE      the GGUF model whose cache is read (hybrid-thinking chat template)\n"
+           "  --labels FILE         labels from kvlens label (question, user, label, ...)\n"
+           "  -o, --out FILE        train: where to write the probe\n"
+           "  --probe FILE          eval: the probe\n"
+           "  --window W            positions pooled: the last W of the prompt (default 32; 0 = all)\n"
+           "  --layers SEL          last:N or a list i,j,k (default last:4)\n"
+           "  --views V             both | template | raw: which rows to train on (default both)\n"
+           "  --hidden N            hidden units (default 512)\n"
+           "  --lr X                Adam learning rate (default 1e-3; the paper: 1e-5 with batch 1024)\n"
+           "  --epochs N            at most (default 300)\n"
+           "  --batch N             mini-batch rows (default 64)\n"
+           "  --val F               fraction of questions held out for early stopping (default 0.2)\n"
+           "  --patience N          epochs without a better validation loss before stopping (default 30)\n"
+           "  --seed S              initialisation, shuffles, split (default 42)\n"
+           "  --scores FILE         eval: write {index, view, label, score} per row as JSON Lines\n"
+           "  --json                eval: print the metrics as one JSON object\n"
+           "  -t, --threads N       threads (default: all cores)\n");
+}
+
+typedef struct {
+    kvl_label_row *rows;
+    int n;
+} label_set;
+
+static void labels_free(label_set *l) {
+    for (int i = 0; i < l->n; i++) kvl_label_row_free(&l->rows[i]);
+    free(l->rows);
+}
+
+static int read_labels(const char *path, label_set *l) {
+    size_t len;
+    char *text = cli_read_file(path, &len);
+    if (!text) return cli_error("probe", "cannot read %s", path);
+    int cap = 0, rc = 0;
+    long line_no = 0;
+    for (char *p = text; *p && !rc;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        char *line = p;
+        p = nl ? nl + 1 : p + strlen(p);
+        line_no++;
+        if (strspn(line, " \t\r") == strlen(line)) continue;
+        if (l->n == cap) {
+            cap = cap ? cap * 2 : 256;
+            kvl_label_row *r = realloc(l->rows, (size_t)cap * sizeof *r);
+            if (!r) {
+                rc = cli_error("probe", "out of memory");
+                break;
+            }
+            l->rows = r;
+        }
+        if (kvl_label_parse(line, &l->rows[l->n])) {
+            rc = cli_error("probe", "%s:%ld: %s", path, line_no, kvl_last_error());
+            kvl_label_row_free(&l->rows[l->n]);
+        } else {
+            l->n++;
+        }
+    }
+    free(text);
+    if (!rc && l->n == 0) rc = cli_error("probe", "%s holds no labels", path);
+    return rc;
+}
+
+enum { VIEW_TEMPLATE = 1, VIEW_RAW = 2 };
+
+/* Features of both views of every row: X[2 * i] = template view, X[2 * i + 1] = raw view. */
+static int extract(kvl_ctx *c, const kvl_tokenizer *tok, const kvl_repr_config *cfg, const label_set *l, int dim,
+                   float *X) {
+    cli_progress prog;
+    cli_progress_start(&prog, "features", l->n);
+    int rc = 0;
+    for (int i = 0; i < l->n && !rc; i++) {
+        kvl_think_prompt pr;
+        kvl_status s = cli_think_prompt(tok, NULL, l->rows[i].user, &pr);
+        if (!s) {
+            s = kvl_think_features(c, tok, cfg, &pr, l->rows[i].question, X + (size_t)2 * i * dim,
+                                   X + (size_t)(2 * i + 1) * dim);
+            kvl_think_prompt_free(&pr);
+        }
+        if (s) rc = cli_error("probe", "label row %d: %s", i + 1, kvl_last_error());
+        cli_progress_update(&prog, i + 1);
+    }
+    cli_progress_end(&prog);
+    return rc;
+}
+
+typedef struct {
+    cli_progress prog;
+    double best;
+    int best_epoch;
+} train_log;
+
+static void on_epoch(void *user, int epoch, int epochs, double train, double val) {
+    train_log *t = user;
+    if (val >= 0 && val < t->best) t->best = val, t->best_epoch = epoch;
+    if (!t->prog.active) return;
+    cli_progress_update(&t->prog, epoch);
+    if (val >= 0) fprintf(stderr, "train %.1f val %.1f (best %.1f @%d)   ", train, val, t->best, t->best_epoch);
+    else fprintf(stderr, "train %.1f   ", train);
+    (void)epochs;
+}
+
+typedef struct {
+    const char *model, *labels, *out, *probe, *scores;
+    int views, n_threads, json;
+    kvl_repr_config feat;
+    kvl_probe_train_params tp;
+} probe_opts;
+
+static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
+    const char *v;
+    long long x;
+    double f;
+    const char *cmd = train ? "probe train" : "probe eval";
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is(a, "-h", "--help")) {
+            help();
+            return 1;
+        }
+        if (cli_is(a, "--json", NULL)) {
+            o->json = 1;
+            continue;
+        }
+        if (!(v = cli_value(argc, argv, &i, cmd))) return 2;
+        if (cli_is(a, "-m", "--model")) o->model = v;
+        else if (cli_is(a, "--labels", NULL)) o->labels = v;
+        else if (cli_is(a, "-o", "--out")) o->out = v;
+        else if (cli_is(a, "--probe", NULL)) o->probe = v;
+        else if (cli_is(a, "--scores", NULL)) o->scores = v;
+        else if (cli_is(a, "--window", NULL)) {
+            if (kvl_repr_set(&o->feat, "window", v)) return cli_usage(cmd, "%s", kvl_last_error());
+        } else if (cli_is(a, "--layers", NULL)) {
+            if (kvl_repr_set(&o->feat, "layers", v)) return cli_usage(cmd, "%s", kvl_last_error());
+        } else if (cli_is(a, "--views", NULL)) {
+            o->views = !strcmp(v, "both") ? VIEW_TEMPLATE | VIEW_RAW : !strcmp(v, "template") ? VIEW_TEMPLATE
+                                                                     : !strcmp(v, "raw")    ? VIEW_RAW
+                                                                                            : 0;
+            if (!o->views) return cli_usage(cmd, "--views takes both, template or raw, not '%s'", v);
+        } else if (cli_is(a, "--hidden", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 16, &x)) return cli_usage(cmd, "bad --hidden '%s'", v);
+            o->tp.hidden = (int)x;
+        } else if (cli_is(a, "--epochs", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 20, &x)) return cli_usage(cmd, "bad --epochs '%s'", v);
+            o->tp.epochs = (int)x;
+        } else if (cli_is(a, "--batch", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 20, &x)) return cli_usage(cmd, "bad --batch '%s'", v);
+            o->tp.batch = (int)x;
+        } else if (cli_is(a, "--patience", NULL)) {
+            if (cli_parse_int(v, 1, 1 << 20, &x)) return cli_usage(cmd, "bad --patience '%s'", v);
+            o->tp.patience = (int)x;
+        } else if (cli_is(a, "--seed", NULL)) {
+            if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage(cmd, "bad --seed '%s'", v);
+            o->tp.seed = (uint64_t)x;
+        } else if (cli_is(a, "--lr", NULL)) {
+            if (cli_parse_float(v, &f) || !(f > 0) || f > 1) return cli_usage(cmd, "bad --lr '%s' (0 < lr <= 1)", v);
+            o->tp.lr = f;
+        } else if (cli_is(a, "--val", NULL)) {
+            if (cli_parse_float(v, &f) || f < 0 || f >= 1) return cli_usage(cmd, "bad --val '%s' (0 <= f < 1)", v);
+            o->tp.val_fraction = f;
+        } else if (cli_is(a, "-t", "--threads")) {
+            if (cli_parse_int(v, 1, 1024, &x)) return cli_usage(cmd, "bad thread count '%s'", v);
+            o->n_threads = (int)x;
+        } else {
+            return cli_usage(cmd, "unknown option '%s'", a);
+        }
+    }
+    if (!o->model) return cli_usage(cmd, "-m MODEL is required");
+    if (!o->labels) return cli_usage(cmd, "--labels FILE is required");
+    if (train && !o->out) return cli_usage(cmd, "-o PROBE is required");
+    if (!train && !o->probe) return cli_usage(cmd, "--probe FILE is required");
+    return 0;
+}
+
+/* The model, its tokenizer (with thinking) and a context; prints errors. */
+static int open_model(const probe_opts *o, kvl_model **m, const kvl_tokenizer **tok, kvl_ctx **c) {
+    kvl_status s = kvl_model_load(o->model, m);
+    if (!s) s = kvl_model_tokenizer(*m, tok);
+    if (s) return cli_fail("probe", s);
+    const char *open, *close;
+    if (kvl_chat_think_tags(*tok, NULL, &open, &close))
+        return cli_error("probe", "the thinking probe needs a hybrid-thinking model: %s", kvl_last_error());
+    kvl_ctx_params xp = kvl_ctx_default_params();
+    xp.n_threads = o->n_threads;
+    if ((s = kvl_ctx_new(*m, &xp, c))) return cli_fail("probe", s);
+    return 0;
+}
+
+static int train(probe_opts *o) {
+    label_set l = {0};
+    kvl_model *m = NULL;
+    kvl_ctx *c = NULL;
+    const kvl_tokenizer *tok = NULL;
+    kvl_probe *p = NULL;
+    float *X = NULL, *Xs = NULL, *y = NULL;
+    int *group = NULL, dim = 0;
+    int rc = read_labels(o->labels, &l);
+    if (!rc) rc = open_model(o, &m, &tok, &c);
+    if (!rc && kvl_repr_dim(m, &o->feat, &dim)) rc = cli_usage("probe train", "%s", kvl_last_error());
+    if (rc) goto done;
+    X = malloc((size_t)2 * l.n * dim * sizeof *X);
+    Xs = malloc((size_t)2 * l.n * dim * sizeof *Xs);
+    y = malloc((size_t)2 * l.n * sizeof *y);
+    group = malloc((size_t)2 * l.n * sizeof *group);
+    if (!X || !Xs || !y || !group) {
+        rc = cli_error("probe", "out of memory");
+        goto done;
+    }
+    double t0 = cli_now();
+    if ((rc = extract(c, tok, &o->feat, &l, dim, X))) goto done;
+    double t_feat = cli_now() - t0;
+    int n = 0;
+    for (int i = 0; i < l.n; i++)
+        for (int v = 0; v < 2; v++)
+            if (o->views & (v ? VIEW_RAW : VIEW_TEMPLATE)) {
+                memcpy(Xs + (size_t)n * dim, X + (size_t)(2 * i + v) * dim, (size_t)dim * sizeof *X);
+                y[n] = (float)l.rows[i].label;
+                group[n++] = i;
+            }
+    train_log log = {.best = 1e300};
+    o->tp.progress = on_epoch;
+    o->tp.user = &log;
+    cli_progress_start(&log.prog, "train", o->tp.epochs);
+    kvl_probe_train_result res;
+    t0 = cli_now();
+    kvl_status s = kvl_probe_train(m, &o->feat, Xs, y, group, n, dim, &o->tp, &p, &res);
+    if (log.prog.active) fputc('\n', stderr);
+    if (s) {
+        rc = cli_fail("probe train", s);
+        goto done;
+    }
+    if ((s = kvl_probe_save(p, o->out))) {
+        rc = cli_fail("probe train", s);
+        goto done;
+    }
+    char desc[1024];
+    kvl_probe_describe(p, desc, sizeof desc);
+    printf("%s\n", desc);
+    printf("rows       %d train, %d validation (%d questions, views %s)\n", res.n_train, res.n_val, l.n,
+           o->views == 3 ? "both" : o->views == 1 ? "template" : "raw");
+    printf("epochs     %d run, best %d\n", res.epochs_run, res.best_epoch);
+    printf("MSE        train %.1f, validation %.1f (label units squared)\n", res.train_mse, res.val_mse);
+    printf("time       %.1f s features, %.1f s training\n", t_feat, cli_now() - t0);
+    printf("wrote %s\n", o->out);
+done:
+    kvl_probe_free(p);
+    free(X), free(Xs), free(y), free(group);
+    kvl_ctx_free(c);
+    kvl_model_free(m);
+    labels_free(&l);
+    return rc;
+}
+
+static int eval(probe_opts *o) {
+    label_set l = {0};
+    kvl_model *m = NULL;
+    kvl_ctx *c = NULL;
+    const kvl_tokenizer *tok = NULL;
+    kvl_probe *p = NULL;
+    float *X = NULL, *d = NULL, *y = NULL;
+    FILE *sf = NULL;
+    int rc = read_labels(o->labels, &l);
+    kvl_status s;
+    if (!rc && (s = kvl_probe_load(o->probe, &p))) rc = cli_fail("probe eval", s);
+    if (!rc) rc = open_model(o, &m, &tok, &c);
+    if (!rc && (s = kvl_probe_check_model(p, m))) rc = cli_error("probe eval", "%s: %s", o->probe, kvl_last_error());
+    if (rc) goto done;
+    const int dim = kvl_probe_dim(p);
+    X = malloc((size_t)2 * l.n * dim * sizeof *X);
+    d = malloc((size_t)2 * l.n * sizeof *d);
+    y = malloc((size_t)2 * l.n * sizeof *y);
+    if (!X || !d || !y) {
+        rc = cli_error("probe", "out of memory");
+        goto done;
+    }
+    if ((rc = extract(c, tok, kvl_probe_features(p), &l, dim, X))) goto done;
+    if (o->scores && !(sf = fopen(o->scores, "w"))) {
+        rc = cli_error("probe eval", "cannot write %s", o->scores);
+        goto done;
+    }
+    for (int i = 0; i < 2 * l.n; i++) {
+        d[i] = kvl_probe_score(p, X + (size_t)i * dim);
+        y[i] = (float)l.rows[i / 2].label;
+        if (sf)
+            fprintf(sf, "{\"index\": %ld, \"view\": \"%s\", \"label\": %d, \"score\": %.3f}\n", l.rows[i / 2].index,
+                    i % 2 ? "raw" : "template", l.rows[i / 2].label, d[i]);
+    }
+    /* per view: gather the rows of the view into the front of d2/y2 */
+    float *d2 = X, *y2 = X + 2 * l.n; /* X is no longer needed: reuse it */
+    static const char *const names[3] = {"template", "raw", "both"};
+    kvl_probe_metrics mt[3];
+    for (int v = 0; v < 3; v++) {
+        int n = 0;
+        for (int i = 0; i < 2 * l.n; i++)
+            if (v == 2 || i % 2 == v) d2[n] = d[i], y2[n++] = y[i];
+        mt[v] = kvl_probe_evaluate(d2, y2, n, 50);
+    }
+    if (o->json) {
+        printf("{\"n_questions\": %d", l.n);
+        for (int v = 0; v < 3; v++)
+            printf(", \"%s\": {\"n\": %d, \"needs_thinking\": %d, \"mse\": %.2f, \"accuracy\": %.4f, \"auroc\": %.2f}",
+                   names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy, mt[v].auroc);
+        printf("}\n");
+    } else {
+        char desc[1024];
+        kvl_probe_describe(p, desc, sizeof desc);
+        printf("%s\n%d labelled questions from %s\n", desc, l.n, o->labels);
+        printf("%-9s %6s %8s %8s %9s %7s\n", "view", "rows", "think", "MSE", "acc@50", "AUROC");
+        for (int v = 0; v < 3; v++)
+            printf("%-9s %6d %8d %8.1f %9.4f %7.2f\n", names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy,
+                   mt[v].auroc);
+    }
+    if (sf && fflush(sf)) rc = cli_error("probe eval", "cannot write %s", o->scores);
+done:
+    if (sf) fclose(sf);
+    kvl_probe_free(p);
+    free(X), free(d), free(y);
+    kvl_ctx_free(c);
+    kvl_model_free(m);
+    labels_free(&l);
+    return rc;
+}
+
+int cmd_probe(int argc, char **argv) {
+    if (argc < 2 || cli_is(argv[1], "-h", "--help")) {
+        help();
+        return argc < 2 ? 2 : 0;
+    }
+    int is_train = !strcmp(argv[1], "train");
+    if (!is_train && strcmp(argv[1], "eval")) return cli_usage("probe", "unknown subcommand '%s' (train or eval)", argv[1]);
+    probe_opts o = {.views = VIEW_TEMPLATE | VIEW_RAW, .feat = kvl_repr_classifier_config(32, 4)};
+    o.tp = kvl_probe_train_default_params();
+    int rc = parse_opts(argc, argv, is_train, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    return is_train ? train(&o) : eval(&o);
+}
