@@ -96,6 +96,9 @@ INLINE __m256i dot32(__m256i u, __m256i s, __m256i pairs) {
 }
 #endif
 
+#ifndef KVL_Q8_PREFETCH
+#define KVL_Q8_PREFETCH 1024
+#endif
 /* ---- Q8_0: R rows (stride rb bytes) at once share the activation loads ---- */
 INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, const kvl_mm_qx *qx,
                      float out[][KVL_MM_GEMV_MAX_TOK]) {
@@ -108,7 +111,9 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) acc[0][r][t] = acc[1][r][t] = _mm256_setzero_ps();
     int64_t b = 0;
-    for (; b + 2 <= nb; b += 2)
+    for (; b + 2 <= nb; b += 2) {
+        /* one stream per row: prefetch well ahead so the memory system keeps several lines in flight */
+        for (int r = 0; r < R; r++) _mm_prefetch((const char *)((const kvl_block_q8_0 *)(row + r * rb) + b) + KVL_Q8_PREFETCH, _MM_HINT_T0);
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
 #pragma GCC unroll 2
@@ -124,6 +129,7 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
                     acc[h][r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b + h]), acc[h][r][t]);
                 }
             }
+    }
     for (; b < nb; b++)
         for (int r = 0; r < R; r++) {
             const kvl_block_q8_0 *w = (const kvl_block_q8_0 *)(row + r * rb) + b;
