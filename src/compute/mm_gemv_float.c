@@ -5,6 +5,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+#ifndef KVL_F_PREFETCH
+#define KVL_F_PREFETCH 1024
+#endif
+
 #ifdef KVL_MM_AVX2
 INLINE __m256 load8(int type, const void *row, int64_t i) {
     if (type == KVL_TYPE_F32) return _mm256_loadu_ps((const float *)row + i);
@@ -40,9 +44,13 @@ INLINE void dot_rows(int type, int R, int NT, const uint8_t *row, size_t rb, con
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) acc[r][t] = acc2[r][t] = _mm256_setzero_ps();
+    const int esz = type == KVL_TYPE_F32 ? 4 : 2;
     for (; i + 16 <= n; i += 16) {
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
+            /* prefetch the row stream well ahead (as for Q8_0: the hardware prefetcher alone keeps too few lines
+             * in flight for one stream per core) */
+            if ((i * esz) % 64 == 0) _mm_prefetch((const char *)(row + r * rb + i * esz) + KVL_F_PREFETCH, _MM_HINT_T0);
             const __m256 w0 = load8(type, row + r * rb, i), w1 = load8(type, row + r * rb, i + 8);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
