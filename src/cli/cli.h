@@ -66,6 +66,8 @@ const char *cli_adapt_name(kvl_adapt_mode m);
 void cli_think_json(FILE *f, const kvl_think_result *r);
 kvl_status cli_think_prompt(const kvl_tokenizer *t, const char *system, const char *user, kvl_think_prompt *pr);
 
+/* A weight type kvlens computes with, by name ("f32", "q8_0", ... any case); -1 when unknown. */
+int cli_parse_type(const char *name);
 /* "default|on|off|slow|fast" -> kvl_think; 0 on success. */
 int cli_parse_think(const char *v, kvl_think *out);
 /* A conversation file: a JSON list of {"role", "content"}. Returns the count (messages point into *json; free

@@ -36,13 +36,6 @@ static double median(double *v, int n) {
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static int parse_type(const char *s) {
-    static const int types[] = {KVL_TYPE_F32, KVL_TYPE_F16, KVL_TYPE_BF16, KVL_TYPE_Q8_0, KVL_TYPE_Q4_K, KVL_TYPE_Q6_K};
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-        if (!strcasecmp(s, kvl_type_name(types[i]))) return types[i];
-    return -1;
-}
-
 /* Bytes a decode step reads: every layer weight and the output matrix (one embedding row is negligible). */
 static double weight_bytes_per_token(const kvl_hparams *hp) {
     double per_elem = (double)hp->n_bytes / (double)hp->n_params; /* average over the file's tensors */
@@ -68,7 +61,7 @@ int cmd_bench(int argc, char **argv) {
             if (!(shape = cli_value(argc, argv, &i, "bench"))) return 2;
         } else if (cli_is(a, "--type", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
-            if ((type = parse_type(v)) < 0) return cli_usage("bench", "unknown type '%s'", v);
+            if ((type = cli_parse_type(v)) < 0) return cli_usage("bench", "unknown type '%s'", v);
         } else if (cli_is(a, "-t", "--threads")) {
             if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
             if (cli_parse_int(v, 1, 1024, &x)) return cli_usage("bench", "bad thread count '%s'", v);

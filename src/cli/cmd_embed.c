@@ -33,13 +33,6 @@ static void help(void) {
            "  --bench                print throughput, the pooling's share of the time and peak memory\n");
 }
 
-static int parse_type(const char *s) {
-    static const int types[] = {KVL_TYPE_F32, KVL_TYPE_F16, KVL_TYPE_BF16, KVL_TYPE_Q8_0, KVL_TYPE_Q4_K, KVL_TYPE_Q6_K};
-    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
-        if (!strcasecmp(s, kvl_type_name(types[i]))) return types[i];
-    return -1;
-}
-
 static int write_jsonl(const char *path, const float *v, int n, int dim) {
     FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
     if (!f) return -1;
@@ -74,7 +67,7 @@ int cmd_embed(int argc, char **argv) {
             if (!(shape = cli_value(argc, argv, &i, "embed"))) return 2;
         } else if (cli_is(a, "--type", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            if ((type = parse_type(v)) < 0) return cli_usage("embed", "unknown --type '%s'", v);
+            if ((type = cli_parse_type(v)) < 0) return cli_usage("embed", "unknown --type '%s'", v);
         } else if (cli_is(a, "--input", "-i")) {
             if (!(input = cli_value(argc, argv, &i, "embed"))) return 2;
         } else if (cli_is(a, "--format", NULL)) {
