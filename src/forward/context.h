@@ -33,6 +33,7 @@ struct kvl_ctx {
     float *att_v;          /* [n_ctx][hd] V of one head as f32 (f16 caches only) */
     float *att_vt;         /* [hd][n_ctx] V of one head, transposed */
     float *att_o;          /* [KVL_UBATCH][hd] */
+    float *rope_cs;        /* [KVL_UBATCH][hd]: cos, then sin, of each micro-batch position's angles */
     int n_threads;
 };
 #endif

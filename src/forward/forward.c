@@ -38,6 +38,7 @@ void kvl_ctx_free(kvl_ctx *c) {
     free(c->att_vt);
     free(c->att_v);
     free(c->att_o);
+    free(c->rope_cs);
     free(c);
 }
 
@@ -73,10 +74,11 @@ kvl_status kvl_ctx_new(kvl_model *m, const kvl_ctx_params *p, kvl_ctx **out) {
     c->att_vt = malloc((size_t)c->n_ctx * hp->head_dim * sizeof(float));
     if (c->p.cache_type != KVL_CACHE_F32) c->att_v = malloc((size_t)c->n_ctx * hp->head_dim * sizeof(float));
     c->att_o = malloc(ub * hp->head_dim * sizeof(float));
+    c->rope_cs = malloc(ub * hp->head_dim * sizeof(float));
     if (c->p.keep_hidden) c->hidden = malloc((size_t)(hp->n_layer + 1) * c->n_ctx * H * sizeof(float));
     kvl_status s = KVL_OK;
     if (!c->x || !c->xn || !c->q || !c->k || !c->v || !c->gate || !c->up || !c->att_scratch || !c->att_q ||
-        !c->att_s || !c->att_k || !c->att_vt || !c->att_o || (c->p.cache_type != KVL_CACHE_F32 && !c->att_v) ||
+        !c->att_s || !c->att_k || !c->att_vt || !c->att_o || !c->rope_cs || (c->p.cache_type != KVL_CACHE_F32 && !c->att_v) ||
         (c->p.keep_hidden && !c->hidden))
         s = kvl_fail(KVL_ERR_NOMEM, "cannot allocate buffers for a context of %d positions", c->n_ctx);
     if (s == KVL_OK) s = kvl_kvcache_init(&c->kv, c->p.cache_type, hp->n_layer, hp->n_head_kv, c->n_ctx, hp->head_dim);
@@ -114,10 +116,6 @@ static void deinterleave_heads(float *v, int n_heads, int hd, float *tmp) {
         }
         memcpy(r, tmp, hd * sizeof(float));
     }
-}
-
-static void add_bias(float *y, const float *b, int n_tok, int n) {
-    for (int t = 0; t < n_tok; t++) kvl_axpy(y + (size_t)t * n, 1.0f, b, n);
 }
 
 /* Causal attention of n query rows at positions p0.. against the cache (which already holds them). Output
@@ -220,60 +218,83 @@ static void store_hidden(kvl_ctx *c, int l, int p0, int n, const float *src) {
     memcpy(c->hidden + ((size_t)l * c->n_ctx + p0) * H, src, (size_t)n * H * sizeof(float));
 }
 
+/* Per-token steps run over OpenMP threads when there are enough tokens to pay for the fork. */
+#define PAR_TOKENS 4
+
+/* q/k-norm, RoPE and the cache store of one token's q, k, v (row t of the micro-batch at position pos). */
+static void qkv_token(kvl_ctx *c, const kvl_layer *ly, int il, int t, int pos) {
+    const kvl_model *m = c->m;
+    const kvl_hparams *hp = &m->hp;
+    const int hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, qd = nh * hd, kvd = nkv * hd;
+    float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kvd, *vt = c->v + (size_t)t * kvd;
+    const float *cs = c->rope_cs + (size_t)t * hd;
+    float tmp[1024];
+    if (m->qk_interleaved) {
+        deinterleave_heads(qt, nh, hd, tmp);
+        deinterleave_heads(kt, nkv, hd, tmp);
+    }
+    for (int h = 0; h < nh; h++) {
+        if (ly->q_norm) kvl_rmsnorm(qt + h * hd, qt + h * hd, ly->q_norm, hd, hp->norm_eps);
+        kvl_rope_cs(qt + h * hd, hd, cs);
+    }
+    for (int h = 0; h < nkv; h++) {
+        if (ly->k_norm) kvl_rmsnorm(kt + h * hd, kt + h * hd, ly->k_norm, hd, hp->norm_eps);
+        kvl_rope_cs(kt + h * hd, hd, cs);
+        kvl_kv_store(&c->kv, 0, il, h, pos, kt + h * hd);
+        kvl_kv_store(&c->kv, 1, il, h, pos, vt + h * hd);
+    }
+}
+
 /* One micro-batch of n tokens at positions p0..p0+n-1. Logits for rows [logit_from, n) go to logits_out. */
 static void forward_ubatch(kvl_ctx *c, const int32_t *tok, int n, int p0, int logit_from, float *logits_out) {
     const kvl_model *m = c->m;
     const kvl_hparams *hp = &m->hp;
-    const int H = hp->n_embd, hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv;
+    const int H = hp->n_embd, hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, F = hp->n_ff;
     const int qd = nh * hd, kvd = nkv * hd, L = hp->n_layer;
-    float tmp[1024];
+    const int par = n >= PAR_TOKENS;
 
-    for (int t = 0; t < n; t++) kvl_weight_row(&m->tok_embd, tok[t], c->x + (size_t)t * H);
+#pragma omp parallel for if (par)
+    for (int t = 0; t < n; t++) {
+        kvl_weight_row(&m->tok_embd, tok[t], c->x + (size_t)t * H);
+        kvl_rope_table(c->rope_cs + (size_t)t * hd, hd, p0 + t, m->inv_freq);
+    }
     store_hidden(c, 0, p0, n, c->x);
 
     for (int il = 0; il < L; il++) {
         const kvl_layer *ly = &m->layers[il];
+#pragma omp parallel for if (par)
         for (int t = 0; t < n; t++)
             kvl_rmsnorm(c->xn + (size_t)t * H, c->x + (size_t)t * H, ly->attn_norm, H, hp->norm_eps);
         kvl_matmul(c->q, c->xn, &ly->wq, n);
         kvl_matmul(c->k, c->xn, &ly->wk, n);
         kvl_matmul(c->v, c->xn, &ly->wv, n);
-        if (ly->bq) {
-            add_bias(c->q, ly->bq, n, qd);
-            add_bias(c->k, ly->bk, n, kvd);
-            add_bias(c->v, ly->bv, n, kvd);
-        }
+#pragma omp parallel for if (par)
         for (int t = 0; t < n; t++) {
-            float *qt = c->q + (size_t)t * qd, *kt = c->k + (size_t)t * kvd, *vt = c->v + (size_t)t * kvd;
-            if (m->qk_interleaved) {
-                deinterleave_heads(qt, nh, hd, tmp);
-                deinterleave_heads(kt, nkv, hd, tmp);
+            if (ly->bq) {
+                kvl_axpy(c->q + (size_t)t * qd, 1.0f, ly->bq, qd);
+                kvl_axpy(c->k + (size_t)t * kvd, 1.0f, ly->bk, kvd);
+                kvl_axpy(c->v + (size_t)t * kvd, 1.0f, ly->bv, kvd);
             }
-            for (int h = 0; h < nh; h++) {
-                if (ly->q_norm) kvl_rmsnorm(qt + h * hd, qt + h * hd, ly->q_norm, hd, hp->norm_eps);
-                kvl_rope(qt + h * hd, hd, p0 + t, m->inv_freq);
-            }
-            for (int h = 0; h < nkv; h++) {
-                if (ly->k_norm) kvl_rmsnorm(kt + h * hd, kt + h * hd, ly->k_norm, hd, hp->norm_eps);
-                kvl_rope(kt + h * hd, hd, p0 + t, m->inv_freq);
-                kvl_kv_store(&c->kv, 0, il, h, p0 + t, kt + h * hd);
-                kvl_kv_store(&c->kv, 1, il, h, p0 + t, vt + h * hd);
-            }
+            qkv_token(c, ly, il, t, p0 + t);
         }
         if (n >= 16) attention_gemm(c, il, n, p0, c->xn);
         else attention(c, il, n, p0, c->xn);
         kvl_matmul(c->gate, c->xn, &ly->wo, n); /* gate is free here: use it for the projection */
-        for (size_t i = 0; i < (size_t)n * H; i++) c->x[i] += c->gate[i];
-
-        for (int t = 0; t < n; t++)
+#pragma omp parallel for if (par)
+        for (int t = 0; t < n; t++) {
+            kvl_axpy(c->x + (size_t)t * H, 1.0f, c->gate + (size_t)t * H, H);
             kvl_rmsnorm(c->xn + (size_t)t * H, c->x + (size_t)t * H, ly->ffn_norm, H, hp->norm_eps);
+        }
         kvl_matmul(c->gate, c->xn, &ly->w_gate, n);
         kvl_matmul(c->up, c->xn, &ly->w_up, n);
-        for (int t = 0; t < n; t++) kvl_swiglu(c->gate + (size_t)t * hp->n_ff, c->up + (size_t)t * hp->n_ff, hp->n_ff);
+#pragma omp parallel for if (par)
+        for (int t = 0; t < n; t++) kvl_swiglu(c->gate + (size_t)t * F, c->up + (size_t)t * F, F);
         kvl_matmul(c->xn, c->gate, &ly->w_down, n);
-        for (size_t i = 0; i < (size_t)n * H; i++) c->x[i] += c->xn[i];
+#pragma omp parallel for if (par)
+        for (int t = 0; t < n; t++) kvl_axpy(c->x + (size_t)t * H, 1.0f, c->xn + (size_t)t * H, H);
         if (il + 1 < L) store_hidden(c, il + 1, p0, n, c->x);
     }
+#pragma omp parallel for if (par)
     for (int t = 0; t < n; t++) kvl_rmsnorm(c->x + (size_t)t * H, c->x + (size_t)t * H, m->output_norm, H, hp->norm_eps);
     store_hidden(c, L, p0, n, c->x);
     if (logit_from < n) kvl_matmul(logits_out, c->x + (size_t)logit_from * H, &m->output, n - logit_from);
