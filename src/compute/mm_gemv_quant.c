@@ -96,6 +96,9 @@ INLINE __m256i dot32(__m256i u, __m256i s, __m256i pairs) {
 }
 #endif
 
+#ifndef KVL_Q8_STREAMS
+#define KVL_Q8_STREAMS 2
+#endif
 #ifndef KVL_Q8_PREFETCH
 #define KVL_Q8_PREFETCH 1024
 #endif
@@ -104,7 +107,7 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
                      float out[][KVL_MM_GEMV_MAX_TOK]) {
 #ifdef KVL_MM_AVX2
     /* blocks alternate between two accumulator sets: one FMA chain would cap a row at 34 bytes per FMA latency */
-    __m256 acc[2][2][KVL_MM_GEMV_MAX_TOK];
+    __m256 acc[2][4][KVL_MM_GEMV_MAX_TOK];
     const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++)
@@ -286,6 +289,16 @@ INLINE void rows_type(int type, float *y, const kvl_mm_qx *qx, const kvl_weight 
     for (int64_t o = o0; o < o1;) {
         const uint8_t *row = (const uint8_t *)W->data + o * rb;
         int R = 1;
+        if (type == KVL_TYPE_Q8_0 && n_tok == 1 && KVL_Q8_STREAMS > 1 && (o1 - o0) % KVL_Q8_STREAMS == 0 && o == o0) {
+            /* decode: KVL_Q8_STREAMS rows from separate parts of the range at once, so the memory system
+             * fetches several sequential streams */
+            const int64_t nb = W->n_in / 32, part = (o1 - o0) / KVL_Q8_STREAMS;
+            for (int64_t i = 0; i < part; i++) {
+                dot_q8_0(KVL_Q8_STREAMS, 1, row + i * rb, rb * part, nb, qx, out);
+                for (int r = 0; r < KVL_Q8_STREAMS; r++) y[o0 + i + r * part] = out[r][0];
+            }
+            break;
+        }
         if (type == KVL_TYPE_Q8_0) {
             const int64_t nb = W->n_in / 32;
             R = n_tok > 1 && o + 2 <= o1 ? 2 : 1; /* one sequential stream per thread measured fastest */
