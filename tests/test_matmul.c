@@ -254,6 +254,37 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
     free(data); free(wd); free(wrow);
 }
 
+/* kvl_matmul_multi equals one kvl_matmul per weight, bit for bit: the same kernels run on the same rows. Mixed
+ * formats or widths fall back to one call each. */
+static void check_multi(const int *types, const int64_t *n_in, int n_w, int n_tok) {
+    uint8_t *data[4];
+    kvl_weight W[4];
+    const kvl_weight *Wp[4];
+    float *y[4], *ref[4];
+    const int64_t n_out[4] = {130, 64, 67, 200};
+    int64_t max_in = 0;
+    for (int i = 0; i < n_w; i++) max_in = n_in[i] > max_in ? n_in[i] : max_in;
+    float *x = malloc(sizeof(float) * max_in * n_tok);
+    for (int64_t i = 0; i < max_in * n_tok; i++) x[i] = (float)unif();
+    for (int i = 0; i < n_w; i++) {
+        const size_t rb = row_bytes(types[i], n_in[i]);
+        data[i] = malloc(rb * n_out[i]);
+        for (int64_t o = 0; o < n_out[i]; o++) fill_row(types[i], data[i] + o * rb, n_in[i]);
+        W[i] = (kvl_weight){types[i], n_in[i], n_out[i], rb, data[i]};
+        Wp[i] = &W[i];
+        y[i] = malloc(sizeof(float) * n_out[i] * n_tok);
+        ref[i] = malloc(sizeof(float) * n_out[i] * n_tok);
+        kvl_matmul(ref[i], x, &W[i], n_tok);
+    }
+    const int same_in = n_in[0] == n_in[n_w - 1];
+    if (same_in) kvl_matmul_multi(y, x, Wp, n_w, n_tok);
+    for (int i = 0; i < n_w && same_in; i++)
+        CHECK_MSG(memcmp(y[i], ref[i], sizeof(float) * n_out[i] * n_tok) == 0, "multi: weight %d (%s), n_tok %d", i,
+                  tname(types[i]), n_tok);
+    for (int i = 0; i < n_w; i++) free(data[i]), free(y[i]), free(ref[i]);
+    free(x);
+}
+
 int main(void) {
     static const int toks[] = {1, 2, 3, 7, 16, 33, 100};
     static const int64_t outs[] = {1, 5, 67, 257};
@@ -277,6 +308,18 @@ int main(void) {
     check_case(KVL_TYPE_BF16, 1024, 67, toks, ntoks);
     check_case(KVL_TYPE_F16, 96, 67, toks, ntoks);
     g_from_floats = 0;
+
+    static const int multi_toks[] = {1, 2, 3, 9, 64};
+    for (int t = 0; t < 5; t++) {
+        const int64_t in3[3] = {544, 544, 544};
+        static const int q8[3] = {KVL_TYPE_Q8_0, KVL_TYPE_Q8_0, KVL_TYPE_Q8_0};
+        static const int bf[3] = {KVL_TYPE_BF16, KVL_TYPE_BF16, KVL_TYPE_BF16};
+        static const int qk[3] = {KVL_TYPE_Q4_K, KVL_TYPE_Q4_K, KVL_TYPE_Q6_K}; /* as Q4_K_M stores q, k, v */
+        const int64_t in_k[3] = {512, 512, 512};
+        check_multi(q8, in3, 3, multi_toks[t]);
+        check_multi(bf, in3, 2, multi_toks[t]);
+        check_multi(qk, in_k, 3, multi_toks[t]);
+    }
 
     /* An unknown type yields zeros rather than reading the data. */
     float y[6] = {1, 1, 1, 1, 1, 1}, x[4] = {1, 2, 3, 4}, row[4] = {1, 1, 1, 1};

@@ -39,51 +39,90 @@ static int is_quant(int type) {
     return type == KVL_TYPE_Q8_0 || type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K;
 }
 
+/* Several weights that read the same x (q/k/v, gate/up) run as one job: x is quantized or packed once, and the
+ * row chunks of all of them share one parallel loop, so the threads meet once instead of once per matrix. */
+typedef struct {
+    float **y;
+    const kvl_weight **W;
+    int n;
+    int64_t first[KVL_MATMUL_MAX_MULTI + 1]; /* first chunk index of each weight; first[n] = total */
+} job;
+
+static void job_init(job *j, float **y, const kvl_weight **W, int n) {
+    j->y = y;
+    j->W = W;
+    j->n = n;
+    j->first[0] = 0;
+    for (int i = 0; i < n; i++) j->first[i + 1] = j->first[i] + (W[i]->n_out + ROW_CHUNK - 1) / ROW_CHUNK;
+}
+
+/* Chunk c of the job: weight *wi, rows [*o0, *o1). */
+static void job_chunk(const job *j, int64_t c, int *wi, int64_t *o0, int64_t *o1) {
+    int i = 0;
+    while (c >= j->first[i + 1]) i++;
+    const int64_t n_out = j->W[i]->n_out;
+    *wi = i;
+    *o0 = (c - j->first[i]) * ROW_CHUNK;
+    *o1 = *o0 + ROW_CHUNK < n_out ? *o0 + ROW_CHUNK : n_out;
+}
+
+static int job_serial(const job *j, int n_tok) {
+    double macs = 0;
+    for (int i = 0; i < j->n; i++) macs += (double)j->W[i]->n_out * j->W[i]->n_in * n_tok;
+    return macs < SERIAL_MACS;
+}
+
+static void job_slow(const job *j, const float *x, int n_tok) {
+    for (int i = 0; i < j->n; i++) rows_slow(j->y[i], x, j->W[i], n_tok, 0, j->W[i]->n_out);
+}
+
 /* n_tok <= KVL_MM_GEMV_MAX_TOK, tokens in one go. */
-static void matmul_gemv(float *y, const float *x, const kvl_weight *W, int n_tok) {
-    const int64_t n_out = W->n_out;
+static void matmul_gemv(const job *j, const float *x, int n_tok) {
+    const kvl_weight *W0 = j->W[0];
     kvl_mm_qx qx[KVL_MM_GEMV_MAX_TOK];
     void *buf = NULL;
-    if (is_quant(W->type)) {
-        buf = alloc32(kvl_mm_qx_bytes(W->n_in, n_tok));
+    if (is_quant(W0->type)) {
+        buf = alloc32(kvl_mm_qx_bytes(W0->n_in, n_tok));
         if (!buf) {
-            rows_slow(y, x, W, n_tok, 0, n_out);
+            job_slow(j, x, n_tok);
             return;
         }
-        kvl_mm_qx_init(qx, buf, x, W->n_in, n_tok);
+        kvl_mm_qx_init(qx, buf, x, W0->n_in, n_tok);
     }
-    const int serial = (double)n_out * W->n_in * n_tok < SERIAL_MACS;
-#pragma omp parallel for schedule(dynamic, 1) if (!serial)
-    for (int64_t c = 0; c < (n_out + ROW_CHUNK - 1) / ROW_CHUNK; c++) {
-        const int64_t o0 = c * ROW_CHUNK, o1 = o0 + ROW_CHUNK < n_out ? o0 + ROW_CHUNK : n_out;
-        if (buf) kvl_mm_gemv_quant(y, qx, W, n_tok, o0, o1);
-        else kvl_mm_gemv_float(y, x, W, n_tok, o0, o1);
+#pragma omp parallel for schedule(dynamic, 1) if (!job_serial(j, n_tok))
+    for (int64_t c = 0; c < j->first[j->n]; c++) {
+        int wi;
+        int64_t o0, o1;
+        job_chunk(j, c, &wi, &o0, &o1);
+        if (buf) kvl_mm_gemv_quant(j->y[wi], qx, j->W[wi], n_tok, o0, o1);
+        else kvl_mm_gemv_float(j->y[wi], x, j->W[wi], n_tok, o0, o1);
     }
     free(buf);
 }
 
-static void matmul_gemm(float *y, const float *x, const kvl_weight *W, int n_tok) {
-    const int64_t n_out = W->n_out;
-    const int serial = (double)n_out * W->n_in * n_tok < SERIAL_MACS;
-    const size_t xbytes = kvl_mm_gemm_xpack_bytes(W->n_in, n_tok);
+static void matmul_gemm(const job *j, const float *x, int n_tok) {
+    const kvl_weight *W0 = j->W[0];
+    const size_t xbytes = kvl_mm_gemm_xpack_bytes(W0->n_in, n_tok);
     float *Xp = xbytes ? alloc32(xbytes) : NULL;
     if (xbytes && !Xp) {
-        rows_slow(y, x, W, n_tok, 0, n_out);
+        job_slow(j, x, n_tok);
         return;
     }
     const int n_groups = (n_tok + KVL_MM_GEMM_GROUP - 1) / KVL_MM_GEMM_GROUP;
-#pragma omp parallel if (!serial)
+#pragma omp parallel if (!job_serial(j, n_tok))
     {
         if (Xp) {
 #pragma omp for schedule(static)
-            for (int g = 0; g < n_groups; g++) kvl_mm_gemm_pack_x(Xp, x, W->n_in, n_tok, g);
+            for (int g = 0; g < n_groups; g++) kvl_mm_gemm_pack_x(Xp, x, W0->n_in, n_tok, g);
         }
         void *scratch = alloc32(kvl_mm_gemm_scratch_bytes());
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < (n_out + ROW_CHUNK - 1) / ROW_CHUNK; c++) {
-            const int64_t o0 = c * ROW_CHUNK, o1 = o0 + ROW_CHUNK < n_out ? o0 + ROW_CHUNK : n_out;
-            if (scratch) kvl_mm_gemm(y, x, Xp, W, n_tok, o0, o1, scratch);
-            else rows_slow(y, x, W, n_tok, o0, o1);
+        for (int64_t c = 0; c < j->first[j->n]; c++) {
+            int wi;
+            int64_t o0, o1;
+            job_chunk(j, c, &wi, &o0, &o1);
+            if (scratch) kvl_mm_gemm(j->y[wi], x, Xp, j->W[wi], n_tok, o0, o1, scratch);
+            else rows_slow(j->y[wi], x, j->W[wi], n_tok, o0, o1);
         }
         free(scratch);
     }
@@ -91,18 +130,17 @@ static void matmul_gemm(float *y, const float *x, const kvl_weight *W, int n_tok
 }
 
 #ifdef KVL_MM_AVX2
-static void matmul_q8gemm(float *y, const float *x, const kvl_weight *W, int n_tok) {
-    const int64_t n_in = W->n_in, n_out = W->n_out;
-    const int serial = (double)n_out * n_in * n_tok < SERIAL_MACS;
+static void matmul_q8gemm(const job *j, const float *x, int n_tok) {
+    const int64_t n_in = j->W[0]->n_in;
     const size_t sbytes = kvl_mm_q8gemm_scratch_bytes(n_in);
     void *Xbuf = alloc32(kvl_mm_q8gemm_xbytes(n_in, n_tok));
     if (!Xbuf) {
-        rows_slow(y, x, W, n_tok, 0, n_out);
+        job_slow(j, x, n_tok);
         return;
     }
     const int n_groups = (n_tok + KVL_MM_Q8GEMM_GROUP - 1) / KVL_MM_Q8GEMM_GROUP;
     int failed = 0;
-#pragma omp parallel if (!serial) reduction(| : failed)
+#pragma omp parallel if (!job_serial(j, n_tok)) reduction(| : failed)
     {
         uint8_t *scratch = alloc32(sbytes);
         failed = !scratch;
@@ -112,26 +150,45 @@ static void matmul_q8gemm(float *y, const float *x, const kvl_weight *W, int n_t
         /* a thread without scratch left its groups unpacked: everyone stops, the slow path redoes all */
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < (n_out + ROW_CHUNK - 1) / ROW_CHUNK; c++) {
-            const int64_t o0 = c * ROW_CHUNK, o1 = o0 + ROW_CHUNK < n_out ? o0 + ROW_CHUNK : n_out;
-            if (scratch) kvl_mm_q8gemm(y, Xbuf, W, n_tok, o0, o1, scratch);
+        for (int64_t c = 0; c < j->first[j->n]; c++) {
+            int wi;
+            int64_t o0, o1;
+            job_chunk(j, c, &wi, &o0, &o1);
+            if (scratch) kvl_mm_q8gemm(j->y[wi], Xbuf, j->W[wi], n_tok, o0, o1, scratch);
         }
         free(scratch);
     }
     free(Xbuf);
-    if (failed) rows_slow(y, x, W, n_tok, 0, n_out);
+    if (failed) job_slow(j, x, n_tok);
 }
 #endif
 
-void kvl_matmul(float *y, const float *x, const kvl_weight *W, int n_tok) {
-    if (n_tok <= 0 || W->n_out <= 0) return;
-    if (!kvl_mm_type_ok(W->type) || W->n_in <= 0) { /* the loader rejects unknown types; never read them */
-        memset(y, 0, (size_t)n_tok * (size_t)W->n_out * sizeof(float));
+/* One job needs one format, one input width and no empty matrix (e.g. Q4_K_M files store v as Q6_K). */
+static int job_ok(const kvl_weight **W, int n_w) {
+    if (n_w > KVL_MATMUL_MAX_MULTI) return 0;
+    for (int i = 0; i < n_w; i++)
+        if (W[i]->n_out <= 0 || W[i]->type != W[0]->type || W[i]->n_in != W[0]->n_in) return 0;
+    return 1;
+}
+
+void kvl_matmul_multi(float **y, const float *x, const kvl_weight **W, int n_w, int n_tok) {
+    if (n_tok <= 0 || n_w <= 0) return;
+    if (n_w > 1 && !job_ok(W, n_w)) {
+        for (int i = 0; i < n_w; i++) kvl_matmul_multi(y + i, x, W + i, 1, n_tok);
         return;
     }
-    if (n_tok <= KVL_MM_GEMV_MAX_TOK) matmul_gemv(y, x, W, n_tok);
+    if (W[0]->n_out <= 0) return;
+    if (!kvl_mm_type_ok(W[0]->type) || W[0]->n_in <= 0) { /* the loader rejects unknown types; never read them */
+        for (int i = 0; i < n_w; i++) memset(y[i], 0, (size_t)n_tok * (size_t)W[i]->n_out * sizeof(float));
+        return;
+    }
+    job j;
+    job_init(&j, y, W, n_w);
+    if (n_tok <= KVL_MM_GEMV_MAX_TOK) matmul_gemv(&j, x, n_tok);
 #ifdef KVL_MM_AVX2
-    else if (W->type == KVL_TYPE_Q8_0) matmul_q8gemm(y, x, W, n_tok);
+    else if (W[0]->type == KVL_TYPE_Q8_0) matmul_q8gemm(&j, x, n_tok);
 #endif
-    else matmul_gemm(y, x, W, n_tok);
+    else matmul_gemm(&j, x, n_tok);
 }
+
+void kvl_matmul(float *y, const float *x, const kvl_weight *W, int n_tok) { kvl_matmul_multi(&y, x, &W, 1, n_tok); }

@@ -20,6 +20,11 @@ typedef struct {
  * n_tok == 1 is the decode (matrix-vector) case; larger n_tok the prefill (matrix-matrix) case. */
 void kvl_matmul(float *y, const float *x, const kvl_weight *W, int n_tok);
 
+/* y[i] = x W[i]^T for n_w (<= KVL_MATMUL_MAX_MULTI) weights that share the input x, as one parallel job: x is
+ * quantized or packed once and the threads split the rows of all of them (q/k/v, gate/up). */
+#define KVL_MATMUL_MAX_MULTI 4
+void kvl_matmul_multi(float **y, const float *x, const kvl_weight **W, int n_w, int n_tok);
+
 /* Row r of W decoded to f32 (for embeddings lookup): dst has n_in floats. */
 void kvl_weight_row(const kvl_weight *W, int64_t r, float *dst);
 

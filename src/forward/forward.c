@@ -265,9 +265,9 @@ static void forward_ubatch(kvl_ctx *c, const int32_t *tok, int n, int p0, int lo
 #pragma omp parallel for if (par)
         for (int t = 0; t < n; t++)
             kvl_rmsnorm(c->xn + (size_t)t * H, c->x + (size_t)t * H, ly->attn_norm, H, hp->norm_eps);
-        kvl_matmul(c->q, c->xn, &ly->wq, n);
-        kvl_matmul(c->k, c->xn, &ly->wk, n);
-        kvl_matmul(c->v, c->xn, &ly->wv, n);
+        float *qkv_out[3] = {c->q, c->k, c->v};
+        const kvl_weight *qkv_w[3] = {&ly->wq, &ly->wk, &ly->wv};
+        kvl_matmul_multi(qkv_out, c->xn, qkv_w, 3, n);
 #pragma omp parallel for if (par)
         for (int t = 0; t < n; t++) {
             if (ly->bq) {
@@ -285,8 +285,9 @@ static void forward_ubatch(kvl_ctx *c, const int32_t *tok, int n, int p0, int lo
             kvl_axpy(c->x + (size_t)t * H, 1.0f, c->gate + (size_t)t * H, H);
             kvl_rmsnorm(c->xn + (size_t)t * H, c->x + (size_t)t * H, ly->ffn_norm, H, hp->norm_eps);
         }
-        kvl_matmul(c->gate, c->xn, &ly->w_gate, n);
-        kvl_matmul(c->up, c->xn, &ly->w_up, n);
+        float *ffn_out[2] = {c->gate, c->up};
+        const kvl_weight *ffn_w[2] = {&ly->w_gate, &ly->w_up};
+        kvl_matmul_multi(ffn_out, c->xn, ffn_w, 2, n);
 #pragma omp parallel for if (par)
         for (int t = 0; t < n; t++) kvl_swiglu(c->gate + (size_t)t * F, c->up + (size_t)t * F, F);
         kvl_matmul(c->xn, c->gate, &ly->w_down, n);
