@@ -184,11 +184,14 @@ static void attention_gemm(kvl_ctx *c, int il, int n, int p0, float *out) {
 #pragma omp parallel for num_threads(c->n_threads) schedule(static)
         for (int d = 0; d < hd; d++)
             for (int j = 0; j < n_keys; j++) c->att_vt[(size_t)d * n_keys + j] = V[(size_t)j * hd + d];
-        kvl_weight Kw = {.type = KVL_TYPE_F32, .n_in = hd, .n_out = n_keys, .row_bytes = hd * sizeof(float), .data = K};
-        kvl_weight Vw = {.type = KVL_TYPE_F32, .n_in = n_keys, .n_out = hd, .row_bytes = n_keys * sizeof(float),
-                         .data = c->att_vt};
         for (int r0 = 0; r0 < n; r0 += rows) {
             const int nr = n - r0 < rows ? n - r0 : rows, m = grp * nr;
+            /* causal: these rows see only the keys up to their last position */
+            const int nk = p0 + r0 + nr;
+            const kvl_weight Kw = {.type = KVL_TYPE_F32, .n_in = hd, .n_out = nk, .row_bytes = hd * sizeof(float), .data = K};
+            const kvl_weight Vw = {.type = KVL_TYPE_F32, .n_in = nk, .n_out = hd, .row_bytes = n_keys * sizeof(float),
+                                   .data = c->att_vt};
+#pragma omp parallel for num_threads(c->n_threads) schedule(static) collapse(2)
             for (int hh = 0; hh < grp; hh++)
                 for (int t = 0; t < nr; t++) {
                     const float *src = c->q + (size_t)(r0 + t) * qd + (size_t)(g * grp + hh) * hd;
@@ -198,10 +201,10 @@ static void attention_gemm(kvl_ctx *c, int il, int n, int p0, float *out) {
             kvl_matmul(c->att_s, c->att_q, &Kw, m);
 #pragma omp parallel for num_threads(c->n_threads) schedule(static)
             for (int r = 0; r < m; r++) {
-                float *srow = c->att_s + (size_t)r * n_keys;
+                float *srow = c->att_s + (size_t)r * nk;
                 const int valid = p0 + r0 + r % nr + 1;
                 kvl_softmax(srow, valid);
-                memset(srow + valid, 0, (size_t)(n_keys - valid) * sizeof(float));
+                memset(srow + valid, 0, (size_t)(nk - valid) * sizeof(float));
             }
             kvl_matmul(c->att_o, c->att_s, &Vw, m);
             for (int hh = 0; hh < grp; hh++)

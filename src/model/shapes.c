@@ -23,6 +23,8 @@ static const shape shapes[] = {
     {"llama3.2-1b", KVL_ARCH_LLAMA, 16, 2048, 32, 8, 64, 8192, 128256, 5e5f, 1, 0, 0},
     {"llama3.1-8b", KVL_ARCH_LLAMA, 32, 4096, 32, 8, 128, 14336, 128256, 5e5f, 0, 0, 0},
     {"qwen2.5-1.5b", KVL_ARCH_QWEN2, 28, 1536, 12, 2, 128, 8960, 151936, 1e6f, 1, 0, 1},
+    /* small enough for tests and smoke runs: 2 layers, GQA 4/2, q/k-norm */
+    {"tiny", KVL_ARCH_QWEN3, 2, 128, 4, 2, 64, 256, 1000, 1e4f, 1, 1, 0},
 };
 
 const char *const *kvl_shape_names(void) {
