@@ -168,7 +168,7 @@ static void attention_gemm(kvl_ctx *c, int il, int n, int p0, float *out) {
     const int hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, grp = nh / nkv, qd = nh * hd;
     const int n_keys = p0 + n;
     const float scale = 1.0f / sqrtf((float)hd);
-    int rows = c->ub / grp; /* query rows per product: grp * rows <= ub */
+    int rows = c->ub / grp < 128 ? c->ub / grp : 128; /* query rows per product: grp * rows <= ub; 128 keeps the causal waste small */
     if (rows < 1) rows = 1;
     for (int g = 0; g < nkv; g++) {
         const float *K = kvl_kv_f32(&c->kv, 0, il, g, 0);
