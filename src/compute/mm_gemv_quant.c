@@ -18,8 +18,8 @@
 static size_t align32(size_t n) { return (n + 31) & ~(size_t)31; }
 
 size_t kvl_mm_qx_bytes(int64_t n_in, int n_tok) {
-    return (size_t)n_tok * (align32((size_t)n_in) + align32((size_t)n_in / 32 * sizeof(float)) +
-                            align32((size_t)n_in / 16 * sizeof(int32_t)));
+    return (size_t)n_tok * (align32((size_t)n_in) + 2 * align32((size_t)n_in / 32 * sizeof(float)) +
+                            2 * align32((size_t)n_in / 16 * sizeof(int32_t)));
 }
 
 void kvl_mm_quantize_x(const float *x, int64_t n, int8_t *qout, float *dout) {
@@ -62,7 +62,9 @@ static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
         int32_t s = 0;
         for (int i = 0; i < 16; i++) s += qx->q[16 * j + i];
         qx->s16[j] = s;
+        qx->ds16[j] = qx->d[j / 2] * (float)s;
     }
+    for (int64_t b = 0; b < n_in / 32; b++) qx->ds32[b] = qx->ds16[2 * b] + qx->ds16[2 * b + 1];
 }
 
 void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int n_tok) {
@@ -78,6 +80,14 @@ void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int 
     for (int t = 0; t < n_tok; t++) {
         qx[t].s16 = (int32_t *)p;
         p += align32((size_t)n_in / 16 * sizeof(int32_t));
+    }
+    for (int t = 0; t < n_tok; t++) {
+        qx[t].ds16 = (float *)p;
+        p += align32((size_t)n_in / 16 * sizeof(float));
+    }
+    for (int t = 0; t < n_tok; t++) {
+        qx[t].ds32 = (float *)p;
+        p += align32((size_t)n_in / 32 * sizeof(float));
     }
     for (int t = 0; t < n_tok; t++) quantize_token(&qx[t], x + t * n_in, n_in);
 }
@@ -163,15 +173,70 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
 #endif
 }
 
-/* ---- Q4_K: w = d*sc*q - dmin*m per sub-block of 32; the min term uses the int sums of the quantized x. ---- */
-INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_qx *qx, float *out) {
-    float mins[KVL_MM_GEMV_MAX_TOK] = {0};
+/* ---- Q4_K: w = d*sc*q - dmin*m per sub-block of 32; the min term uses the int sums of the quantized x. ----
+ * The eight 6-bit scales and mins of a super-block are unpacked together (scales[0..3] hold sc 0-3 in bits 0-5,
+ * scales[4..7] m 0-3; scales[8..11] the low 4 bits of sc/m 4-7, whose top 2 bits are bits 6-7 of bytes 0-7),
+ * turned into floats, and multiplied by the eight block scales of x in one vector; the min term is one FMA of
+ * the mins against ds32 per super-block. */
 #ifdef KVL_MM_AVX2
-    __m256 acc[KVL_MM_GEMV_MAX_TOK][2];
+INLINE void q4k_scales(const uint8_t *s, float dall, float dmin, __m256 *sc, __m256 *mn) {
+    uint32_t u[3];
+    memcpy(u, s, 12);
+    const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+    const uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+    const __m128i scb = _mm_cvtsi64_si128((long long)(sc_lo | (uint64_t)sc_hi << 32));
+    const __m128i mb = _mm_cvtsi64_si128((long long)(m_lo | (uint64_t)m_hi << 32));
+    *sc = _mm256_mul_ps(_mm256_set1_ps(dall), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scb)));
+    *mn = _mm256_mul_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(mb)));
+}
+#endif
+
+INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_qx *qx, float *out) {
+#ifdef KVL_MM_AVX2
+    /* 4 accumulator chains for one token (the FMA latency would otherwise bound a row), 2 for more */
+    enum { CH = 4 };
+    const int nch = NT == 1 ? 4 : 2;
+    __m256 acc[KVL_MM_GEMV_MAX_TOK][CH], accm[KVL_MM_GEMV_MAX_TOK];
     const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-#endif
+    for (int t = 0; t < NT; t++) {
+        accm[t] = _mm256_setzero_ps();
+        for (int c = 0; c < CH; c++) acc[t][c] = _mm256_setzero_ps();
+    }
+    for (int64_t k = 0; k < nb; k++) {
+        /* a super-block spans 2-3 cache lines: keep the stream ahead as for Q8_0 */
+        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 128, _MM_HINT_T0);
+        __m256 sc, mn;
+        q4k_scales(w[k].scales, kvl_mm_h2f(w[k].d), kvl_mm_h2f(w[k].dmin), &sc, &mn);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            float mul[8] __attribute__((aligned(32)));
+            _mm256_store_ps(mul, _mm256_mul_ps(sc, _mm256_loadu_ps(qx[t].d + 8 * k)));
+            accm[t] = _mm256_fmadd_ps(mn, _mm256_loadu_ps(qx[t].ds32 + 8 * k), accm[t]);
+            const int8_t *xq = qx[t].q + 256 * k;
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                /* nibbles split per token: cheaper than keeping 8 vectors live (they spill) */
+                const __m256i qv = _mm256_loadu_si256((const __m256i *)(w[k].qs + 32 * c));
+                const __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
+                const __m256i x0 = _mm256_load_si256((const __m256i *)(xq + 64 * c));
+                const __m256i x1 = _mm256_load_si256((const __m256i *)(xq + 64 * c + 32));
+                const __m256 p0 = _mm256_cvtepi32_ps(dot32(lo, x0, ones));
+                const __m256 p1 = _mm256_cvtepi32_ps(dot32(hi, x1, ones));
+                __m256 *a0 = &acc[t][(2 * c) % nch], *a1 = &acc[t][(2 * c + 1) % nch];
+                *a0 = _mm256_fmadd_ps(p0, _mm256_broadcast_ss(mul + 2 * c), *a0);
+                *a1 = _mm256_fmadd_ps(p1, _mm256_broadcast_ss(mul + 2 * c + 1), *a1);
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        out[t] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]))) -
+                 hsum(accm[t]);
+#else
+    float mins[KVL_MM_GEMV_MAX_TOK] = {0};
     for (int64_t k = 0; k < nb; k++) {
         const float dall = kvl_mm_h2f(w[k].d), dmin = kvl_mm_h2f(w[k].dmin);
         for (int c = 0; c < 4; c++) {
@@ -180,19 +245,6 @@ INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_q
             kvl_mm_q4k_scale_min(w[k].scales, 2 * c + 1, &sc1, &m1);
             const int64_t b0 = 8 * k + 2 * c, b1 = b0 + 1; /* 32-blocks of x */
             const uint8_t *q = w[k].qs + 32 * c;
-#ifdef KVL_MM_AVX2
-            const __m256i qv = _mm256_loadu_si256((const __m256i *)q);
-            const __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) {
-                const __m256i x0 = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b0));
-                const __m256i x1 = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b1));
-                const __m256 p0 = _mm256_cvtepi32_ps(dot32(lo, x0, ones));
-                const __m256 p1 = _mm256_cvtepi32_ps(dot32(hi, x1, ones));
-                acc[t][0] = _mm256_fmadd_ps(p0, _mm256_set1_ps(dall * sc0 * qx[t].d[b0]), acc[t][0]);
-                acc[t][1] = _mm256_fmadd_ps(p1, _mm256_set1_ps(dall * sc1 * qx[t].d[b1]), acc[t][1]);
-            }
-#else
             for (int t = 0; t < NT; t++) {
                 int32_t s0 = 0, s1 = 0;
                 for (int j = 0; j < 32; j++) {
@@ -200,63 +252,85 @@ INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_q
                     s1 += (q[j] >> 4) * qx[t].q[32 * b1 + j];
                 }
                 mins[t] -= dall * sc0 * qx[t].d[b0] * (float)s0 + dall * sc1 * qx[t].d[b1] * (float)s1;
-            }
-#endif
-            for (int t = 0; t < NT; t++) {
-                const int32_t xs0 = qx[t].s16[2 * b0] + qx[t].s16[2 * b0 + 1];
-                const int32_t xs1 = qx[t].s16[2 * b1] + qx[t].s16[2 * b1 + 1];
-                mins[t] += dmin * (m0 * qx[t].d[b0] * (float)xs0 + m1 * qx[t].d[b1] * (float)xs1);
+                mins[t] += dmin * (m0 * qx[t].ds32[b0] + m1 * qx[t].ds32[b1]);
             }
         }
     }
-    for (int t = 0; t < NT; t++) {
-#ifdef KVL_MM_AVX2
-        out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) - mins[t];
-#else
-        out[t] = -mins[t];
+    for (int t = 0; t < NT; t++) out[t] = -mins[t];
 #endif
-    }
 }
 
-/* ---- Q6_K: w = d*sc*(q - 32) per sub-block of 16; the -32 term uses the int sums of the quantized x. ---- */
+/* ---- Q6_K: w = d*sc*(q - 32) per sub-block of 16; the -32 term uses the int sums of the quantized x. ----
+ * The 6-bit quants are rebuilt from ql (low 4 bits) and qh (top 2) per 128 values; the sub-block scales enter the
+ * integer sums through madd; the offset term is two FMAs of the scales against ds16 per super-block. */
 INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_qx *qx, float *out) {
-    float offs[KVL_MM_GEMV_MAX_TOK] = {0};
 #ifdef KVL_MM_AVX2
-    __m256 acc[KVL_MM_GEMV_MAX_TOK][2];
+    enum { CH = 4 };
+    const int nch = NT == 1 ? 4 : 2;
+    __m256 acc[KVL_MM_GEMV_MAX_TOK][CH], acco[KVL_MM_GEMV_MAX_TOK];
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-#endif
+    for (int t = 0; t < NT; t++) {
+        acco[t] = _mm256_setzero_ps();
+        for (int c = 0; c < CH; c++) acc[t][c] = _mm256_setzero_ps();
+    }
+    for (int64_t k = 0; k < nb; k++) {
+        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 128, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 192, _MM_HINT_T0);
+        const float d = kvl_mm_h2f(w[k].d);
+        const int8_t *sc = w[k].scales;
+        const __m128i s16 = _mm_loadu_si128((const __m128i *)sc);
+        const __m256 d32 = _mm256_set1_ps(32.0f * d);
+        const __m256 so0 = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s16)));
+        const __m256 so1 = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s16, 8))));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            float mul[8] __attribute__((aligned(32)));
+            _mm256_store_ps(mul, _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(qx[t].d + 8 * k)));
+            acco[t] = _mm256_fmadd_ps(so0, _mm256_loadu_ps(qx[t].ds16 + 16 * k), acco[t]);
+            acco[t] = _mm256_fmadd_ps(so1, _mm256_loadu_ps(qx[t].ds16 + 16 * k + 8), acco[t]);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *ql = w[k].ql + 64 * h, *qh = w[k].qh + 32 * h;
+                const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
+                const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+                __m256i q[4];
+                q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
+                q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
+                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
+                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++) {
+                    const int j = 8 * h + 2 * c; /* sub-blocks j (values 0..15 of the chunk) and j + 1 (16..31) */
+                    const int bb = 4 * h + c;    /* 32-block within the super-block */
+                    const __m256i sv = _mm256_setr_m128i(_mm_set1_epi16(sc[j]), _mm_set1_epi16(sc[j + 1]));
+                    const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 256 * k + 32 * bb));
+                    const __m256 p = _mm256_cvtepi32_ps(dot32(q[c], xv, sv));
+                    __m256 *a = &acc[t][bb % nch];
+                    *a = _mm256_fmadd_ps(p, _mm256_broadcast_ss(mul + bb), *a);
+                }
+            }
+        }
+    }
+    for (int t = 0; t < NT; t++)
+        out[t] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3]))) -
+                 hsum(acco[t]);
+#else
+    float offs[KVL_MM_GEMV_MAX_TOK] = {0};
     for (int64_t k = 0; k < nb; k++) {
         const float d = kvl_mm_h2f(w[k].d);
         const int8_t *sc = w[k].scales;
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = w[k].ql + 64 * h, *qh = w[k].qh + 32 * h;
-#ifdef KVL_MM_AVX2
-            const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
-#endif
             for (int c = 0; c < 4; c++) {
-                const int j = 8 * h + 2 * c; /* sub-blocks j (values 0..15 of the chunk) and j + 1 (16..31) */
+                const int j = 8 * h + 2 * c;
                 const int64_t b = 8 * k + 4 * h + c;
-#ifdef KVL_MM_AVX2
-                const __m256i sv = _mm256_setr_m128i(_mm_set1_epi16(sc[j]), _mm_set1_epi16(sc[j + 1]));
-#pragma GCC unroll 4
-                for (int t = 0; t < NT; t++) {
-                    const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
-                    const __m256 p = _mm256_cvtepi32_ps(dot32(q[c], xv, sv));
-                    acc[t][c & 1] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * qx[t].d[b]), acc[t][c & 1]);
-                }
-#else
                 for (int t = 0; t < NT; t++) {
                     int32_t s = 0;
                     for (int l = 0; l < 32; l++) {
@@ -265,21 +339,13 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
                         s += sc[j + l / 16] * v * qx[t].q[32 * b + l];
                     }
                     offs[t] -= d * qx[t].d[b] * (float)s;
+                    offs[t] += 32.0f * d * (sc[j] * qx[t].ds16[2 * b] + sc[j + 1] * qx[t].ds16[2 * b + 1]);
                 }
-#endif
-                for (int t = 0; t < NT; t++)
-                    offs[t] += 32.0f * d * qx[t].d[b] *
-                               (float)(sc[j] * qx[t].s16[2 * b] + sc[j + 1] * qx[t].s16[2 * b + 1]);
             }
         }
     }
-    for (int t = 0; t < NT; t++) {
-#ifdef KVL_MM_AVX2
-        out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) - offs[t];
-#else
-        out[t] = -offs[t];
+    for (int t = 0; t < NT; t++) out[t] = -offs[t];
 #endif
-    }
 }
 
 INLINE void rows_type(int type, float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0,

@@ -74,6 +74,8 @@ typedef struct {
     int8_t *q;      /* n_in */
     float *d;       /* n_in / 32 */
     int32_t *s16;   /* n_in / 16 */
+    float *ds16;    /* n_in / 16: d of the group's block times s16, for the vectorised K-quant terms */
+    float *ds32;    /* n_in / 32: ds16[2b] + ds16[2b + 1] */
 } kvl_mm_qx;
 
 /* Quantize n (a multiple of 32) activations: d[b] = max|x_b| / 127, q = round-to-nearest-even(x / d). */
