@@ -89,12 +89,23 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
         }
         kvl_mm_qx_init(qx, buf, x, W0->n_in, n_tok);
     }
+#ifdef KVL_MM_AVX2
+    if (W0->type == KVL_TYPE_BF16) {
+        buf = alloc32((size_t)n_tok * W0->n_in * sizeof(float));
+        if (!buf) {
+            job_slow(j, x, n_tok);
+            return;
+        }
+        for (int t = 0; t < n_tok; t++) kvl_mm_bf16_order((float *)buf + t * W0->n_in, x + t * W0->n_in, W0->n_in);
+        x = buf;
+    }
+#endif
 #pragma omp parallel for schedule(dynamic, 1) if (!job_serial(j, n_tok))
     for (int64_t c = 0; c < j->first[j->n]; c++) {
         int wi;
         int64_t o0, o1;
         job_chunk(j, c, &wi, &o0, &o1);
-        if (buf) kvl_mm_gemv_quant(j->y[wi], qx, j->W[wi], n_tok, o0, o1);
+        if (is_quant(W0->type)) kvl_mm_gemv_quant(j->y[wi], qx, j->W[wi], n_tok, o0, o1);
         else kvl_mm_gemv_float(j->y[wi], x, j->W[wi], n_tok, o0, o1);
     }
     free(buf);

@@ -13,6 +13,17 @@
 #endif
 
 #ifdef KVL_MM_AVX2
+void kvl_mm_bf16_order(float *xp, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        memcpy(xp + i, x + i, 4 * sizeof(float));
+        memcpy(xp + i + 4, x + i + 8, 4 * sizeof(float));
+        memcpy(xp + i + 8, x + i + 4, 4 * sizeof(float));
+        memcpy(xp + i + 12, x + i + 12, 4 * sizeof(float));
+    }
+    memcpy(xp + i, x + i, (size_t)(n - i) * sizeof(float));
+}
+
 INLINE __m256 load8(int type, const void *row, int64_t i) {
     if (type == KVL_TYPE_F32) return _mm256_loadu_ps((const float *)row + i);
     const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
@@ -54,7 +65,15 @@ INLINE void dot_rows(int type, int R, int NT, const uint8_t *row, size_t rb, con
             /* prefetch the row stream well ahead (as for Q8_0: the hardware prefetcher alone keeps too few lines
              * in flight for one stream per core) */
             if ((i * esz) % 64 == 0) _mm_prefetch((const char *)(row + r * rb + i * esz) + KVL_F_PREFETCH, _MM_HINT_T0);
-            const __m256 w0 = load8(type, row + r * rb, i), w1 = load8(type, row + r * rb, i + 8);
+            __m256 w0, w1;
+            if (type == KVL_TYPE_BF16) { /* x is in kvl_mm_bf16_order: interleaving zeros makes the f32 values */
+                const __m256i v = _mm256_loadu_si256((const __m256i *)((const uint16_t *)(row + r * rb) + i));
+                w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), v));
+                w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), v));
+            } else {
+                w0 = load8(type, row + r * rb, i);
+                w1 = load8(type, row + r * rb, i + 8);
+            }
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
                 acc[r][t] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + t * n + i), acc[r][t]);

@@ -88,6 +88,11 @@ void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int 
 
 /* Row-streaming kernels for rows [o0, o1): y[t][o] for t < n_tok (n_tok <= KVL_MM_GEMV_MAX_TOK). */
 void kvl_mm_gemv_float(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
+#ifdef KVL_MM_AVX2
+/* BF16 rows are widened by interleaving zeros, which yields each 16 values in the order 0-3, 8-11, 4-7, 12-15;
+ * kvl_mm_gemv_float expects x (each token's n values) permuted the same way by this function. */
+void kvl_mm_bf16_order(float *xp, const float *x, int64_t n);
+#endif
 void kvl_mm_gemv_quant(float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);
 
 /* Blocked GEMM. The activations are first packed (kvl_mm_gemm_pack_x for every token group g of 6, in any
