@@ -111,7 +111,7 @@ void kvl_mm_gemm(float *y, const float *x, float *Xp, const kvl_weight *W, int n
 /* Q8_0 prefill in int8 (mm_gemm_q8.c): kvl_mm_q8gemm_pack_x quantizes and packs token group g (of
  * KVL_MM_Q8GEMM_GROUP) into Xbuf (kvl_mm_q8gemm_xbytes), using 5 * n_in bytes at `tmp` (the tail of a
  * kvl_mm_q8gemm_scratch_bytes scratch); kvl_mm_q8gemm then computes rows [o0, o1) with that scratch. */
-#define KVL_MM_Q8GEMM_GROUP 3
+#define KVL_MM_Q8GEMM_GROUP 4
 size_t kvl_mm_q8gemm_xbytes(int64_t n_in, int n_tok);
 size_t kvl_mm_q8gemm_scratch_bytes(int64_t n_in);
 void kvl_mm_q8gemm_pack_x(void *Xbuf, const float *x, int64_t n_in, int n_tok, int g, void *tmp);
