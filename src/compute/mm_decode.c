@@ -85,18 +85,9 @@ static void decode_q6_K(const kvl_block_q6_K *b, float *d, int64_t nb) {
             float *y = d + 128 * h;
 #ifdef KVL_MM_AVX2
             /* chunk c (32 values): low nibble (c < 2) or high nibble of ql[32 (c % 2) + l], bits 2c of qh[l] */
-            const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
-            const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+            const __m256i off = _mm256_set1_epi8(32);
             __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+            kvl_mm_q6k_unpack128(ql, qh, q);
             for (int c = 0; c < 4; c++) {
                 int8_t v[32];
                 _mm256_storeu_si256((__m256i *)v, _mm256_sub_epi8(q[c], off));

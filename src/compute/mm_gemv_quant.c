@@ -268,7 +268,6 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
     enum { CH = 4 };
     const int nch = NT == 1 ? 4 : 2;
     __m256 acc[KVL_MM_GEMV_MAX_TOK][CH], acco[KVL_MM_GEMV_MAX_TOK];
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         acco[t] = _mm256_setzero_ps();
@@ -294,17 +293,8 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 const uint8_t *ql = w[k].ql + 64 * h, *qh = w[k].qh + 32 * h;
-                const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
-                const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
-                const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
                 __m256i q[4];
-                q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
-                q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
-                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
-                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+                kvl_mm_q6k_unpack128(ql, qh, q);
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++) {
                     const int j = 8 * h + 2 * c; /* sub-blocks j (values 0..15 of the chunk) and j + 1 (16..31) */

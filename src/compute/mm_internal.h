@@ -62,6 +62,23 @@ static inline void kvl_mm_q4k_scale_min(const uint8_t *s, int j, int *sc, int *m
     }
 }
 
+#ifdef KVL_MM_AVX2
+/* The 128 six-bit Q6_K quants of one half super-block (0..63, offset not removed) as 4 chunks of 32 bytes:
+ * chunk c is the low nibble (c < 2) or high nibble of ql[32 (c % 2) + l] with bits 2c..2c+1 of qh[l] on top. */
+static inline void kvl_mm_q6k_unpack128(const uint8_t *ql, const uint8_t *qh, __m256i q[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const __m256i qa = _mm256_loadu_si256((const __m256i *)ql);
+    const __m256i qb = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+    q[0] = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m2), 4));
+    q[1] = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m2), 4));
+    q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m2), 4));
+    q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m2), 4));
+}
+#endif
+
 /* Is `type` one of the weight types the kernels handle? */
 int kvl_mm_type_ok(int type);
 
