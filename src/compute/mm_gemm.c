@@ -32,12 +32,14 @@ void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int 
     for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
         const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC;
         float *A = xtile(Xp, k0, kc, n_groups, g);
-        for (int i = 0; i < MR; i++) {
-            const int t = g * MR + i;
-            if (t < n_tok)
-                for (int64_t k = 0; k < kc; k++) A[MR * k + i] = x[t * n_in + k0 + k];
-            else /* padding tokens of the last group */
-                for (int64_t k = 0; k < kc; k++) A[MR * k + i] = 0;
+        const int mr = n_tok - g * MR < MR ? n_tok - g * MR : MR;
+        const float *xr = x + (int64_t)g * MR * n_in + k0;
+        if (mr == MR) { /* written in order; the six rows are read as six streams */
+            for (int64_t k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) A[MR * k + i] = xr[i * n_in + k];
+        } else {
+            for (int64_t k = 0; k < kc; k++)
+                for (int i = 0; i < MR; i++) A[MR * k + i] = i < mr ? xr[i * n_in + k] : 0; /* padding tokens */
         }
     }
 }
