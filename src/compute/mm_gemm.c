@@ -99,28 +99,13 @@ static void pack_lane(float *P, const float *src, int64_t kc, int lane) {
     for (int64_t k = 0; k < kc; k++) P[NR * k + lane] = src[k];
 }
 
-/* 8 values from k of a row of a float type (F32, F16, BF16), or of already decoded f32 (type -1). */
-INLINE __m256 ld8(int type, const uint8_t *row, int64_t k) {
-    if (type == KVL_TYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + k)));
-    if (type == KVL_TYPE_BF16)
-        return _mm256_castsi256_ps(
-            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + k))), 16));
-    return _mm256_loadu_ps((const float *)row + k);
-}
-
-INLINE float ld1(int type, const uint8_t *row, int64_t k) {
-    if (type == KVL_TYPE_F16) return kvl_mm_h2f(((const uint16_t *)row)[k]);
-    if (type == KVL_TYPE_BF16) return kvl_mm_bf2f(((const uint16_t *)row)[k]);
-    return ((const float *)row)[k];
-}
-
 /* Transpose 8 rows (row i at src + i * rb bytes, values k0.. of `type`, -1 = f32) into lanes 8h..8h+7 of a
  * [kc][16] sub-panel, 8x8 at a time. Float weight types are read in place, the others decoded first. */
 INLINE void pack8(float *P, const uint8_t *src, size_t rb, int type, int64_t k0, int64_t kc, int h) {
     int64_t k = 0;
     for (; k + 8 <= kc; k += 8) {
         __m256 r[8], t[8];
-        for (int i = 0; i < 8; i++) r[i] = ld8(type, src + i * rb, k0 + k);
+        for (int i = 0; i < 8; i++) r[i] = kvl_mm_load8(type, src + i * rb, k0 + k);
         for (int i = 0; i < 8; i += 2) {
             t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
             t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
@@ -144,7 +129,7 @@ INLINE void pack8(float *P, const uint8_t *src, size_t rb, int type, int64_t k0,
         _mm256_store_ps(d + 7 * NR, _mm256_permute2f128_ps(r[3], r[7], 0x31));
     }
     for (; k < kc; k++)
-        for (int i = 0; i < 8; i++) P[NR * k + 8 * h + i] = ld1(type, src + i * rb, k0 + k);
+        for (int i = 0; i < 8; i++) P[NR * k + 8 * h + i] = kvl_mm_load1(type, src + i * rb, k0 + k);
 }
 
 /* Rows [o0, o0 + mc), mc <= MC, all tokens. */

@@ -24,13 +24,6 @@ void kvl_mm_bf16_order(float *xp, const float *x, int64_t n) {
     memcpy(xp + i, x + i, (size_t)(n - i) * sizeof(float));
 }
 
-INLINE __m256 load8(int type, const void *row, int64_t i) {
-    if (type == KVL_TYPE_F32) return _mm256_loadu_ps((const float *)row + i);
-    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + i));
-    if (type == KVL_TYPE_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
 INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -38,12 +31,6 @@ INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 #endif
-
-INLINE float load1(int type, const void *row, int64_t i) {
-    if (type == KVL_TYPE_F32) return ((const float *)row)[i];
-    if (type == KVL_TYPE_F16) return kvl_mm_h2f(((const uint16_t *)row)[i]);
-    return kvl_mm_bf2f(((const uint16_t *)row)[i]);
-}
 
 /* out[r][t] = row r . x[t] for R rows (stride rb bytes) and NT tokens; two accumulators per pair hide the FMA
  * latency. */
@@ -71,8 +58,8 @@ INLINE void dot_rows(int type, int R, int NT, const uint8_t *row, size_t rb, con
                 w0 = _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), v));
                 w1 = _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), v));
             } else {
-                w0 = load8(type, row + r * rb, i);
-                w1 = load8(type, row + r * rb, i + 8);
+                w0 = kvl_mm_load8(type, row + r * rb, i);
+                w1 = kvl_mm_load8(type, row + r * rb, i + 8);
             }
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
@@ -88,7 +75,7 @@ INLINE void dot_rows(int type, int R, int NT, const uint8_t *row, size_t rb, con
 #endif
     for (; i < n; i++)
         for (int r = 0; r < R; r++) {
-            const float w = load1(type, row + r * rb, i);
+            const float w = kvl_mm_load1(type, row + r * rb, i);
             for (int t = 0; t < NT; t++) out[r][t] += w * x[t * n + i];
         }
 }

@@ -79,6 +79,22 @@ static inline void kvl_mm_q6k_unpack128(const uint8_t *ql, const uint8_t *qh, __
 }
 #endif
 
+/* Value k of a row of a float type (F32, F16, BF16; any other type reads f32). */
+static inline float kvl_mm_load1(int type, const void *row, int64_t k) {
+    if (type == KVL_TYPE_F16) return kvl_mm_h2f(((const uint16_t *)row)[k]);
+    if (type == KVL_TYPE_BF16) return kvl_mm_bf2f(((const uint16_t *)row)[k]);
+    return ((const float *)row)[k];
+}
+#ifdef KVL_MM_AVX2
+/* Values k..k+7 of such a row as f32. */
+static inline __m256 kvl_mm_load8(int type, const void *row, int64_t k) {
+    if (type != KVL_TYPE_F16 && type != KVL_TYPE_BF16) return _mm256_loadu_ps((const float *)row + k);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)row + k));
+    if (type == KVL_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+#endif
+
 /* Is `type` one of the weight types the kernels handle? */
 int kvl_mm_type_ok(int type);
 
