@@ -38,6 +38,10 @@ int cli_parse_int_list(const char *s, int32_t **out);
 /* Is argv[i] equal to one of the names; fetch its value argv[i+1] (error if missing). */
 int cli_is(const char *arg, const char *a, const char *b);
 const char *cli_value(int argc, char **argv, int *i, const char *cmd);
+/* -t/--threads N (1..1024) and -c/--ctx N (1..2^24), the same in every command that runs a model: with a the option
+ * and v its value, returns 1 when it was one of them (stored), 0 when not, -1 on a bad value (usage printed).
+ * n_ctx may be NULL for commands without a context. */
+int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx);
 
 /* Read a whole file (or stdin for "-"); NUL-terminated, *len without the NUL. NULL on failure (message set). */
 char *cli_read_file(const char *path, size_t *len);

@@ -8,21 +8,14 @@
 
 int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *cmd) {
     const char *a = argv[*i], *v;
-    long long x;
     if (cli_is(a, "-m", "--model")) {
         if (!(o->model = cli_value(argc, argv, i, cmd))) return -1;
     } else if (cli_is(a, "-p", "--prompt")) {
         if (!(o->prompt = cli_value(argc, argv, i, cmd))) return -1;
     } else if (cli_is(a, "--tokens", NULL)) {
         if (!(o->tokens = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "-t", "--threads")) {
-        if (!(v = cli_value(argc, argv, i, cmd))) return -1;
-        if (cli_parse_int(v, 1, 1024, &x)) return cli_usage(cmd, "bad thread count '%s'", v), -1;
-        o->n_threads = (int)x;
-    } else if (cli_is(a, "-c", "--ctx")) {
-        if (!(v = cli_value(argc, argv, i, cmd))) return -1;
-        if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad context size '%s'", v), -1;
-        o->n_ctx = (int)x;
+    } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
+        if (!(v = cli_value(argc, argv, i, cmd)) || cli_threads_ctx_opt(cmd, a, v, &o->n_threads, &o->n_ctx) < 0) return -1;
     } else if (cli_is(a, "--cache-f16", NULL)) {
         o->cache_f16 = 1;
     } else if (cli_is(a, "--no-mmap", NULL)) {

@@ -46,6 +46,21 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
     return 0;
 }
 
+int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx) {
+    long long x;
+    if (cli_is(a, "-t", "--threads")) {
+        if (cli_parse_int(v, 1, 1024, &x)) return cli_usage(cmd, "bad thread count '%s'", v), -1;
+        *n_threads = (int)x;
+        return 1;
+    }
+    if (n_ctx && cli_is(a, "-c", "--ctx")) {
+        if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad context size '%s'", v), -1;
+        *n_ctx = (int)x;
+        return 1;
+    }
+    return 0;
+}
+
 int cli_parse_float(const char *s, double *out) {
     if (!s || !*s) return -1;
     char *end;

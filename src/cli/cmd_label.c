@@ -41,7 +41,7 @@ typedef struct {
 
 static int parse_opts(int argc, char **argv, label_opts *o) {
     const char *v;
-    long long x;
+    int r;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is(a, "-h", "--help")) {
@@ -62,12 +62,8 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
             if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("label", "bad --max-tokens '%s'", v);
         } else if (cli_is(a, "--limit", NULL)) {
             if (cli_parse_int(v, 0, INT32_MAX, &o->limit)) return cli_usage("label", "bad --limit '%s'", v);
-        } else if (cli_is(a, "-t", "--threads")) {
-            if (cli_parse_int(v, 1, 1024, &x)) return cli_usage("label", "bad thread count '%s'", v);
-            o->n_threads = (int)x;
-        } else if (cli_is(a, "-c", "--ctx")) {
-            if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage("label", "bad context size '%s'", v);
-            o->n_ctx = (int)x;
+        } else if ((r = cli_threads_ctx_opt("label", a, v, &o->n_threads, &o->n_ctx))) {
+            if (r < 0) return 2;
         } else {
             return cli_usage("label", "unknown option '%s'", a);
         }

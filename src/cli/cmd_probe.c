@@ -129,6 +129,7 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
     const char *v;
     long long x;
     double f;
+    int r;
     const char *cmd = train ? "probe train" : "probe eval";
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
@@ -176,9 +177,8 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
         } else if (cli_is(a, "--val", NULL)) {
             if (cli_parse_float(v, &f) || f < 0 || f >= 1) return cli_usage(cmd, "bad --val '%s' (0 <= f < 1)", v);
             o->tp.val_fraction = f;
-        } else if (cli_is(a, "-t", "--threads")) {
-            if (cli_parse_int(v, 1, 1024, &x)) return cli_usage(cmd, "bad thread count '%s'", v);
-            o->n_threads = (int)x;
+        } else if ((r = cli_threads_ctx_opt(cmd, a, v, &o->n_threads, NULL))) {
+            if (r < 0) return 2;
         } else {
             return cli_usage(cmd, "unknown option '%s'", a);
         }

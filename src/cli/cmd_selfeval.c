@@ -58,7 +58,7 @@ typedef struct {
 
 static int parse_opts(int argc, char **argv, opts *o) {
     const char *v;
-    long long x;
+    int r;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is(a, "-h", "--help")) {
@@ -100,12 +100,8 @@ static int parse_opts(int argc, char **argv, opts *o) {
             if (cli_parse_int(v, 0, INT64_MAX, &o->seed)) return cli_usage("selfeval", "bad --seed '%s'", v);
         } else if (cli_is(a, "--points", NULL)) {
             if (cli_parse_int(v, 2, 1024, &o->points)) return cli_usage("selfeval", "bad --points '%s' (2..1024)", v);
-        } else if (cli_is(a, "-t", "--threads")) {
-            if (cli_parse_int(v, 1, 1024, &x)) return cli_usage("selfeval", "bad thread count '%s'", v);
-            o->n_threads = (int)x;
-        } else if (cli_is(a, "-c", "--ctx")) {
-            if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage("selfeval", "bad context size '%s'", v);
-            o->n_ctx = (int)x;
+        } else if ((r = cli_threads_ctx_opt("selfeval", a, v, &o->n_threads, &o->n_ctx))) {
+            if (r < 0) return 2;
         } else {
             return cli_usage("selfeval", "unknown option '%s'", a);
         }
