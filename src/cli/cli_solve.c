@@ -1,9 +1,33 @@
-/* One benchmark problem from its data row to a graded answer, shared by `kvlens solve` and `kvlens selfeval`. */
+/* One benchmark problem from its data row to a graded answer, shared by `kvlens solve` and `kvlens selfeval`; and
+ * the data-file options they share with `kvlens label`. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/cli_solve.h"
+
+int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_opts *o) {
+    long long x;
+    if (cli_is(a, "--data", NULL)) {
+        o->data = v;
+    } else if (cli_is(a, "--out", NULL)) {
+        o->out = v;
+    } else if (cli_is(a, "--field", NULL)) {
+        o->field = v;
+    } else if (cli_is(a, "--format", NULL)) {
+        if ((o->format = kvl_format_parse(v)) < 0)
+            return cli_usage(cmd, "--format takes gsm8k, math, choice or theoremqa, not '%s'", v), -1;
+    } else if (cli_is(a, "--max-tokens", NULL)) {
+        if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad --max-tokens '%s'", v), -1;
+        o->max_tokens = (int)x;
+    } else if (cli_is(a, "--limit", NULL)) {
+        if (cli_parse_int(v, 0, INT32_MAX, &x)) return cli_usage(cmd, "bad --limit '%s'", v), -1;
+        o->limit = (int)x;
+    } else {
+        return 0;
+    }
+    return 1;
+}
 
 int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) {
     memset(s, 0, sizeof *s);

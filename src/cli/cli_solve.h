@@ -1,5 +1,6 @@
 /* cli_solve.h - what `kvlens solve` and `kvlens selfeval` share: a model with its tokenizer, context and sampler,
- * and one problem taken from its data row to a graded answer (prompt, greedy or sampled generation, grading). */
+ * and one problem taken from its data row to a graded answer (prompt, greedy or sampled generation, grading); and
+ * the data-file options that `kvlens label` takes too. */
 #ifndef KVL_CLI_SOLVE_H
 #define KVL_CLI_SOLVE_H
 #include <stdio.h>
@@ -7,6 +8,19 @@
 #include "kvlens.h"
 #include "solve/grade.h"
 #include "solve/problem.h"
+
+/* The data-file options of solve, selfeval and label: --data, --out, --field, --format, --max-tokens, --limit. */
+typedef struct {
+    const char *data, *out, *field;
+    int format;            /* -1 = guessed per row */
+    int max_tokens, limit; /* limit 0 = no limit */
+} cli_problem_opts;
+
+#define CLI_PROBLEM_OPTS_INIT {.format = -1, .max_tokens = 1024}
+
+/* With a the option and v its value: 1 when it was one of the above (stored), 0 when not, -1 on a bad value (usage
+ * printed), as cli_threads_ctx_opt. */
+int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_opts *o);
 
 typedef struct {
     kvl_model *model;

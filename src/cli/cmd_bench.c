@@ -51,7 +51,6 @@ int cmd_bench(int argc, char **argv) {
     long long n_pp = 512, n_tg = 128, reps = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        long long x;
         if (cli_is(a, "-h", "--help")) {
             help();
             return 0;
@@ -63,9 +62,8 @@ int cmd_bench(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
             if ((type = cli_parse_type(v)) < 0) return cli_usage("bench", "unknown type '%s'", v);
         } else if (cli_is(a, "-t", "--threads")) {
-            if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
-            if (cli_parse_int(v, 1, 1024, &x)) return cli_usage("bench", "bad thread count '%s'", v);
-            threads = (int)x;
+            if (!(v = cli_value(argc, argv, &i, "bench")) || cli_threads_ctx_opt("bench", a, v, &threads, NULL) < 0)
+                return 2;
         } else if (cli_is(a, "-p", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
             if (cli_parse_int(v, 1, 1 << 20, &n_pp)) return cli_usage("bench", "bad -p '%s'", v);

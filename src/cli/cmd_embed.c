@@ -52,7 +52,7 @@ int cmd_embed(int argc, char **argv) {
     cli_input_spec spec = {CLI_FMT_LINES, "text", NULL, NULL};
     kvl_repr_config cfg = kvl_repr_embedding_config();
     int truncate = KVL_TRUNCATE_NONE, type = KVL_TYPE_Q8_0, jsonl = 0, chat = 0, bench = 0, f16 = 0;
-    long long threads = 0, n_ctx = 0;
+    int threads = 0, n_ctx = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_repr_opt(argc, argv, &i, &cfg, "embed");
@@ -91,12 +91,9 @@ int cmd_embed(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
             if (strcmp(v, "npy") && strcmp(v, "jsonl")) return cli_usage("embed", "unknown --output-format '%s' (expected npy|jsonl)", v);
             jsonl = !strcmp(v, "jsonl");
-        } else if (cli_is(a, "-t", "--threads")) {
-            if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            if (cli_parse_int(v, 1, 1024, &threads)) return cli_usage("embed", "bad thread count '%s'", v);
-        } else if (cli_is(a, "-c", "--ctx")) {
-            if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            if (cli_parse_int(v, 1, 1 << 24, &n_ctx)) return cli_usage("embed", "bad context size '%s'", v);
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
+            if (!(v = cli_value(argc, argv, &i, "embed")) || cli_threads_ctx_opt("embed", a, v, &threads, &n_ctx) < 0)
+                return 2;
         } else if (cli_is(a, "--cache-f16", NULL)) {
             f16 = 1;
         } else if (cli_is(a, "--bench", NULL)) {
@@ -136,10 +133,10 @@ int cmd_embed(int argc, char **argv) {
     const kvl_hparams *hp = kvl_model_hparams(m);
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     kvl_ctx_params cp = kvl_ctx_default_params();
-    cp.n_threads = (int)threads;
+    cp.n_threads = threads;
     cp.cache_type = f16 ? KVL_CACHE_F16 : KVL_CACHE_F32;
     cp.keep_hidden = cfg.source == KVL_SOURCE_HIDDEN;
-    cp.n_ctx = n_ctx ? (int)n_ctx : longest < cap ? longest : cap;
+    cp.n_ctx = n_ctx ? n_ctx : longest < cap ? longest : cap;
     if ((s = kvl_ctx_new(m, &cp, &c))) {
         rc = cli_fail("embed", s);
         goto done;

@@ -74,8 +74,8 @@ int cmd_embed_eval(int argc, char **argv) {
     kvl_repr_config cfg = kvl_repr_embedding_config();
     kvl_clf_params cp = kvl_clf_default_params();
     kvl_repr_source sources[3] = {KVL_SOURCE_KV, KVL_SOURCE_HIDDEN, KVL_SOURCE_RANDOM};
-    int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0;
-    long long threads = 0, n_ctx = 0, x;
+    int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0, threads = 0, n_ctx = 0;
+    long long x;
     double d;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -126,12 +126,9 @@ int cmd_embed_eval(int argc, char **argv) {
             cp.C = d;
         } else if (cli_is(a, "--json", NULL)) {
             json = 1;
-        } else if (cli_is(a, "-t", "--threads")) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if (cli_parse_int(v, 1, 1024, &threads)) return cli_usage("embed-eval", "bad thread count '%s'", v);
-        } else if (cli_is(a, "-c", "--ctx")) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if (cli_parse_int(v, 1, 1 << 24, &n_ctx)) return cli_usage("embed-eval", "bad context size '%s'", v);
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_threads_ctx_opt("embed-eval", a, v, &threads, &n_ctx) < 0)
+                return 2;
         } else {
             return cli_usage("embed-eval", "unknown option '%s'", a);
         }
@@ -190,9 +187,9 @@ int cmd_embed_eval(int argc, char **argv) {
     const kvl_hparams *hp = kvl_model_hparams(m);
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     kvl_ctx_params pp = kvl_ctx_default_params();
-    pp.n_threads = (int)threads;
+    pp.n_threads = threads;
     pp.keep_hidden = hidden;
-    pp.n_ctx = n_ctx ? (int)n_ctx : longest < cap ? longest : cap;
+    pp.n_ctx = n_ctx ? n_ctx : longest < cap ? longest : cap;
     if ((s = kvl_ctx_new(m, &pp, &c))) {
         rc = cli_fail("embed-eval", s);
         goto done;

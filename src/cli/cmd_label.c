@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_solve.h"
 #include "solve/grade.h"
 #include "solve/problem.h"
 
@@ -34,9 +35,10 @@ static void help(void) {
 }
 
 typedef struct {
-    const char *model, *data, *out, *field;
-    int format, n_threads, n_ctx;
-    long long short_bound, max_tokens, limit;
+    const char *model;
+    cli_problem_opts p;
+    int n_threads, n_ctx;
+    long long short_bound;
 } label_opts;
 
 static int parse_opts(int argc, char **argv, label_opts *o) {
@@ -50,27 +52,19 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
         }
         if (!(v = cli_value(argc, argv, &i, "label"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
-        else if (cli_is(a, "--data", NULL)) o->data = v;
-        else if (cli_is(a, "-o", "--out")) o->out = v;
-        else if (cli_is(a, "--field", NULL)) o->field = v;
-        else if (cli_is(a, "--format", NULL)) {
-            if ((o->format = kvl_format_parse(v)) < 0)
-                return cli_usage("label", "--format takes gsm8k, math, choice or theoremqa, not '%s'", v);
+        else if (cli_is(a, "-o", NULL)) o->p.out = v; /* label's short form of --out */
+        else if ((r = cli_problem_opt("label", a, v, &o->p)) ||
+                 (r = cli_threads_ctx_opt("label", a, v, &o->n_threads, &o->n_ctx))) {
+            if (r < 0) return 2;
         } else if (cli_is(a, "--short-bound", NULL)) {
             if (cli_parse_int(v, 1, 1 << 24, &o->short_bound)) return cli_usage("label", "bad --short-bound '%s'", v);
-        } else if (cli_is(a, "--max-tokens", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("label", "bad --max-tokens '%s'", v);
-        } else if (cli_is(a, "--limit", NULL)) {
-            if (cli_parse_int(v, 0, INT32_MAX, &o->limit)) return cli_usage("label", "bad --limit '%s'", v);
-        } else if ((r = cli_threads_ctx_opt("label", a, v, &o->n_threads, &o->n_ctx))) {
-            if (r < 0) return 2;
         } else {
             return cli_usage("label", "unknown option '%s'", a);
         }
     }
     if (!o->model) return cli_usage("label", "-m MODEL is required");
-    if (!o->data) return cli_usage("label", "--data FILE is required");
-    if (!o->out) return cli_usage("label", "-o LABELS.jsonl is required");
+    if (!o->p.data) return cli_usage("label", "--data FILE is required");
+    if (!o->p.out) return cli_usage("label", "-o LABELS.jsonl is required");
     return 0;
 }
 
@@ -93,18 +87,18 @@ static void note(label_state *st, int label, int fast_tokens) {
 /* Read an existing output: drop an incomplete last line (an interrupted write), parse every line, remember which
  * rows are done. Returns 0, or the exit status after printing the problem. */
 static int resume(const label_opts *o, label_state *st) {
-    if (access(o->out, F_OK)) return 0;
+    if (access(o->p.out, F_OK)) return 0;
     size_t len;
-    char *text = cli_read_file(o->out, &len);
-    if (!text) return cli_error("label", "cannot read %s", o->out);
+    char *text = cli_read_file(o->p.out, &len);
+    if (!text) return cli_error("label", "cannot read %s", o->p.out);
     size_t keep = len;
     while (keep > 0 && text[keep - 1] != '\n') keep--;
     if (keep < len) {
-        if (truncate(o->out, (off_t)keep)) {
+        if (truncate(o->p.out, (off_t)keep)) {
             free(text);
-            return cli_error("label", "cannot drop the incomplete last line of %s", o->out);
+            return cli_error("label", "cannot drop the incomplete last line of %s", o->p.out);
         }
-        fprintf(stderr, "kvlens label: dropped an incomplete last line of %s (an interrupted run)\n", o->out);
+        fprintf(stderr, "kvlens label: dropped an incomplete last line of %s (an interrupted run)\n", o->p.out);
         text[keep] = 0;
     }
     long line_no = 0;
@@ -119,15 +113,15 @@ static int resume(const label_opts *o, label_state *st) {
             continue;
         }
         if (kvl_label_parse(p, &r)) {
-            rc = cli_error("label", "%s:%ld: %s", o->out, line_no, kvl_last_error());
+            rc = cli_error("label", "%s:%ld: %s", o->p.out, line_no, kvl_last_error());
         } else if (r.index < 0 || r.index >= st->n_rows) {
             rc = cli_error("label", "%s:%ld: index %ld is not a row of %s (%ld rows): labels of another data file?",
-                           o->out, line_no, r.index, o->data, st->n_rows);
+                           o->p.out, line_no, r.index, o->p.data, st->n_rows);
         } else if (st->done[r.index]) {
-            rc = cli_error("label", "%s:%ld: row %ld is labelled twice", o->out, line_no, r.index);
+            rc = cli_error("label", "%s:%ld: row %ld is labelled twice", o->p.out, line_no, r.index);
         } else if (r.short_bound >= 0 && r.short_bound != o->short_bound) {
             rc = cli_error("label", "%s:%ld: labelled with --short-bound %d, this run uses %lld (keep one bound per file)",
-                           o->out, line_no, r.short_bound, o->short_bound);
+                           o->p.out, line_no, r.short_bound, o->short_bound);
         } else {
             st->done[r.index] = r.question;
             r.question = NULL;
@@ -170,12 +164,12 @@ static kvl_status solve_mode(kvl_ctx *c, kvl_sampler *smp, const kvl_tokenizer *
 }
 
 int cmd_label(int argc, char **argv) {
-    label_opts o = {.format = -1, .short_bound = 128, .max_tokens = 1024};
+    label_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .short_bound = 128};
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
     size_t data_len;
-    char *data = cli_read_file(o.data, &data_len);
-    if (!data) return cli_error("label", "cannot read %s", o.data);
+    char *data = cli_read_file(o.p.data, &data_len);
+    if (!data) return cli_error("label", "cannot read %s", o.p.data);
     /* rows = non-blank lines, in order; index i is the i-th of them */
     long n_rows = 0;
     for (char *p = data; *p;) {
@@ -184,7 +178,7 @@ int cmd_label(int argc, char **argv) {
         if (strspn(p, " \t\r") < len) n_rows++;
         p = nl ? nl + 1 : p + len;
     }
-    if (o.limit && n_rows > o.limit) n_rows = o.limit;
+    if (o.p.limit && n_rows > o.p.limit) n_rows = o.p.limit;
     label_state st = {0};
     st.n_rows = n_rows;
     st.done = calloc((size_t)n_rows + 1, sizeof *st.done);
@@ -217,11 +211,11 @@ int cmd_label(int argc, char **argv) {
         rc = cli_fail("label", s);
         goto done;
     }
-    if (!(out = fopen(o.out, "a"))) {
-        rc = cli_error("label", "cannot write %s", o.out);
+    if (!(out = fopen(o.p.out, "a"))) {
+        rc = cli_error("label", "cannot write %s", o.p.out);
         goto done;
     }
-    if (st.n_done) fprintf(stderr, "kvlens label: %ld of %ld problems already labelled in %s\n", st.n_done, n_rows, o.out);
+    if (st.n_done) fprintf(stderr, "kvlens label: %ld of %ld problems already labelled in %s\n", st.n_done, n_rows, o.p.out);
     cli_progress prog;
     cli_progress_start(&prog, "label", n_rows);
     long index = 0, line_no = 0, n_new = 0;
@@ -236,14 +230,14 @@ int cmd_label(int argc, char **argv) {
         long i = index++;
         kvl_problem pb;
         kvl_format fmt;
-        if (kvl_problem_parse(line, o.format, o.field, &pb, &fmt)) {
-            rc = cli_error("label", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+        if (kvl_problem_parse(line, o.p.format, o.p.field, &pb, &fmt)) {
+            rc = cli_error("label", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
             break;
         }
         if (st.done[i]) {
             if (strcmp(st.done[i], pb.question))
                 rc = cli_error("label", "%s holds another question for row %ld than %s: labels of another data file?",
-                               o.out, i, o.data);
+                               o.p.out, i, o.p.data);
             kvl_problem_free(&pb);
             cli_progress_update(&prog, i + 1);
             continue;
@@ -253,12 +247,12 @@ int cmd_label(int argc, char **argv) {
         int fast_ok = 0, slow_ok = 0, fast_n = 0, slow_n = 0;
         s = user ? cli_think_prompt(tok, NULL, user, &pr) : KVL_ERR_NOMEM;
         if (!s) {
-            s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_FAST, (int)o.max_tokens, fmt, &pb, &fast_ok, &fast_n);
-            if (!s) s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_SLOW, (int)o.max_tokens, fmt, &pb, &slow_ok, &slow_n);
+            s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_FAST, o.p.max_tokens, fmt, &pb, &fast_ok, &fast_n);
+            if (!s) s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_SLOW, o.p.max_tokens, fmt, &pb, &slow_ok, &slow_n);
             kvl_think_prompt_free(&pr);
         }
         if (s) {
-            rc = cli_error("label", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+            rc = cli_error("label", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
         } else {
             kvl_label_row r = {.index = i, .id = pb.id, .level = pb.level, .question = pb.question, .user = user,
                                .format = (char *)kvl_format_name(fmt), .fast_correct = fast_ok,
@@ -266,7 +260,7 @@ int cmd_label(int argc, char **argv) {
                                .short_bound = (int)o.short_bound};
             r.label = kvl_think_label(fast_ok, fast_n, slow_ok, (int)o.short_bound);
             char *text = kvl_label_format(&r);
-            if (!text || fputs(text, out) == EOF || fflush(out)) rc = cli_error("label", "cannot write %s", o.out);
+            if (!text || fputs(text, out) == EOF || fflush(out)) rc = cli_error("label", "cannot write %s", o.p.out);
             free(text);
             note(&st, r.label, fast_n);
             n_new++;
@@ -279,7 +273,7 @@ int cmd_label(int argc, char **argv) {
     if (rc) goto done;
     long total = st.count[0] + st.count[1] + st.count[2] + st.count[3];
     qsort(st.fast_tokens, (size_t)st.n_fast, sizeof *st.fast_tokens, cmp_int);
-    printf("%ld problems labelled in %s (%ld new, %.1f s)\n", total, o.out, n_new, cli_now() - t0);
+    printf("%ld problems labelled in %s (%ld new, %.1f s)\n", total, o.p.out, n_new, cli_now() - t0);
     static const int LABELS[4] = {0, 25, 75, 100};
     for (int k = 0; k < 4; k++)
         printf("label %-4d %6ld  %5.1f%%\n", LABELS[k], st.count[k], total ? 100.0 * st.count[k] / total : 0.0);

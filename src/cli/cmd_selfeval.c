@@ -47,10 +47,10 @@ static void help(void) {
 }
 
 typedef struct {
-    const char *model, *data, *out, *field, *layers, *think_name;
-    int format;
+    const char *model, *layers, *think_name;
+    cli_problem_opts p;
     kvl_think think;
-    long long max_tokens, limit, boot, seed, points;
+    long long boot, seed, points;
     int32_t *levels;
     int n_levels;
     int json, no_hidden, n_threads, n_ctx;
@@ -73,42 +73,32 @@ static int parse_opts(int argc, char **argv, opts *o) {
         }
         if (!(v = cli_value(argc, argv, &i, "selfeval"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
-        else if (cli_is(a, "--data", NULL)) o->data = v;
-        else if (cli_is(a, "--out", NULL)) o->out = v;
-        else if (cli_is(a, "--field", NULL)) o->field = v;
         else if (cli_is(a, "--layers", NULL)) o->layers = v;
-        else if (cli_is(a, "--format", NULL)) {
-            if ((o->format = kvl_format_parse(v)) < 0)
-                return cli_usage("selfeval", "--format takes gsm8k, math, choice or theoremqa, not '%s'", v);
+        else if ((r = cli_problem_opt("selfeval", a, v, &o->p)) ||
+                 (r = cli_threads_ctx_opt("selfeval", a, v, &o->n_threads, &o->n_ctx))) {
+            if (r < 0) return 2;
         } else if (cli_is(a, "--think", NULL)) {
-            if (!strcmp(v, "default")) o->think = KVL_THINK_DEFAULT;
-            else if (!strcmp(v, "fast")) o->think = KVL_THINK_FAST;
-            else if (!strcmp(v, "slow")) o->think = KVL_THINK_SLOW;
-            else return cli_usage("selfeval", "--think takes default, fast or slow, not '%s'", v);
+            /* the shared names, less on|off (HF enable_thinking), which selfeval does not offer */
+            if (cli_parse_think(v, &o->think) || o->think == KVL_THINK_ON || o->think == KVL_THINK_OFF)
+                return cli_usage("selfeval", "--think takes default, fast or slow, not '%s'", v);
             o->think_name = v;
         } else if (cli_is(a, "--levels", NULL)) {
             free(o->levels);
             if ((o->n_levels = cli_parse_int_list(v, &o->levels)) <= 0)
                 return cli_usage("selfeval", "--levels takes a comma-separated list of integers, not '%s'", v);
-        } else if (cli_is(a, "--max-tokens", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("selfeval", "bad --max-tokens '%s'", v);
-        } else if (cli_is(a, "--limit", NULL)) {
-            if (cli_parse_int(v, 0, INT32_MAX, &o->limit)) return cli_usage("selfeval", "bad --limit '%s'", v);
         } else if (cli_is(a, "--boot", NULL)) {
             if (cli_parse_int(v, 1, 1000000, &o->boot)) return cli_usage("selfeval", "bad --boot '%s'", v);
         } else if (cli_is(a, "--seed", NULL)) {
             if (cli_parse_int(v, 0, INT64_MAX, &o->seed)) return cli_usage("selfeval", "bad --seed '%s'", v);
         } else if (cli_is(a, "--points", NULL)) {
             if (cli_parse_int(v, 2, 1024, &o->points)) return cli_usage("selfeval", "bad --points '%s' (2..1024)", v);
-        } else if ((r = cli_threads_ctx_opt("selfeval", a, v, &o->n_threads, &o->n_ctx))) {
-            if (r < 0) return 2;
         } else {
             return cli_usage("selfeval", "unknown option '%s'", a);
         }
     }
     if (!o->model) return cli_usage("selfeval", "-m MODEL is required");
-    if (!o->data) return cli_usage("selfeval", "--data FILE is required");
-    if (!o->out) return cli_usage("selfeval", "--out DIR is required");
+    if (!o->p.data) return cli_usage("selfeval", "--data FILE is required");
+    if (!o->p.out) return cli_usage("selfeval", "--out DIR is required");
     return 0;
 }
 
@@ -192,7 +182,7 @@ static void write_summary(FILE *f, const opts *o, const score_table *t, const ch
     fprintf(f, "{\n  \"model\": ");
     cli_json_string(f, o->model, strlen(o->model));
     fprintf(f, ",\n  \"data\": ");
-    cli_json_string(f, o->data, strlen(o->data));
+    cli_json_string(f, o->p.data, strlen(o->p.data));
     fprintf(f, ",\n  \"think\": \"%s\",\n  \"layers\": ", o->think_name);
     cli_json_string(f, o->layers, strlen(o->layers));
     fprintf(f, ",\n  \"n\": %d,\n  \"correct\": %ld,\n  \"accuracy\": %.4f,\n  \"skipped\": %ld,\n  \"mean_tokens\": %.2f,\n",
@@ -215,7 +205,7 @@ static void write_table(FILE *f, const opts *o, const score_table *t, const char
     long correct = 0;
     for (int i = 0; i < t->n; i++) correct += t->correct[i];
     fprintf(f, "Self-evaluation of `%s` on `%s` (think %s, layers %s): N = %d, accuracy %.1f%% (%ld correct).\n\n",
-            o->model, o->data, o->think_name, o->layers, t->n, t->n ? 100.0 * correct / t->n : 0, correct);
+            o->model, o->p.data, o->think_name, o->layers, t->n, t->n ? 100.0 * correct / t->n : 0, correct);
     if (t->n && sm[0].m.single_class)
         fprintf(f, "All answers are %s: the metrics are undefined and shown at chance level.\n\n",
                 correct ? "correct" : "incorrect");
@@ -232,7 +222,7 @@ static void write_table(FILE *f, const opts *o, const score_table *t, const char
 }
 
 int cmd_selfeval(int argc, char **argv) {
-    opts o = {.format = -1, .think = KVL_THINK_DEFAULT, .think_name = "default", .max_tokens = 1024, .boot = 1000,
+    opts o = {.p = CLI_PROBLEM_OPTS_INIT, .think = KVL_THINK_DEFAULT, .think_name = "default", .boot = 1000,
               .seed = 42, .points = DEFAULT_POINTS, .layers = "all"};
     int rc = parse_opts(argc, argv, &o);
     if (rc) {
@@ -252,14 +242,14 @@ int cmd_selfeval(int argc, char **argv) {
     FILE *per = NULL;
     size_t data_len;
     char path[4096];
-    char *data = cli_read_file(o.data, &data_len), *svg = NULL;
+    char *data = cli_read_file(o.p.data, &data_len), *svg = NULL;
     if (!data) {
         rc = 1;
         goto done;
     }
-    if ((rc = make_dir(o.out))) goto done;
+    if ((rc = make_dir(o.p.out))) goto done;
     cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
-                            .n_ctx = o.n_ctx, .max_tokens = (int)o.max_tokens, .keep_hidden = !o.no_hidden,
+                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .keep_hidden = !o.no_hidden,
                             .sp = kvl_sampler_default_params()};
     if ((rc = cli_solver_open(&sv, &sp, "selfeval"))) goto done;
     const kvl_hparams *hp = kvl_model_hparams(sv.model);
@@ -274,7 +264,7 @@ int cmd_selfeval(int argc, char **argv) {
         }
     }
     traj_tmp = malloc((size_t)K * dim * sizeof *traj_tmp);
-    if (!traj_tmp || !(per = open_out(o.out, "problems.jsonl", path, sizeof path))) {
+    if (!traj_tmp || !(per = open_out(o.p.out, "problems.jsonl", path, sizeof path))) {
         rc = traj_tmp ? 1 : cli_error("selfeval", "out of memory");
         goto done;
     }
@@ -284,20 +274,20 @@ int cmd_selfeval(int argc, char **argv) {
         tab.n_scores = kvl_answer_score_list(&dummy, !o.no_hidden, names, NULL);
     }
 
-    long n_rows = cli_count_rows(data, o.n_levels ? 0 : o.limit), line_no = 0, done_rows = 0, skipped = 0, tokens = 0;
+    long n_rows = cli_count_rows(data, o.n_levels ? 0 : o.p.limit), line_no = 0, done_rows = 0, skipped = 0, tokens = 0;
     double t_gen = 0, t_score = 0;
     cli_progress prog;
-    cli_progress_start(&prog, "selfeval", o.n_levels && o.limit ? o.limit : n_rows);
+    cli_progress_start(&prog, "selfeval", o.n_levels && o.p.limit ? o.p.limit : n_rows);
     char *p = data, *line;
-    while ((!o.limit || done_rows < o.limit) && (line = cli_next_row(&p, &line_no))) {
+    while ((!o.p.limit || done_rows < o.p.limit) && (line = cli_next_row(&p, &line_no))) {
         if (!level_ok(&o, line)) continue;
         kvl_logit_stats st = {0};
         cli_solved r;
         kvl_answer_scores sc;
-        kvl_status s = cli_solve_row(&sv, line, o.format, o.field, &st, &r);
+        kvl_status s = cli_solve_row(&sv, line, o.p.format, o.p.field, &st, &r);
         if (s) {
             cli_progress_end(&prog);
-            rc = cli_error("selfeval", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+            rc = cli_error("selfeval", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
             goto done;
         }
         done_rows++;
@@ -330,7 +320,7 @@ int cmd_selfeval(int argc, char **argv) {
         }
         if (s) {
             cli_progress_end(&prog);
-            rc = cli_error("selfeval", "%s:%ld: scoring: %s", o.data, line_no, kvl_last_error());
+            rc = cli_error("selfeval", "%s:%ld: scoring: %s", o.p.data, line_no, kvl_last_error());
             cli_solved_free(&r);
             goto done;
         }
@@ -362,7 +352,7 @@ int cmd_selfeval(int argc, char **argv) {
     cli_progress_end(&prog);
     if (fclose(per) != 0) {
         per = NULL;
-        rc = cli_error("selfeval", "cannot write %s/problems.jsonl", o.out);
+        rc = cli_error("selfeval", "cannot write %s/problems.jsonl", o.p.out);
         goto done;
     }
     per = NULL;
@@ -394,14 +384,14 @@ int cmd_selfeval(int argc, char **argv) {
         }
     }
     free(col);
-    FILE *f = open_out(o.out, "summary.json", path, sizeof path);
+    FILE *f = open_out(o.p.out, "summary.json", path, sizeof path);
     if (f) {
         write_summary(f, &o, &tab, names, sm, t_gen, t_score, tokens, skipped);
         if (fclose(f)) rc = cli_error("selfeval", "cannot write %s", path);
     } else {
         rc = 1;
     }
-    if (!rc && (f = open_out(o.out, "table.md", path, sizeof path))) {
+    if (!rc && (f = open_out(o.p.out, "table.md", path, sizeof path))) {
         write_table(f, &o, &tab, names, sm);
         if (fclose(f)) rc = cli_error("selfeval", "cannot write %s", path);
     } else if (!rc) {
@@ -412,7 +402,7 @@ int cmd_selfeval(int argc, char **argv) {
              100.0 * sm[0].m.n_pos / tab.n, o.think_name);
     if (!rc && !sm[0].m.single_class) {
         kvl_status s = kvl_svg_roc(title, names, cols, tab.n_scores, tab.correct, tab.n, &svg);
-        rc = s ? cli_fail("selfeval", s) : write_text(o.out, "roc.svg", svg);
+        rc = s ? cli_fail("selfeval", s) : write_text(o.p.out, "roc.svg", svg);
         free(svg);
         svg = NULL;
     } else if (!rc) {
@@ -431,24 +421,24 @@ int cmd_selfeval(int argc, char **argv) {
              grp[1].n ? grp[1].lay : NULL, grp[0].n, grp[1].n}};
         snprintf(title, sizeof title, "Mean KV-CoE trajectories, correct vs incorrect (think %s)", o.think_name);
         kvl_status s = kvl_svg_trajectories(title, pan, 2, &svg);
-        rc = s ? cli_fail("selfeval", s) : write_text(o.out, "trajectories.svg", svg);
+        rc = s ? cli_fail("selfeval", s) : write_text(o.p.out, "trajectories.svg", svg);
         free(svg);
     }
     if (!rc) {
         if (o.json) {
-            snprintf(path, sizeof path, "%s/summary.json", o.out);
+            snprintf(path, sizeof path, "%s/summary.json", o.p.out);
             size_t len;
             char *js = cli_read_file(path, &len);
             if (js) fputs(js, stdout);
             free(js);
         } else {
-            snprintf(path, sizeof path, "%s/table.md", o.out);
+            snprintf(path, sizeof path, "%s/table.md", o.p.out);
             size_t len;
             char *md = cli_read_file(path, &len);
             if (md) fputs(md, stdout);
             free(md);
             printf("\nscoring took %.2f%% of the generation time; files in %s\n", t_gen > 0 ? 100 * t_score / t_gen : 0,
-                   o.out);
+                   o.p.out);
         }
     }
 done:

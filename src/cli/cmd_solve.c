@@ -40,15 +40,14 @@ static void help(void) {
 }
 
 typedef struct {
-    const char *model, *data, *out, *field;
-    int format; /* -1 = guess */
+    const char *model;
+    cli_problem_opts p;
     kvl_think think;
     const char *think_name;
     int adapt;           /* -1, or the controller of --think auto1|auto2 */
     const char *probe;
     double delta;
     long long every;
-    long long max_tokens, limit;
     int json, show, n_threads, n_ctx;
     kvl_sampler_params sp;
 } solve_opts;
@@ -72,12 +71,9 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
         }
         if (!(v = cli_value(argc, argv, &i, "solve"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
-        else if (cli_is(a, "--data", NULL)) o->data = v;
-        else if (cli_is(a, "--out", NULL)) o->out = v;
-        else if (cli_is(a, "--field", NULL)) o->field = v;
-        else if (cli_is(a, "--format", NULL)) {
-            if ((o->format = kvl_format_parse(v)) < 0)
-                return cli_usage("solve", "--format takes gsm8k, math, choice or theoremqa, not '%s'", v);
+        else if ((r = cli_problem_opt("solve", a, v, &o->p)) ||
+                 (r = cli_threads_ctx_opt("solve", a, v, &o->n_threads, &o->n_ctx))) {
+            if (r < 0) return 2;
         } else if (cli_is(a, "--think", NULL)) {
             if (!strcmp(v, "default")) o->think = KVL_THINK_DEFAULT;
             else if (!strcmp(v, "fast")) o->think = KVL_THINK_FAST;
@@ -93,12 +89,6 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
             if (cli_parse_float(v, &o->delta) || o->delta < 0 || o->delta > 50) return cli_usage("solve", "bad --delta '%s' (0..50)", v);
         } else if (cli_is(a, "--every", NULL)) {
             if (cli_parse_int(v, 1, 1 << 24, &o->every)) return cli_usage("solve", "bad --every '%s'", v);
-        } else if (cli_is(a, "--max-tokens", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 24, &o->max_tokens)) return cli_usage("solve", "bad --max-tokens '%s'", v);
-        } else if (cli_is(a, "--limit", NULL)) {
-            if (cli_parse_int(v, 0, INT32_MAX, &o->limit)) return cli_usage("solve", "bad --limit '%s'", v);
-        } else if ((r = cli_threads_ctx_opt("solve", a, v, &o->n_threads, &o->n_ctx))) {
-            if (r < 0) return 2;
         } else if (cli_is(a, "--temp", NULL)) {
             if (cli_parse_float(v, &f) || f < 0) return cli_usage("solve", "bad temperature '%s'", v);
             o->sp.temp = (float)f;
@@ -116,7 +106,7 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
         }
     }
     if (!o->model) return cli_usage("solve", "-m MODEL is required");
-    if (!o->data) return cli_usage("solve", "--data FILE is required");
+    if (!o->p.data) return cli_usage("solve", "--data FILE is required");
     if ((o->adapt >= 0) != (o->probe != NULL)) return cli_usage("solve", "--think auto1|auto2 and --probe go together");
     return 0;
 }
@@ -131,8 +121,8 @@ typedef struct {
 } tally;
 
 int cmd_solve(int argc, char **argv) {
-    solve_opts o = {.format = -1, .think = KVL_THINK_DEFAULT, .think_name = "default", .max_tokens = 1024,
-                    .adapt = -1, .delta = 20, .every = 1};
+    solve_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .think = KVL_THINK_DEFAULT, .think_name = "default", .adapt = -1,
+                    .delta = 20, .every = 1};
     o.sp = kvl_sampler_default_params();
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
@@ -142,17 +132,17 @@ int cmd_solve(int argc, char **argv) {
     FILE *out = NULL;
     int *n_tokens = NULL; /* generated tokens per problem, for the median */
     size_t data_len;
-    if (!(data = cli_read_file(o.data, &data_len))) return 1;
+    if (!(data = cli_read_file(o.p.data, &data_len))) return 1;
     cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
-                            .n_ctx = o.n_ctx, .max_tokens = (int)o.max_tokens, .sp = o.sp, .probe = o.probe,
+                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .sp = o.sp, .probe = o.probe,
                             .adapt = o.adapt, .delta = (float)o.delta, .every = (int)o.every};
     if ((rc = cli_solver_open(&sv, &sp, "solve"))) goto done;
-    if (o.out && !(out = fopen(o.out, "w"))) {
-        rc = cli_error("solve", "cannot write %s", o.out);
+    if (o.p.out && !(out = fopen(o.p.out, "w"))) {
+        rc = cli_error("solve", "cannot write %s", o.p.out);
         goto done;
     }
     /* Count the rows first: the progress bar and the median need the total. */
-    long n_rows = cli_count_rows(data, o.limit);
+    long n_rows = cli_count_rows(data, o.p.limit);
     if (!(n_tokens = malloc((size_t)(n_rows + 1) * sizeof *n_tokens))) {
         rc = cli_error("solve", "out of memory");
         goto done;
@@ -169,9 +159,9 @@ int cmd_solve(int argc, char **argv) {
     char *p = data, *line;
     while (all.n < n_rows && (line = cli_next_row(&p, &line_no))) {
         cli_solved r;
-        if (cli_solve_row(&sv, line, o.format, o.field, NULL, &r)) {
+        if (cli_solve_row(&sv, line, o.p.format, o.p.field, NULL, &r)) {
             cli_progress_end(&prog);
-            rc = cli_error("solve", "%s:%ld: %s", o.data, line_no, kvl_last_error());
+            rc = cli_error("solve", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
             goto done;
         }
         if (all.n > 0 && r.fmt != fmt_used) mixed = true;
@@ -208,7 +198,7 @@ int cmd_solve(int argc, char **argv) {
     }
     cli_progress_end(&prog);
     if (out && fflush(out)) {
-        rc = cli_error("solve", "cannot write %s", o.out);
+        rc = cli_error("solve", "cannot write %s", o.p.out);
         goto done;
     }
 
@@ -236,7 +226,7 @@ int cmd_solve(int argc, char **argv) {
         }
         printf("}}\n");
     } else {
-        printf("%ld problems (%s, think %s) from %s\n", all.n, fname, o.think_name, o.data);
+        printf("%ld problems (%s, think %s) from %s\n", all.n, fname, o.think_name, o.p.data);
         printf("accuracy   %.4f (%ld/%ld)\n", acc, all.correct, all.n);
         printf("tokens     mean %.1f, median %.1f generated per problem\n", mean, median);
         printf("speed      %.1f tok/s generation, %.1f tok/s prompt; %.1f s in all\n", tok_s, ptok_s,
