@@ -10,7 +10,8 @@
 /* Below this many multiply-adds a matmul runs on the calling thread (fork/join costs a few microseconds). */
 #define SERIAL_MACS (1 << 16)
 
-static void *alloc32(size_t n) { return aligned_alloc(32, (n + 31) & ~(size_t)31); }
+/* 64-byte aligned: the AVX-512 kernels load whole cache lines */
+static void *alloc64(size_t n) { return aligned_alloc(64, (n + 63) & ~(size_t)63); }
 
 void kvl_weight_row(const kvl_weight *W, int64_t r, float *dst) {
     kvl_mm_decode(W->type, (const uint8_t *)W->data + r * W->row_bytes, 0, W->n_in, dst);
@@ -82,7 +83,7 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
     kvl_mm_qx qx[KVL_MM_GEMV_MAX_TOK];
     void *buf = NULL;
     if (is_quant(W0->type)) {
-        buf = alloc32(kvl_mm_qx_bytes(W0->n_in, n_tok));
+        buf = alloc64(kvl_mm_qx_bytes(W0->n_in, n_tok));
         if (!buf) {
             job_slow(j, x, n_tok);
             return;
@@ -91,7 +92,7 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
     }
 #ifdef KVL_MM_AVX2
     if (W0->type == KVL_TYPE_BF16) {
-        buf = alloc32((size_t)n_tok * W0->n_in * sizeof(float));
+        buf = alloc64((size_t)n_tok * W0->n_in * sizeof(float));
         if (!buf) {
             job_slow(j, x, n_tok);
             return;
@@ -114,7 +115,7 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
 static void matmul_gemm(const job *j, const float *x, int n_tok) {
     const kvl_weight *W0 = j->W[0];
     const size_t xbytes = kvl_mm_gemm_xpack_bytes(W0->n_in, n_tok);
-    float *Xp = xbytes ? alloc32(xbytes) : NULL;
+    float *Xp = xbytes ? alloc64(xbytes) : NULL;
     if (xbytes && !Xp) {
         job_slow(j, x, n_tok);
         return;
@@ -126,7 +127,7 @@ static void matmul_gemm(const job *j, const float *x, int n_tok) {
 #pragma omp for schedule(static)
             for (int g = 0; g < n_groups; g++) kvl_mm_gemm_pack_x(Xp, x, W0->n_in, n_tok, g);
         }
-        void *scratch = alloc32(kvl_mm_gemm_scratch_bytes());
+        void *scratch = alloc64(kvl_mm_gemm_scratch_bytes());
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < j->first[j->n]; c++) {
             int wi;
@@ -144,7 +145,7 @@ static void matmul_gemm(const job *j, const float *x, int n_tok) {
 static void matmul_q8gemm(const job *j, const float *x, int n_tok) {
     const int64_t n_in = j->W[0]->n_in;
     const size_t sbytes = kvl_mm_q8gemm_scratch_bytes(n_in);
-    void *Xbuf = alloc32(kvl_mm_q8gemm_xbytes(n_in, n_tok));
+    void *Xbuf = alloc64(kvl_mm_q8gemm_xbytes(n_in, n_tok));
     if (!Xbuf) {
         job_slow(j, x, n_tok);
         return;
@@ -153,7 +154,7 @@ static void matmul_q8gemm(const job *j, const float *x, int n_tok) {
     int failed = 0;
 #pragma omp parallel if (!job_serial(j, n_tok)) reduction(| : failed)
     {
-        uint8_t *scratch = alloc32(sbytes);
+        uint8_t *scratch = alloc64(sbytes);
         failed = !scratch;
 #pragma omp for schedule(static)
         for (int g = 0; g < n_groups; g++)

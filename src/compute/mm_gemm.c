@@ -44,6 +44,7 @@ void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int 
     }
 }
 
+#ifndef KVL_MM_AVX512
 /* C[mr][nr] (+)= A[kc][6]^T * B[kc][16]; C rows have stride ldc. */
 static void ukernel(int64_t kc, const float *A, const float *B, float *C, int64_t ldc, int accumulate, int mr,
                     int nr) {
@@ -93,6 +94,56 @@ static void ukernel(int64_t kc, const float *A, const float *B, float *C, int64_
         }
     }
 }
+#endif
+
+#ifdef KVL_MM_AVX512
+/* AVX-512: C[mr][nr] (+)= A[kc][6]^T * (NP sub-panels side by side, sub-panel j at B + j * bstride): one zmm per
+ * sub-panel row, 6 x NP accumulators (24 of the 32 registers at NP 4), the token values broadcast from memory. */
+INLINE void ukernel512_np(int64_t kc, const float *A, const float *B, int64_t bstride, float *C, int64_t ldc,
+                          int accumulate, int mr, int nr, const int NP) {
+    __m512 c[MR][4];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < NP; j++) __builtin_prefetch(C + i * ldc + NR * j, 1, 3);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++) c[i][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++) b[j] = _mm512_loadu_ps(B + j * bstride + NR * k);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m512 a = _mm512_set1_ps(A[MR * k + i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NP; j++) c[i][j] = _mm512_fmadd_ps(a, b[j], c[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; j++) {
+        const int left = nr - NR * j; /* rows of sub-panel j that exist in W */
+        const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            if (i >= mr) break;
+            float *ci = C + i * ldc + NR * j;
+            if (accumulate) c[i][j] = _mm512_add_ps(c[i][j], _mm512_maskz_loadu_ps(m, ci));
+            _mm512_mask_storeu_ps(ci, m, c[i][j]);
+        }
+    }
+}
+
+/* All np (1..4) sub-panels of a panel for one token tile; nr counts the panel's rows. */
+static void ukernel512(int64_t kc, const float *A, const float *B, int64_t bstride, float *C, int64_t ldc,
+                       int accumulate, int mr, int nr, int np) {
+    switch (np) {
+    case 4: ukernel512_np(kc, A, B, bstride, C, ldc, accumulate, mr, nr, 4); break;
+    case 3: ukernel512_np(kc, A, B, bstride, C, ldc, accumulate, mr, nr, 3); break;
+    case 2: ukernel512_np(kc, A, B, bstride, C, ldc, accumulate, mr, nr, 2); break;
+    default: ukernel512_np(kc, A, B, bstride, C, ldc, accumulate, mr, nr, 1); break;
+    }
+}
+#endif
 
 /* Scatter a decoded row segment into lane `lane` of a [kc][16] sub-panel. */
 static void pack_lane(float *P, const float *src, int64_t kc, int lane) {
@@ -164,11 +215,16 @@ static void gemm_panel(float *y, const float *x, float *Xp, const kvl_weight *W,
         /* Token tile outer: its 12 KB stay in L1 across the sub-panels, which stream from L2. */
         for (int g = 0; g < n_groups; g++) {
             const int mr = n_tok - g * MR < MR ? n_tok - g * MR : MR;
+#ifdef KVL_MM_AVX512
+            ukernel512(kc, xtile(Xp, k0, kc, n_groups, g), P, NR * kc, y + (int64_t)g * MR * n_out + o0, n_out, k0 > 0,
+                       mr, mc, np);
+#else
             for (int p = 0; p < np; p++) {
                 const int nr = mc - NR * p < NR ? mc - NR * p : NR;
                 ukernel(kc, xtile(Xp, k0, kc, n_groups, g), P + (int64_t)p * NR * kc,
                         y + (int64_t)g * MR * n_out + o0 + NR * p, n_out, k0 > 0, mr, nr);
             }
+#endif
         }
     }
 }

@@ -16,6 +16,15 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define KVL_MM_AVX2 1
 #include <immintrin.h>
+/* On CPUs with AVX-512 the prefill kernels use 512-bit registers (twice the FMA width, 32 registers for larger
+ * tiles); the Q8_0 prefill uses VNNI (vpdpbusd: 64 int8 multiply-adds into int32, no int16 saturation). The
+ * decode kernels stay AVX2: they wait on memory, not on arithmetic. */
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define KVL_MM_AVX512 1
+#if defined(__AVX512VNNI__)
+#define KVL_MM_VNNI512 1
+#endif
+#endif
 #endif
 
 /* Token counts up to this use the row-streaming (GEMV) path. */
