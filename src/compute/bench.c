@@ -90,9 +90,22 @@ double kvl_measure_bandwidth_gbs(int n_threads) {
     return best > 0 && best < 1e30 ? (double)BW_BYTES / best * 1e-9 : 0;
 }
 
-/* 12 independent chains of `iters` FMAs; returns the flops done. */
+/* 12 independent chains of `iters` FMAs, in the widest registers the prefill kernels use (so the fraction of the
+ * peak stays a fraction on AVX-512 machines); returns the flops done. */
 static double fma_chains(long iters, float seed, float *sink) {
-#ifdef BENCH_AVX2
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(BENCH_AVX2)
+    enum { C = 12 };
+    __m512 acc[C];
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (int j = 0; j < C; j++) acc[j] = _mm512_set1_ps(seed + (float)j);
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+        for (int j = 0; j < C; j++) acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+    __m512 s = acc[0];
+    for (int j = 1; j < C; j++) s = _mm512_add_ps(s, acc[j]);
+    *sink = _mm512_reduce_add_ps(s);
+    return (double)iters * C * 16 * 2;
+#elif defined(BENCH_AVX2)
     enum { C = 12 };
     __m256 acc[C];
     const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);

@@ -8,7 +8,10 @@
 #define INLINE static inline __attribute__((always_inline))
 
 /* KC = 512 and MC = 64 measured best on Zen 3 (1 MB L2, 32 KB L1) among KC 128..1024 x MC 16..128 */
-enum { MR = 6, NR = 16, KC = 512, MC = KVL_MM_GEMM_ROWS };
+#ifndef KVL_GEMM_KC
+#define KVL_GEMM_KC 512
+#endif
+enum { MR = 6, NR = 16, KC = KVL_GEMM_KC, MC = KVL_MM_GEMM_ROWS };
 
 size_t kvl_mm_gemm_scratch_bytes(void) { return (size_t)(MC * KC + 8 * KC) * sizeof(float); }
 

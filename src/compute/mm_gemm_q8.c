@@ -114,7 +114,6 @@ static inline __attribute__((always_inline)) void ukernel_vnni_np(int64_t nblk, 
 /* C[mr][nr] = sum over blocks of (dw * dx) * int dot; X/Xd one token tile, P/Pd one 16-row sub-panel. */
 static void ukernel(int64_t nblk, const int32_t *X, const float *Xd, const int8_t *P, const float *Pd, float *C,
                     int64_t ldc, int mr, int nr) {
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256 f[MT][2];
 #pragma GCC unroll 4
     for (int t = 0; t < MT; t++) f[t][0] = f[t][1] = _mm256_setzero_ps();
@@ -133,10 +132,8 @@ static void ukernel(int64_t nblk, const int32_t *X, const float *Xd, const int8_
             for (int t = 0; t < MT; t++) {
                 const __m256i xb = _mm256_set1_epi32(xk[t]);
                 /* |w| * (x * sign w): pairs <= 128 * 127 * 2, no int16 saturation */
-                s[t][0] = _mm256_add_epi32(
-                    s[t][0], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, _mm256_sign_epi8(xb, w0)), ones));
-                s[t][1] = _mm256_add_epi32(
-                    s[t][1], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, _mm256_sign_epi8(xb, w1)), ones));
+                s[t][0] = kvl_mm_dot4(s[t][0], a0, _mm256_sign_epi8(xb, w0));
+                s[t][1] = kvl_mm_dot4(s[t][1], a1, _mm256_sign_epi8(xb, w1));
             }
         }
         const __m256 d0 = _mm256_load_ps(Pd + b * NR), d1 = _mm256_load_ps(Pd + b * NR + 8);

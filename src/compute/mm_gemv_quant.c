@@ -100,7 +100,8 @@ INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* 8 int32 sums of u8 * s8 products over 32 bytes, pairs reduced by maddubs then by madd with `pairs`. */
+/* 8 int32 sums of u8 * s8 products over 32 bytes, pairs reduced by maddubs then by madd with `pairs` (Q6_K's
+ * sub-block scales; the other types use kvl_mm_dot4). */
 INLINE __m256i dot32(__m256i u, __m256i s, __m256i pairs) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), pairs);
 }
@@ -118,7 +119,6 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
 #ifdef KVL_MM_AVX2
     /* blocks alternate between two accumulator sets: one FMA chain would cap a row at 34 bytes per FMA latency */
     __m256 acc[2][4][KVL_MM_GEMV_MAX_TOK];
-    const __m256i ones = _mm256_set1_epi16(1);
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
@@ -138,7 +138,7 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
                     const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * (b + h)));
-                    const __m256 p = _mm256_cvtepi32_ps(dot32(u, _mm256_sign_epi8(xv, wv), ones));
+                    const __m256 p = _mm256_cvtepi32_ps(kvl_mm_dot4(_mm256_setzero_si256(), u, _mm256_sign_epi8(xv, wv)));
                     acc[h][r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b + h]), acc[h][r][t]);
                 }
             }
@@ -151,7 +151,7 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
             const float dw = kvl_mm_h2f(w->d);
             for (int t = 0; t < NT; t++) {
                 const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
-                const __m256 p = _mm256_cvtepi32_ps(dot32(u, _mm256_sign_epi8(xv, wv), ones));
+                const __m256 p = _mm256_cvtepi32_ps(kvl_mm_dot4(_mm256_setzero_si256(), u, _mm256_sign_epi8(xv, wv)));
                 acc[0][r][t] = _mm256_fmadd_ps(p, _mm256_set1_ps(dw * qx[t].d[b]), acc[0][r][t]);
             }
         }
@@ -198,7 +198,7 @@ INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_q
     enum { CH = 4 };
     const int nch = NT == 1 ? 4 : 2;
     __m256 acc[KVL_MM_GEMV_MAX_TOK][CH], accm[KVL_MM_GEMV_MAX_TOK];
-    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0f);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         accm[t] = _mm256_setzero_ps();
@@ -224,8 +224,8 @@ INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_q
                 const __m256i lo = _mm256_and_si256(qv, m4), hi = _mm256_and_si256(_mm256_srli_epi16(qv, 4), m4);
                 const __m256i x0 = _mm256_load_si256((const __m256i *)(xq + 64 * c));
                 const __m256i x1 = _mm256_load_si256((const __m256i *)(xq + 64 * c + 32));
-                const __m256 p0 = _mm256_cvtepi32_ps(dot32(lo, x0, ones));
-                const __m256 p1 = _mm256_cvtepi32_ps(dot32(hi, x1, ones));
+                const __m256 p0 = _mm256_cvtepi32_ps(kvl_mm_dot4(_mm256_setzero_si256(), lo, x0));
+                const __m256 p1 = _mm256_cvtepi32_ps(kvl_mm_dot4(_mm256_setzero_si256(), hi, x1));
                 __m256 *a0 = &acc[t][(2 * c) % nch], *a1 = &acc[t][(2 * c + 1) % nch];
                 *a0 = _mm256_fmadd_ps(p0, _mm256_broadcast_ss(mul + 2 * c), *a0);
                 *a1 = _mm256_fmadd_ps(p1, _mm256_broadcast_ss(mul + 2 * c + 1), *a1);

@@ -88,6 +88,21 @@ static inline void kvl_mm_q6k_unpack128(const uint8_t *ql, const uint8_t *qh, __
 }
 #endif
 
+#ifdef KVL_MM_AVX2
+/* acc + the 8 int32 sums of 4 adjacent u8 * s8 products. One VNNI instruction where the CPU has it, else maddubs
+ * (int16 pairs) and madd: exact as long as a pair cannot saturate int16, which holds for every caller
+ * (u <= 128 and |s| <= 127: 2 * 128 * 127 < 32768), so both forms give the same sums. */
+static inline __m256i kvl_mm_dot4(__m256i acc, __m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(acc, u, s);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+#endif
+
 /* Value k of a row of a float type (F32, F16, BF16; any other type reads f32). */
 static inline float kvl_mm_load1(int type, const void *row, int64_t k) {
     if (type == KVL_TYPE_F16) return kvl_mm_h2f(((const uint16_t *)row)[k]);
