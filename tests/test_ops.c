@@ -94,7 +94,34 @@ static void test_rope(void) {
     }
 }
 
+/* RMSNorm against the definition in double, for lengths around the vector width and magnitudes from 1e-20 to 1e15
+ * (the sum of squares must neither underflow nor overflow in float). */
+static void test_rmsnorm(void) {
+    static const int ns[] = {1, 7, 8, 9, 64, 128, 1000, 1024};
+    static const double scales[] = {1e-20, 1e-3, 1, 1e15};
+    float x[1024], w[1024], out[1024];
+    double worst = 0;
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof scales / sizeof *scales; b++) {
+            const int n = ns[a];
+            for (int i = 0; i < n; i++) {
+                x[i] = (float)(uniform(-1, 1) * scales[b]);
+                w[i] = (float)uniform(0.5, 1.5);
+            }
+            double ss = 0;
+            for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+            const double r = 1.0 / sqrt(ss / n + 1e-6);
+            kvl_rmsnorm(out, x, w, n, 1e-6f);
+            for (int i = 0; i < n; i++) {
+                const double ref = x[i] * r * w[i], err = fabs(out[i] - ref) / (fabs(ref) + 1e-30);
+                if (err > worst) worst = err;
+            }
+        }
+    CHECK_MSG(worst < 4 * 1.1920929e-7, "rmsnorm worst relative error %g", worst);
+}
+
 int main(void) {
+    test_rmsnorm();
     test_exp();
     test_softmax_swiglu();
     test_rope();

@@ -88,7 +88,7 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
             job_slow(j, x, n_tok);
             return;
         }
-        kvl_mm_qx_init(qx, buf, x, W0->n_in, n_tok);
+        kvl_mm_qx_init(qx, buf, x, W0->n_in, n_tok, W0->type != KVL_TYPE_Q8_0);
     }
 #ifdef KVL_MM_AVX2
     if (W0->type == KVL_TYPE_BF16) {

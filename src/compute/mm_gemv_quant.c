@@ -56,8 +56,9 @@ void kvl_mm_quantize_x(const float *x, int64_t n, int8_t *qout, float *dout) {
     }
 }
 
-static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
+static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in, int sums) {
     kvl_mm_quantize_x(x, n_in, qx->q, qx->d);
+    if (!sums) return;
     for (int64_t j = 0; j < n_in / 16; j++) {
         int32_t s = 0;
         for (int i = 0; i < 16; i++) s += qx->q[16 * j + i];
@@ -67,7 +68,7 @@ static void quantize_token(kvl_mm_qx *qx, const float *x, int64_t n_in) {
     for (int64_t b = 0; b < n_in / 32; b++) qx->ds32[b] = qx->ds16[2 * b] + qx->ds16[2 * b + 1];
 }
 
-void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int n_tok) {
+void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int n_tok, int sums) {
     uint8_t *p = buf;
     for (int t = 0; t < n_tok; t++) {
         qx[t].q = (int8_t *)p;
@@ -89,7 +90,7 @@ void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int 
         qx[t].ds32 = (float *)p;
         p += align32((size_t)n_in / 32 * sizeof(float));
     }
-    for (int t = 0; t < n_tok; t++) quantize_token(&qx[t], x + t * n_in, n_in);
+    for (int t = 0; t < n_tok; t++) quantize_token(&qx[t], x + t * n_in, n_in, sums);
 }
 
 #ifdef KVL_MM_AVX2

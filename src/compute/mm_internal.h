@@ -140,8 +140,9 @@ void kvl_mm_quantize_x(const float *x, int64_t n, int8_t *q, float *d);
 
 /* Bytes kvl_mm_qx_init needs for n_tok tokens of n_in (a multiple of 32) values. */
 size_t kvl_mm_qx_bytes(int64_t n_in, int n_tok);
-/* Lay out n_tok kvl_mm_qx in buf (kvl_mm_qx_bytes long, 32-byte aligned) and quantize x[n_tok][n_in] into them. */
-void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int n_tok);
+/* Lay out n_tok kvl_mm_qx in buf (kvl_mm_qx_bytes long, 32-byte aligned) and quantize x[n_tok][n_in] into them;
+ * s16, ds16 and ds32 are filled only when `sums` is set (the K-quants need them, Q8_0 does not). */
+void kvl_mm_qx_init(kvl_mm_qx *qx, void *buf, const float *x, int64_t n_in, int n_tok, int sums);
 
 /* Row-streaming kernels for rows [o0, o1): y[t][o] for t < n_tok (n_tok <= KVL_MM_GEMV_MAX_TOK). */
 void kvl_mm_gemv_float(float *y, const float *x, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1);

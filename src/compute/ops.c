@@ -60,8 +60,22 @@ void kvl_axpy(float *y, float a, const float *x, int n) {
 }
 
 void kvl_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    /* the sum of squares in double: exact enough that the order of the additions does not matter */
     double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    int i0 = 0;
+#ifdef KVL_OPS_AVX2
+    __m256d s0 = _mm256_setzero_pd(), s1 = _mm256_setzero_pd();
+    for (; i0 + 8 <= n; i0 += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i0);
+        const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        s0 = _mm256_fmadd_pd(lo, lo, s0);
+        s1 = _mm256_fmadd_pd(hi, hi, s1);
+    }
+    double part[4];
+    _mm256_storeu_pd(part, _mm256_add_pd(s0, s1));
+    ss = (part[0] + part[1]) + (part[2] + part[3]);
+#endif
+    for (int i = i0; i < n; i++) ss += (double)x[i] * x[i];
     float r = (float)(1.0 / sqrt(ss / n + eps));
     for (int i = 0; i < n; i++) out[i] = x[i] * r * w[i];
 }
