@@ -304,6 +304,8 @@ static void check_model(const spec *s, const char *path, int type, uint32_t ftyp
     CHECK(get_u32(g, a, "vocab_size") == (uint32_t)s->V);
     CHECK_NEAR(get_f32(g, a, "attention.layer_norm_rms_epsilon"), 1e-6, 1e-12);
     CHECK(kvl_gguf_get(g, "tokenizer.ggml.tokens") == NULL); /* converted with --no-vocab */
+    char tm[16] = "";
+    CHECK(kvl_gguf_get_str(g, "tokenizer.ggml.model", tm, sizeof tm) == KVL_OK && !strcmp(tm, "none")); /* llama.cpp's mark */
 
     hf_t hf[512];
     int n = hf_tensors(s, hf);
@@ -581,6 +583,16 @@ static void test_bad_input(void) {
 }
 
 /* The tokenizer part: convert must fail exactly when the tokenizer loader fails, with its message. */
+static void copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    CHECK(a && b);
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) CHECK(fwrite(buf, 1, n, b) == n);
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
 static void test_vocab(void) {
     spec s = {"Qwen3ForCausalLM", "qwen3", 1, 32, 2, 2, 16, 32, 20, false, false, true, false, true, "BF16", 0, ""};
     const char *dir = subdir("no_tokenizer");
@@ -619,6 +631,40 @@ static void test_vocab(void) {
             CHECK(kvl_gguf_get_arr(g, "tokenizer.ggml.tokens", KVL_GGUF_STRING, &arr, &n) == KVL_OK &&
                   n == (uint64_t)v.n_tokens);
             CHECK(g->n_tensors == 0);
+            kvl_gguf_close(g);
+        }
+        /* A model whose embedding has more rows than the tokenizer has tokens (Qwen: 151936 vs 151669) gets
+         * "[PAD<id>]" UNUSED tokens up to vocab_size, one per row, as llama.cpp requires. */
+        spec q = s;
+        q.V = (int)v.n_tokens + 5;
+        const char *mdir = subdir("padded_vocab");
+        write_model(&q, mdir, NULL);
+        char src[1200], dst[1200];
+        for (int i = 0; i < 2; i++) {
+            const char *fn = i ? "tokenizer_config.json" : "tokenizer.json";
+            snprintf(src, sizeof src, "%s/%s", tokdir, fn);
+            snprintf(dst, sizeof dst, "%s/%s", mdir, fn);
+            copy_file(src, dst);
+        }
+        out = out_path("padded_vocab.gguf");
+        rc = convert(mdir, out, -1, 0);
+        CHECK_MSG(rc == KVL_OK, "%s", kvl_last_error());
+        g = NULL;
+        if (rc == KVL_OK && kvl_gguf_open(out, &g) == KVL_OK) {
+            const kvl_gguf_value *tok = NULL, *ty = NULL;
+            uint64_t n = 0, nt = 0;
+            CHECK(kvl_gguf_get_arr(g, "tokenizer.ggml.tokens", KVL_GGUF_STRING, &tok, &n) == KVL_OK && n == (uint64_t)q.V);
+            CHECK(kvl_gguf_get_arr(g, "tokenizer.ggml.token_type", KVL_GGUF_INT32, &ty, &nt) == KVL_OK && nt == n);
+            if (n == (uint64_t)q.V && nt == n) {
+                char want[32];
+                snprintf(want, sizeof want, "[PAD%d]", q.V - 1);
+                const kvl_gguf_str last = tok->v.arr.items[n - 1].v.str;
+                CHECK(last.len == strlen(want) && !memcmp(last.ptr, want, strlen(want)));
+                int32_t t_last, t_real;
+                memcpy(&t_last, (const char *)ty->v.arr.data + 4 * (n - 1), 4);
+                memcpy(&t_real, (const char *)ty->v.arr.data + 4 * (v.n_tokens - 1), 4);
+                CHECK(t_last == 5 && t_real != 5); /* UNUSED only for the padding */
+            }
             kvl_gguf_close(g);
         }
     }

@@ -391,6 +391,8 @@ kvl_status kvl_convert_hf(const char *dir, const char *out, const kvl_convert_pa
     if (!no_vocab) {
         rc = kvl_vocab_load_hf(dir, &vocab);
         have_vocab = true;
+        /* llama.cpp requires one token per embedding row: pad as its converter does (Qwen: 151669 -> 151936) */
+        if (rc == KVL_OK && !vocab_only) rc = kvl_vocab_pad(&vocab, (int32_t)cv.cfg.n_vocab);
         if (rc != KVL_OK) {
             kvl_fail_ctx(rc, "tokenizer");
             goto done;
@@ -414,6 +416,8 @@ kvl_status kvl_convert_hf(const char *dir, const char *out, const kvl_convert_pa
         kvl_fail_ctx(rc, "tokenizer");
         goto done;
     }
+    /* llama.cpp's mark for a file without a tokenizer (it then makes vocab_size dummy tokens) */
+    if (no_vocab && (rc = kvl_gguf_set_str(w, "tokenizer.ggml.model", "none")) != KVL_OK) goto done;
     for (int i = 0; i < cv.n_items; i++)
         if (kvl_gguf_add_tensor(w, cv.items[i].name, (uint32_t)cv.items[i].type, cv.items[i].n_dims, cv.items[i].ne) != i) {
             rc = KVL_ERR_FORMAT; /* the writer set the message */

@@ -425,6 +425,8 @@ kvl_status kvl_vocab_load_gguf(const kvl_gguf *g, kvl_vocab_data *v) {
     vocab_init(v);
     kvl_status st = kvl_gguf_get_str(g, "tokenizer.ggml.model", v->model, sizeof v->model);
     if (st != KVL_OK) return kvl_fail_ctx(st, "the file has no usable tokenizer");
+    if (!strcmp(v->model, "none") || !strcmp(v->model, "no_vocab"))
+        return kvl_fail(KVL_ERR_UNSUPPORTED, "the file has no tokenizer (tokenizer.ggml.model is '%s')", v->model);
     if (strcmp(v->model, "gpt2"))
         return kvl_fail(KVL_ERR_UNSUPPORTED, "tokenizer.ggml.model '%s' is not supported (kvlens handles 'gpt2')", v->model);
     if (!kvl_gguf_get(g, "tokenizer.ggml.pre"))
