@@ -39,6 +39,10 @@ const char *kvl_status_str(kvl_status s);
 typedef enum {
     KVL_TYPE_F32 = 0,
     KVL_TYPE_F16 = 1,
+    KVL_TYPE_Q4_0 = 2, /* the 32-value block types also come inside K-quant files, for rows that are not */
+    KVL_TYPE_Q4_1 = 3, /* a multiple of 256 (llama.cpp's Q4_K_M of Qwen2.5-0.5B stores such rows as Q5_0) */
+    KVL_TYPE_Q5_0 = 6,
+    KVL_TYPE_Q5_1 = 7,
     KVL_TYPE_Q8_0 = 8,
     KVL_TYPE_Q4_K = 12,
     KVL_TYPE_Q6_K = 14,

@@ -49,6 +49,20 @@ static double ref_elem(int type, const uint8_t *row, int64_t e) {
         const uint8_t *b = row + 34 * (e / 32);
         return ref_f16(rd16(b)) * (int8_t)b[2 + e % 32];
     }
+    case KVL_TYPE_Q4_0: case KVL_TYPE_Q4_1: case KVL_TYPE_Q5_0: case KVL_TYPE_Q5_1: {
+        /* d, then m (Q*_1), then 32 high bits (Q5), then 16 bytes: value i in the low (i < 16) or high nibble of
+         * byte i % 16; Q4_0 / Q5_0 centre the code at 8 / 16 */
+        const int has_m = type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_1, q5 = type == KVL_TYPE_Q5_0 || type == KVL_TYPE_Q5_1;
+        const int bytes = 18 + 2 * has_m + 4 * q5, i = (int)(e % 32);
+        const uint8_t *b = row + bytes * (e / 32), *qs = b + 2 + 2 * has_m + 4 * q5;
+        int q = i < 16 ? qs[i] & 15 : qs[i - 16] >> 4;
+        if (q5) {
+            const uint8_t *qh = b + 2 + 2 * has_m;
+            q |= ((qh[i / 8] >> (i % 8)) & 1) << 4;
+        }
+        const double d = ref_f16(rd16(b));
+        return has_m ? d * q + ref_f16(rd16(b + 2)) : d * (q - (q5 ? 16 : 8));
+    }
     case KVL_TYPE_Q4_K: {
         const uint8_t *b = row + 144 * (e / 256), *sc = b + 4, *qs = b + 16;
         const int i = (int)(e % 256), sub = i / 32, chunk = i / 64, l = i % 32;
@@ -81,6 +95,10 @@ static size_t row_bytes(int type, int64_t n) {
     case KVL_TYPE_F32: return 4 * n;
     case KVL_TYPE_F16: case KVL_TYPE_BF16: return 2 * n;
     case KVL_TYPE_Q8_0: return n / 32 * 34;
+    case KVL_TYPE_Q4_0: return n / 32 * 18;
+    case KVL_TYPE_Q4_1: return n / 32 * 20;
+    case KVL_TYPE_Q5_0: return n / 32 * 22;
+    case KVL_TYPE_Q5_1: return n / 32 * 24;
     case KVL_TYPE_Q4_K: return n / 256 * 144;
     case KVL_TYPE_Q6_K: return n / 256 * 210;
     }
@@ -116,6 +134,16 @@ static void fill_row(int type, uint8_t *row, int64_t n) {
     case KVL_TYPE_Q8_0:
         for (int64_t b = 0; b < n / 32; b++) { uint16_t h = rnd_f16(6, 12); memcpy(row + 34 * b, &h, 2); }
         break;
+    case KVL_TYPE_Q4_0: case KVL_TYPE_Q4_1: case KVL_TYPE_Q5_0: case KVL_TYPE_Q5_1: {
+        const size_t bb = row_bytes(type, 32);
+        const int has_m = type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_1;
+        for (int64_t b = 0; b < n / 32; b++) {
+            uint16_t d = rnd_f16(8, 13), m = rnd_f16(8, 13);
+            memcpy(row + bb * b, &d, 2);
+            if (has_m) memcpy(row + bb * b + 2, &m, 2);
+        }
+        break;
+    }
     case KVL_TYPE_Q4_K:
         for (int64_t b = 0; b < n / 256; b++) {
             uint16_t d = rnd_f16(4, 9), dm = rnd_f16(4, 9);
@@ -148,12 +176,17 @@ static const char *tname(int type) {
     case KVL_TYPE_Q8_0: return "q8_0";
     case KVL_TYPE_Q4_K: return "q4_K";
     case KVL_TYPE_Q6_K: return "q6_K";
+    case KVL_TYPE_Q4_0: return "q4_0";
+    case KVL_TYPE_Q4_1: return "q4_1";
+    case KVL_TYPE_Q5_0: return "q5_0";
+    case KVL_TYPE_Q5_1: return "q5_1";
     }
     return "?";
 }
 
 static int is_quant(int type) {
-    return type == KVL_TYPE_Q8_0 || type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K;
+    return type == KVL_TYPE_Q8_0 || type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K || type == KVL_TYPE_Q4_0 ||
+           type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_0 || type == KVL_TYPE_Q5_1;
 }
 
 static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, int ntoks) {
@@ -294,6 +327,10 @@ int main(void) {
         {KVL_TYPE_F16, {37, 96, 544}},
         {KVL_TYPE_BF16, {37, 96, 544}},
         {KVL_TYPE_Q8_0, {32, 96, 544}},
+        {KVL_TYPE_Q4_0, {32, 96, 544}},
+        {KVL_TYPE_Q4_1, {32, 96, 544}},
+        {KVL_TYPE_Q5_0, {32, 96, 544}},
+        {KVL_TYPE_Q5_1, {32, 96, 544}},
         {KVL_TYPE_Q4_K, {256, 768, 0}},
         {KVL_TYPE_Q6_K, {256, 768, 0}},
     };

@@ -46,8 +46,8 @@ static void test_types(void) {
         const char *name;
         int blck, bytes, supported;
     } want[] = {
-        {0, "f32", 1, 4, 1},       {1, "f16", 1, 2, 1},       {2, "q4_0", 32, 18, 0},   {3, "q4_1", 32, 20, 0},
-        {6, "q5_0", 32, 22, 0},    {7, "q5_1", 32, 24, 0},    {8, "q8_0", 32, 34, 1},   {9, "q8_1", 32, 36, 0},
+        {0, "f32", 1, 4, 1},       {1, "f16", 1, 2, 1},       {2, "q4_0", 32, 18, 1},   {3, "q4_1", 32, 20, 1},
+        {6, "q5_0", 32, 22, 1},    {7, "q5_1", 32, 24, 1},    {8, "q8_0", 32, 34, 1},   {9, "q8_1", 32, 36, 0},
         {10, "q2_K", 256, 84, 0},  {11, "q3_K", 256, 110, 0}, {12, "q4_K", 256, 144, 1}, {13, "q5_K", 256, 176, 0},
         {14, "q6_K", 256, 210, 1}, {15, "q8_K", 256, 292, 0}, {30, "bf16", 1, 2, 1},    {28, "f64", 1, 8, 0},
         {24, "i8", 1, 1, 0},       {26, "i32", 1, 4, 0},      {23, "iq4_xs", 256, 136, 0},
@@ -396,8 +396,45 @@ static void test_q6_K(void) {
     for (int quad = 0; quad < 4; quad++) CHECK_MSG(wrong[quad] == 0, "q6_K quadrant %d: %d wrong", quad, wrong[quad]);
 }
 
+/* Q4_0 / Q4_1 / Q5_0 / Q5_1 blocks built byte by byte: value j's code is the low nibble of byte j (j < 16) or the
+ * high nibble of byte j - 16, plus (Q5) bit j of the 32-bit little-endian qh as bit 4. */
+static void test_legacy(void) {
+    const uint16_t d = 0x3800 /* 0.5 */, m = 0xbc00 /* -1 */;
+    for (int type = 0; type < 4; type++) {
+        const int t = (const int[]){KVL_TYPE_Q4_0, KVL_TYPE_Q4_1, KVL_TYPE_Q5_0, KVL_TYPE_Q5_1}[type];
+        const int has_m = t == KVL_TYPE_Q4_1 || t == KVL_TYPE_Q5_1, q5 = t == KVL_TYPE_Q5_0 || t == KVL_TYPE_Q5_1;
+        uint8_t blk[24] = {0};
+        int code[32];
+        for (int j = 0; j < 32; j++) code[j] = (int)(rnd() % (q5 ? 32 : 16));
+        code[0] = 0, code[31] = q5 ? 31 : 15; /* the extremes */
+        memcpy(blk, &d, 2);
+        if (has_m) memcpy(blk + 2, &m, 2);
+        uint8_t *qh = blk + 2 + 2 * has_m, *qs = qh + 4 * q5;
+        for (int j = 0; j < 32; j++) {
+            qs[j % 16] |= (uint8_t)((code[j] & 15) << (j < 16 ? 0 : 4));
+            if (q5 && code[j] & 16) qh[j / 8] |= (uint8_t)(1 << (j % 8));
+        }
+        CHECK(kvl_type_block_bytes(t) == (size_t)(18 + 2 * has_m + 4 * q5));
+        float y[32];
+        kvl_dequant_row(t, blk, y, 32);
+        int bad = 0;
+        for (int j = 0; j < 32; j++) {
+            const float want = has_m ? 0.5f * code[j] - 1.0f : 0.5f * (code[j] - (q5 ? 16 : 8));
+            bad += y[j] != want;
+        }
+        CHECK_MSG(bad == 0, "%s: %d of 32 values wrong", kvl_type_name(t), bad);
+        uint8_t q[32];
+        float dd, mm;
+        kvl_legacy_codes(t, blk, q, &dd, &mm);
+        bad = 0;
+        for (int j = 0; j < 32; j++) bad += q[j] != code[j] || dd * q[j] + mm != y[j];
+        CHECK_MSG(bad == 0, "%s codes: %d wrong", kvl_type_name(t), bad);
+    }
+}
+
 int main(void) {
     test_types();
+    test_legacy();
     test_f16();
     test_bf16();
     test_q8_0();

@@ -207,7 +207,8 @@ void cli_json_string(FILE *f, const char *s, size_t len) {
 }
 
 int cli_parse_type(const char *name) {
-    static const int types[] = {KVL_TYPE_F32, KVL_TYPE_F16, KVL_TYPE_BF16, KVL_TYPE_Q8_0, KVL_TYPE_Q4_K, KVL_TYPE_Q6_K};
+    static const int types[] = {KVL_TYPE_F32,  KVL_TYPE_F16,  KVL_TYPE_BF16, KVL_TYPE_Q8_0, KVL_TYPE_Q4_K,
+                                KVL_TYPE_Q6_K, KVL_TYPE_Q4_0, KVL_TYPE_Q4_1, KVL_TYPE_Q5_0, KVL_TYPE_Q5_1};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++)
         if (!strcasecmp(name, kvl_type_name(types[i]))) return types[i];
     return -1;

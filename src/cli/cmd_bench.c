@@ -17,7 +17,8 @@ static void help(void) {
            "  -m, --model FILE   GGUF model\n"
            "  --shape NAME       random weights with a real model's shape instead of a file:");
     for (const char *const *s = kvl_shape_names(); *s; s++) printf(" %s", *s);
-    printf("\n  --type TYPE        weight type for --shape: f32, f16, bf16, q8_0, q4_K, q6_K (default q8_0)\n"
+    printf("\n  --type TYPE        weight type for --shape: f32, f16, bf16, q8_0, q4_K, q6_K, q4_0, q4_1,\n"
+           "                     q5_0, q5_1 (default q8_0)\n"
            "  -t, --threads N    threads (default: all cores)\n"
            "  -p N               prompt tokens (default 512)\n"
            "  -n N               generated tokens (default 128)\n"

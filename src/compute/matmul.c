@@ -37,7 +37,7 @@ static void rows_slow(float *y, const float *x, const kvl_weight *W, int n_tok, 
 }
 
 static int is_quant(int type) {
-    return type == KVL_TYPE_Q8_0 || type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K;
+    return type == KVL_TYPE_Q8_0 || type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K || kvl_type_is_legacy(type);
 }
 
 /* Several weights that read the same x (q/k/v, gate/up) run as one job: x is quantized or packed once, and the

@@ -339,6 +339,72 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
 #endif
 }
 
+/* ---- Q4_0 / Q4_1 / Q5_0 / Q5_1: x = d * q + m per block of 32, q unsigned (0..31), so maddubs takes the codes as
+ * they are (2 * 31 * 127 < 32768) and the offset term is m times the block's x sum (ds32). ---- */
+#ifdef KVL_MM_AVX2
+/* The 32 codes of a block: nibbles of qs (value j low, j + 16 high) with, for Q5, bit j of qh as 0x10. */
+INLINE __m256i legacy_codes(const uint8_t *qs, const uint8_t *qh) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs), m4 = _mm_set1_epi8(0x0f);
+    __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m4), _mm_and_si128(v, m4));
+    if (qh) {
+        uint32_t h;
+        memcpy(&h, qh, 4);
+        /* byte j gets byte j / 8 of h, then its bit j % 8 is tested */
+        const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                             3, 3, 3, 3, 3, 3, 3);
+        const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+        const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), sel), bit);
+        q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(0x10)));
+    }
+    return q;
+}
+#endif
+
+INLINE void dot_legacy(int type, int NT, const uint8_t *row, int64_t nb, const kvl_mm_qx *qx, float *out) {
+    const size_t bytes = kvl_type_block_bytes(type);
+    /* field offsets: d at 0; m at 2 for the _1 types; qh after d (and m) for Q5; qs last */
+    const int has_m = type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_1, q5 = type == KVL_TYPE_Q5_0 || type == KVL_TYPE_Q5_1;
+    const int off = type == KVL_TYPE_Q4_0 ? -8 : type == KVL_TYPE_Q5_0 ? -16 : 0;
+    const int qh_at = 2 + 2 * has_m, qs_at = qh_at + 4 * q5;
+    float offs[KVL_MM_GEMV_MAX_TOK] = {0};
+#ifdef KVL_MM_AVX2
+    __m256 acc[KVL_MM_GEMV_MAX_TOK][2];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * bytes;
+        uint16_t hd, hm = 0;
+        memcpy(&hd, blk, 2);
+        if (has_m) memcpy(&hm, blk + 2, 2);
+        const float d = kvl_mm_h2f(hd), m = has_m ? kvl_mm_h2f(hm) : off * d;
+        const __m256i q = legacy_codes(blk + qs_at, q5 ? blk + qh_at : NULL);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
+            const __m256 p = _mm256_cvtepi32_ps(kvl_mm_dot4(_mm256_setzero_si256(), q, xv));
+            acc[t][b & 1] = _mm256_fmadd_ps(p, _mm256_set1_ps(d * qx[t].d[b]), acc[t][b & 1]);
+            offs[t] += m * qx[t].ds32[b];
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum(_mm256_add_ps(acc[t][0], acc[t][1])) + offs[t];
+#else
+    float s[KVL_MM_GEMV_MAX_TOK] = {0};
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t q[32];
+        float d, m;
+        kvl_legacy_codes(type, row + b * bytes, q, &d, &m);
+        for (int t = 0; t < NT; t++) {
+            int32_t is = 0;
+            for (int j = 0; j < 32; j++) is += q[j] * qx[t].q[32 * b + j];
+            s[t] += d * qx[t].d[b] * (float)is;
+            offs[t] += m * qx[t].ds32[b];
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = s[t] + offs[t];
+    (void)off, (void)qh_at, (void)qs_at;
+#endif
+}
+
 INLINE void rows_type(int type, float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n_tok, int64_t o0,
                       int64_t o1) {
     const size_t rb = W->row_bytes;
@@ -364,6 +430,10 @@ INLINE void rows_type(int type, float *y, const kvl_mm_qx *qx, const kvl_weight 
             else if (n_tok == 2) dot_q8_0(1, 2, row, rb, nb, qx, out);
             else if (R == 2) dot_q8_0(2, 3, row, rb, nb, qx, out);
             else dot_q8_0(1, 3, row, rb, nb, qx, out);
+        } else if (kvl_type_is_legacy(type)) {
+            if (n_tok == 1) dot_legacy(type, 1, row, W->n_in / 32, qx, out[0]);
+            else if (n_tok == 2) dot_legacy(type, 2, row, W->n_in / 32, qx, out[0]);
+            else dot_legacy(type, 3, row, W->n_in / 32, qx, out[0]);
         } else {
             const int64_t nb = W->n_in / 256;
 #define KDOT(NT) (type == KVL_TYPE_Q4_K ? dot_q4_K(NT, (const void *)row, nb, qx, out[0]) \
@@ -383,6 +453,10 @@ void kvl_mm_gemv_quant(float *y, const kvl_mm_qx *qx, const kvl_weight *W, int n
     switch (W->type) {
     case KVL_TYPE_Q8_0: rows_type(KVL_TYPE_Q8_0, y, qx, W, n_tok, o0, o1); break;
     case KVL_TYPE_Q4_K: rows_type(KVL_TYPE_Q4_K, y, qx, W, n_tok, o0, o1); break;
+    case KVL_TYPE_Q4_0: rows_type(KVL_TYPE_Q4_0, y, qx, W, n_tok, o0, o1); break;
+    case KVL_TYPE_Q4_1: rows_type(KVL_TYPE_Q4_1, y, qx, W, n_tok, o0, o1); break;
+    case KVL_TYPE_Q5_0: rows_type(KVL_TYPE_Q5_0, y, qx, W, n_tok, o0, o1); break;
+    case KVL_TYPE_Q5_1: rows_type(KVL_TYPE_Q5_1, y, qx, W, n_tok, o0, o1); break;
     default: rows_type(KVL_TYPE_Q6_K, y, qx, W, n_tok, o0, o1); break;
     }
 }

@@ -187,7 +187,7 @@ static inline int kvl_mm_int8_activations(int type, int n_tok) {
         return n_tok <= KVL_MM_GEMV_MAX_TOK;
 #endif
     }
-    return (type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K) && n_tok <= KVL_MM_GEMV_MAX_TOK;
+    return (type == KVL_TYPE_Q4_K || type == KVL_TYPE_Q6_K || kvl_type_is_legacy(type)) && n_tok <= KVL_MM_GEMV_MAX_TOK;
 }
 
 #endif

@@ -21,10 +21,10 @@ typedef struct {
 static const type_info TYPES[] = {
     [0] = {"f32", 1, 4, 1},
     [1] = {"f16", 1, 2, 1},
-    [2] = {"q4_0", 32, 18, 0},
-    [3] = {"q4_1", 32, 20, 0},
-    [6] = {"q5_0", 32, 22, 0},
-    [7] = {"q5_1", 32, 24, 0},
+    [2] = {"q4_0", 32, 18, 1},
+    [3] = {"q4_1", 32, 20, 1},
+    [6] = {"q5_0", 32, 22, 1},
+    [7] = {"q5_1", 32, 24, 1},
     [8] = {"q8_0", 32, 34, 1},
     [9] = {"q8_1", 32, 36, 0},
     [10] = {"q2_K", 256, 84, 0},
@@ -54,6 +54,10 @@ static const type_info TYPES[] = {
 };
 #define N_TYPES ((int)(sizeof TYPES / sizeof TYPES[0]))
 
+_Static_assert(sizeof(kvl_block_q4_0) == 18, "q4_0 block layout");
+_Static_assert(sizeof(kvl_block_q4_1) == 20, "q4_1 block layout");
+_Static_assert(sizeof(kvl_block_q5_0) == 22, "q5_0 block layout");
+_Static_assert(sizeof(kvl_block_q5_1) == 24, "q5_1 block layout");
 _Static_assert(sizeof(kvl_block_q8_0) == 34, "q8_0 block layout");
 _Static_assert(sizeof(kvl_block_q4_K) == 144, "q4_K block layout");
 _Static_assert(sizeof(kvl_block_q6_K) == 210, "q6_K block layout");
@@ -176,6 +180,54 @@ static void dequant_q8_0(const kvl_block_q8_0 *b, float *y, int64_t nb) {
     }
 }
 
+int kvl_type_is_legacy(int type) {
+    return type == KVL_TYPE_Q4_0 || type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_0 || type == KVL_TYPE_Q5_1;
+}
+
+void kvl_legacy_codes(int type, const void *block, uint8_t q[32], float *d, float *m) {
+    const uint8_t *qs, *qh = NULL;
+    switch (type) {
+    case KVL_TYPE_Q4_0: {
+        const kvl_block_q4_0 *b = block;
+        *d = kvl_f16_to_f32(b->d), *m = -8 * *d, qs = b->qs;
+        break;
+    }
+    case KVL_TYPE_Q4_1: {
+        const kvl_block_q4_1 *b = block;
+        *d = kvl_f16_to_f32(b->d), *m = kvl_f16_to_f32(b->m), qs = b->qs;
+        break;
+    }
+    case KVL_TYPE_Q5_0: {
+        const kvl_block_q5_0 *b = block;
+        *d = kvl_f16_to_f32(b->d), *m = -16 * *d, qs = b->qs, qh = b->qh;
+        break;
+    }
+    default: {
+        const kvl_block_q5_1 *b = block;
+        *d = kvl_f16_to_f32(b->d), *m = kvl_f16_to_f32(b->m), qs = b->qs, qh = b->qh;
+        break;
+    }
+    }
+    uint32_t h = 0;
+    if (qh) memcpy(&h, qh, 4); /* little-endian, as in the file */
+    for (int j = 0; j < 16; j++) {
+        q[j] = (uint8_t)((qs[j] & 0x0f) | ((h >> j) & 1) << 4);
+        q[j + 16] = (uint8_t)((qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4);
+    }
+}
+
+/* ggml's formulas: Q4_0 / Q5_0 subtract the offset from the integer code before scaling (one rounding). */
+static void dequant_legacy(int type, const uint8_t *src, float *y, int64_t nb) {
+    const size_t bytes = kvl_type_block_bytes(type);
+    const int off = type == KVL_TYPE_Q4_0 ? 8 : type == KVL_TYPE_Q5_0 ? 16 : 0;
+    for (int64_t i = 0; i < nb; i++, src += bytes, y += 32) {
+        uint8_t q[32];
+        float d, m;
+        kvl_legacy_codes(type, src, q, &d, &m);
+        for (int j = 0; j < 32; j++) y[j] = off ? d * (float)(q[j] - off) : d * q[j] + m;
+    }
+}
+
 /* Q4_K sub-block j (0..7) scale and min: 6 bits each. j < 4: low 6 bits of bytes j and j+4. j >= 4: low/high
  * nibble of byte j+4, plus the top 2 bits of bytes j-4 (scale) and j (min) as bits 4..5. */
 void kvl_q4_K_scale_min(const uint8_t *s, int j, int *sc, int *m) {
@@ -245,6 +297,9 @@ void kvl_dequant_row(int type, const void *src, float *dst, int64_t n) {
         for (int64_t i = 0; i < n; i++) dst[i] = kvl_bf16_to_f32(h[i]);
         break;
     case KVL_TYPE_Q8_0: dequant_q8_0(src, dst, n / blck); break;
+    case KVL_TYPE_Q4_0: case KVL_TYPE_Q4_1: case KVL_TYPE_Q5_0: case KVL_TYPE_Q5_1:
+        dequant_legacy(type, src, dst, n / blck);
+        break;
     case KVL_TYPE_Q4_K: dequant_q4_K(src, dst, n / blck); break;
     case KVL_TYPE_Q6_K: dequant_q6_K(src, dst, n / blck); break;
     }

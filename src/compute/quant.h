@@ -1,6 +1,9 @@
 /* quant.h - tensor element formats: sizes, scalar conversions, reference (portable) block decoders and the
  * quantizers the converter needs. Layouts follow ggml's definitions:
  *   Q8_0: 32 values = f16 scale d + 32 x int8;                       x = d * q
+ *   Q4_0 / Q4_1 / Q5_0 / Q5_1: 32 values = f16 d (Q*_1: and f16 m), Q5: 32 high bits, 16 bytes of nibbles (value j
+ *   in the low nibble of byte j, value j + 16 in the high nibble; Q5 adds bit j of qh as bit 4);
+ *                                                                    x = d * (q - 8) | d * q + m | d * (q - 16) | d * q + m
  *   Q4_K: 256 values = f16 d, f16 dmin, 12 bytes of 6-bit scales/mins for 8 sub-blocks of 32, 128 bytes of nibbles
  *   Q6_K: 256 values = 128 bytes low nibbles, 64 bytes high 2 bits, 16 x int8 scales, f16 d;  x = d * sc * (q - 32)
  * Fast kernels live in matmul.c; these are the definitions they are tested against. */
@@ -19,6 +22,28 @@ typedef struct {
     uint16_t d;            /* f16 scale */
     int8_t qs[KVL_QK8_0];
 } kvl_block_q8_0;          /* 34 bytes */
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[16];
+} kvl_block_q4_0;          /* 18 bytes */
+
+typedef struct {
+    uint16_t d, m;
+    uint8_t qs[16];
+} kvl_block_q4_1;          /* 20 bytes */
+
+typedef struct {
+    uint16_t d;
+    uint8_t qh[4];         /* bit j: bit 4 of value j */
+    uint8_t qs[16];
+} kvl_block_q5_0;          /* 22 bytes */
+
+typedef struct {
+    uint16_t d, m;
+    uint8_t qh[4];
+    uint8_t qs[16];
+} kvl_block_q5_1;          /* 24 bytes */
 
 typedef struct {
     uint16_t d;            /* f16 super-block scale for the scales */
@@ -50,6 +75,12 @@ uint16_t kvl_f32_to_bf16(float f);
 /* The portable f16 conversions (used when F16C is absent); bit-identical to the hardware ones. */
 float kvl_f16_to_f32_ref(uint16_t h);
 uint16_t kvl_f32_to_f16_ref(float f);
+
+/* Q4_0/Q4_1/Q5_0/Q5_1 ("legacy" 32-value blocks): is `type` one of them? */
+int kvl_type_is_legacy(int type);
+/* One legacy block as 32 unsigned codes q[j] (0..15 or 0..31) with x[j] = d * q[j] + m: for Q4_0 / Q5_0 the offset
+ * is m = -8 d / -16 d. (The reference decoder computes d * (q - 8) as ggml does; this form serves the kernels.) */
+void kvl_legacy_codes(int type, const void *block, uint8_t q[32], float *d, float *m);
 
 /* Q4_K: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes. */
 void kvl_q4_K_scale_min(const uint8_t *scales, int j, int *sc, int *m);

@@ -68,6 +68,10 @@ static void fill_rows(int type, uint8_t *dst, int64_t n_rows, int64_t n_in, size
                 uint16_t d = kvl_f32_to_f16(1e-3f), dm = kvl_f32_to_f16(1e-4f);
                 memcpy(blk, &d, 2);
                 memcpy(blk + 2, &dm, 2);
+            } else if (kvl_type_is_legacy(type)) { /* d (and m for the _1 types) */
+                uint16_t d = kvl_f32_to_f16(1e-3f), m = kvl_f32_to_f16(-4e-3f);
+                memcpy(blk, &d, 2);
+                if (type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_1) memcpy(blk + 2, &m, 2);
             } else if (type == KVL_TYPE_Q6_K) {
                 uint16_t d = kvl_f32_to_f16(1e-4f);
                 memcpy(blk + bb - 2, &d, 2);

@@ -3,7 +3,7 @@
 #  1. interchange, both ways:
 #     a. llama.cpp runs the GGUF files `kvlens convert` writes from the transformers fixtures, and its logits are
 #        compared with transformers' (tools/llamacpp/parity.c);
-#     b. llama.cpp's own writer (llama-quantize, to Q8_0 and Q4_K_M) rewrites them, and kvlens runs those files: its
+#     b. llama.cpp's own writer (llama-quantize: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M) rewrites them, and kvlens runs them: its
 #        logits are compared with llama.cpp's on the same file and with transformers';
 #  2. speed (BENCH=N rounds, default 3; BENCH=0 skips): llama-bench and `kvlens bench -m` on the same Qwen3-0.6B-shaped
 #     GGUF files (random weights, tools/make_shape_checkpoint.py), alternating, 2 threads.
@@ -71,7 +71,7 @@ for fx in llama qwen2 qwen3 qwen3_tied; do
         "$src/tests/fixtures/meta.json" "$fx")
     ids=$(python3 -c "import array,struct,sys; d=open(sys.argv[1],'rb').read(); n=struct.unpack('<H',d[8:10])[0]; \
 print(','.join(map(str, array.array('i', d[10+n:]))))" "$src/tests/fixtures/$fx/tokens.npy")
-    for q in Q8_0 Q4_K_M; do
+    for q in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M; do
         f=$work/$fx-llamacpp-$q.gguf
         "$lc/build/bin/llama-quantize" "$work/$fx-f32.gguf" "$f" $q >/dev/null 2>&1 || { echo "llama-quantize $q failed"; fail=1; continue; }
         "$work/parity" "$src/tests/fixtures/$fx" "$f" 1 "$P" "$work/lc-logits.npy" >/dev/null || true
