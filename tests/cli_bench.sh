@@ -19,6 +19,6 @@ check "$T/a.json"
 check "$T/b.json"
 grep -q '"type": "q4_K"' "$T/b.json" || { echo "FAIL: type"; fail=1; }
 "$BIN" bench --shape nosuch -r 1 >/dev/null 2>"$T/err"; [ $? -eq 1 ] && grep -q "unknown shape" "$T/err" || { echo "FAIL: unknown shape"; fail=1; }
-"$BIN" bench --shape qwen3-0.6b --type q5_1 >/dev/null 2>"$T/err"; [ $? -eq 2 ] || { echo "FAIL: unknown type"; fail=1; }
+"$BIN" bench --shape qwen3-0.6b --type q5_K >/dev/null 2>"$T/err"; [ $? -eq 2 ] || { echo "FAIL: unknown type"; fail=1; }
 [ $fail -eq 0 ] && echo "cli_bench: 6 passed, 0 failed" || echo "cli_bench: failed"
 exit $fail

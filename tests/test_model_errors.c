@@ -34,7 +34,7 @@ static void rewrite(const char *out, const edit *e) {
         if (e->drop_tensor && !strcmp(name, e->drop_tensor)) continue;
         uint32_t type = t->type;
         int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
-        if (e->retype_tensor && !strcmp(name, e->retype_tensor)) type = 2; /* q4_0: same bytes fit, not computable */
+        if (e->retype_tensor && !strcmp(name, e->retype_tensor)) type = 9; /* q8_1: same bytes fit, not computable */
         if (e->reshape_tensor && !strcmp(name, e->reshape_tensor)) {
             ne[0] /= 2;
             ne[1] *= 2;

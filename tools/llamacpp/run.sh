@@ -6,7 +6,8 @@
 #     b. llama.cpp's own writer (llama-quantize: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K_M) rewrites them, and kvlens runs them: its
 #        logits are compared with llama.cpp's on the same file and with transformers';
 #  2. speed (BENCH=N rounds, default 3; BENCH=0 skips): llama-bench and `kvlens bench -m` on the same Qwen3-0.6B-shaped
-#     GGUF files (random weights, tools/make_shape_checkpoint.py), alternating, 2 threads.
+#     GGUF files (random weights, tools/make_shape_checkpoint.py; Q8_0 and BF16 by kvlens convert, Q4_K_M by
+#     llama-quantize), alternating, 2 threads.
 #
 #   tools/llamacpp/run.sh [WORK_DIR]      (after `make`; needs npm, cmake, g++, and ../shared/tokenizers/qwen3 for 2)
 #
@@ -89,8 +90,11 @@ tok=$src/../shared/tokenizers/qwen3
 for type in q8_0 bf16; do
     [ -f "$work/q06-$type.gguf" ] || "$kvlens" convert "$work/q06" "$work/q06-$type.gguf" --type $type >/dev/null
 done
+# the download most people run: Q4_K_M, made by llama.cpp's own quantizer
+[ -f "$work/q06-q4_K_M.gguf" ] ||
+    "$lc/build/bin/llama-quantize" "$work/q06-bf16.gguf" "$work/q06-q4_K_M.gguf" Q4_K_M >/dev/null 2>&1
 for r in $(seq "$rounds"); do
-    for type in q8_0 bf16; do
+    for type in q8_0 bf16 q4_K_M; do
         "$lc/build/bin/llama-bench" -m "$work/q06-$type.gguf" -t 2 -p 512 -n 128 -r 3 -o jsonl 2>/dev/null >"$work/lb.jsonl"
         "$kvlens" bench -m "$work/q06-$type.gguf" -t 2 -r 3 --json >"$work/kb.json"
         python3 - "$type" "$work/lb.jsonl" "$work/kb.json" <<'PY'
@@ -112,7 +116,7 @@ v = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     e, t, k, x = line.split()
     v[(t, k, e)].append(float(x))
-for t in ("q8_0", "bf16"):
+for t in ("q8_0", "bf16", "q4_K_M"):
     for k in ("pp", "tg"):
         a, b = v[(t, k, "kvlens")], v[(t, k, "llama.cpp")]
         if a and b:
