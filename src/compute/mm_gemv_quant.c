@@ -285,6 +285,10 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
         const __m256 d32 = _mm256_set1_ps(32.0f * d);
         const __m256 so0 = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(s16)));
         const __m256 so1 = _mm256_mul_ps(d32, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(s16, 8))));
+        /* the 16 scales as int16, each half (8 scales) in both 128-bit lanes: one byte shuffle per chunk then gives
+         * madd's multipliers (scale j in the low lane, j + 1 in the high one) */
+        const __m256i s16w = _mm256_cvtepi8_epi16(s16);
+        const __m256i shalf[2] = {_mm256_permute2x128_si256(s16w, s16w, 0x00), _mm256_permute2x128_si256(s16w, s16w, 0x11)};
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             float mul[8] __attribute__((aligned(32)));
@@ -298,9 +302,15 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
                 kvl_mm_q6k_unpack128(ql, qh, q);
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++) {
-                    const int j = 8 * h + 2 * c; /* sub-blocks j (values 0..15 of the chunk) and j + 1 (16..31) */
-                    const int bb = 4 * h + c;    /* 32-block within the super-block */
-                    const __m256i sv = _mm256_setr_m128i(_mm_set1_epi16(sc[j]), _mm_set1_epi16(sc[j + 1]));
+                    const int bb = 4 * h + c; /* 32-block within the super-block */
+                    /* sub-blocks j = 8h + 2c (values 0..15 of the chunk) and j + 1 (16..31): the bytes of int16
+                     * element 2c of the half (low lane) and 2c + 1 (high lane), repeated */
+                    const __m256i pick = _mm256_setr_epi8(
+                        4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c,
+                        4 * c + 1, 4 * c, 4 * c + 1, 4 * c, 4 * c + 1, 4 * c + 2, 4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c + 2,
+                        4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c + 2, 4 * c + 3, 4 * c + 2, 4 * c + 3,
+                        4 * c + 2, 4 * c + 3);
+                    const __m256i sv = _mm256_shuffle_epi8(shalf[h], pick);
                     const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 256 * k + 32 * bb));
                     const __m256 p = _mm256_cvtepi32_ps(dot32(q[c], xv, sv));
                     __m256 *a = &acc[t][bb % nch];
