@@ -111,11 +111,6 @@ static void decode_q6_K(const kvl_block_q6_K *b, float *d, int64_t nb) {
     }
 }
 
-/* The 32-value block types (rare: rows of K-quant files that are not a multiple of 256): the reference decoder. */
-static void decode_legacy(int type, const uint8_t *blocks, float *d, int64_t nb) {
-    kvl_dequant_row(type, blocks, d, nb * 32);
-}
-
 void kvl_mm_decode(int type, const void *row, int64_t k0, int64_t n, float *dst) {
     const uint8_t *r = row;
     switch (type) {
@@ -124,7 +119,8 @@ void kvl_mm_decode(int type, const void *row, int64_t k0, int64_t n, float *dst)
     case KVL_TYPE_BF16: decode_bf16((const uint16_t *)row + k0, dst, n); break;
     case KVL_TYPE_Q8_0: decode_q8_0((const kvl_block_q8_0 *)(r + k0 / 32 * sizeof(kvl_block_q8_0)), dst, n / 32); break;
     case KVL_TYPE_Q4_0: case KVL_TYPE_Q4_1: case KVL_TYPE_Q5_0: case KVL_TYPE_Q5_1:
-        decode_legacy(type, r + k0 / 32 * kvl_type_block_bytes(type), dst, n / 32);
+        /* rare (rows of K-quant files that are not a multiple of 256): the reference decoder serves */
+        kvl_dequant_row(type, r + k0 / 32 * kvl_type_block_bytes(type), dst, n);
         break;
     case KVL_TYPE_Q4_K: decode_q4_K((const kvl_block_q4_K *)(r + k0 / 256 * sizeof(kvl_block_q4_K)), dst, n / 256); break;
     case KVL_TYPE_Q6_K: decode_q6_K((const kvl_block_q6_K *)(r + k0 / 256 * sizeof(kvl_block_q6_K)), dst, n / 256); break;

@@ -174,6 +174,13 @@ INLINE void dot_q8_0(int R, int NT, const uint8_t *row, size_t rb, int64_t nb, c
 #endif
 }
 
+#ifdef KVL_MM_AVX2
+/* Prefetch the cache lines of a block KVL_Q8_PREFETCH bytes ahead (a K-quant super-block spans 3-4 lines). */
+INLINE void prefetch_ahead(const void *blk, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)blk + KVL_Q8_PREFETCH + o, _MM_HINT_T0);
+}
+#endif
+
 /* ---- Q4_K: w = d*sc*q - dmin*m per sub-block of 32; the min term uses the int sums of the quantized x. ----
  * The eight 6-bit scales and mins of a super-block are unpacked together (scales[0..3] hold sc 0-3 in bits 0-5,
  * scales[4..7] m 0-3; scales[8..11] the low 4 bits of sc/m 4-7, whose top 2 bits are bits 6-7 of bytes 0-7),
@@ -206,10 +213,7 @@ INLINE void dot_q4_K(int NT, const kvl_block_q4_K *w, int64_t nb, const kvl_mm_q
         for (int c = 0; c < CH; c++) acc[t][c] = _mm256_setzero_ps();
     }
     for (int64_t k = 0; k < nb; k++) {
-        /* a super-block spans 2-3 cache lines: keep the stream ahead as for Q8_0 */
-        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH, _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 128, _MM_HINT_T0);
+        prefetch_ahead(w + k, sizeof *w); /* keep the stream ahead as for Q8_0 */
         __m256 sc, mn;
         q4k_scales(w[k].scales, kvl_mm_h2f(w[k].d), kvl_mm_h2f(w[k].dmin), &sc, &mn);
 #pragma GCC unroll 4
@@ -275,10 +279,7 @@ INLINE void dot_q6_K(int NT, const kvl_block_q6_K *w, int64_t nb, const kvl_mm_q
         for (int c = 0; c < CH; c++) acc[t][c] = _mm256_setzero_ps();
     }
     for (int64_t k = 0; k < nb; k++) {
-        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH, _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 64, _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 128, _MM_HINT_T0);
-        _mm_prefetch((const char *)(w + k) + KVL_Q8_PREFETCH + 192, _MM_HINT_T0);
+        prefetch_ahead(w + k, sizeof *w);
         const float d = kvl_mm_h2f(w[k].d);
         const int8_t *sc = w[k].scales;
         const __m128i s16 = _mm_loadu_si128((const __m128i *)sc);
@@ -372,10 +373,7 @@ INLINE __m256i legacy_codes(const uint8_t *qs, const uint8_t *qh) {
 
 INLINE void dot_legacy(int type, int NT, const uint8_t *row, int64_t nb, const kvl_mm_qx *qx, float *out) {
     const size_t bytes = kvl_type_block_bytes(type);
-    /* field offsets: d at 0; m at 2 for the _1 types; qh after d (and m) for Q5; qs last */
-    const int has_m = type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_1, q5 = type == KVL_TYPE_Q5_0 || type == KVL_TYPE_Q5_1;
-    const int off = type == KVL_TYPE_Q4_0 ? -8 : type == KVL_TYPE_Q5_0 ? -16 : 0;
-    const int qh_at = 2 + 2 * has_m, qs_at = qh_at + 4 * q5;
+    const kvl_legacy_layout l = kvl_legacy_layout_of(type);
     float offs[KVL_MM_GEMV_MAX_TOK] = {0};
 #ifdef KVL_MM_AVX2
     __m256 acc[KVL_MM_GEMV_MAX_TOK][2];
@@ -385,9 +383,9 @@ INLINE void dot_legacy(int type, int NT, const uint8_t *row, int64_t nb, const k
         const uint8_t *blk = row + b * bytes;
         uint16_t hd, hm = 0;
         memcpy(&hd, blk, 2);
-        if (has_m) memcpy(&hm, blk + 2, 2);
-        const float d = kvl_mm_h2f(hd), m = has_m ? kvl_mm_h2f(hm) : off * d;
-        const __m256i q = legacy_codes(blk + qs_at, q5 ? blk + qh_at : NULL);
+        if (l.m_at >= 0) memcpy(&hm, blk + l.m_at, 2);
+        const float d = kvl_mm_h2f(hd), m = l.m_at >= 0 ? kvl_mm_h2f(hm) : -(float)l.centre * d;
+        const __m256i q = legacy_codes(blk + l.qs_at, l.qh_at >= 0 ? blk + l.qh_at : NULL);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             const __m256i xv = _mm256_load_si256((const __m256i *)(qx[t].q + 32 * b));
@@ -411,7 +409,7 @@ INLINE void dot_legacy(int type, int NT, const uint8_t *row, int64_t nb, const k
         }
     }
     for (int t = 0; t < NT; t++) out[t] = s[t] + offs[t];
-    (void)off, (void)qh_at, (void)qs_at;
+    (void)l;
 #endif
 }
 

@@ -185,41 +185,25 @@ int kvl_type_is_legacy(int type) {
 }
 
 void kvl_legacy_codes(int type, const void *block, uint8_t q[32], float *d, float *m) {
-    const uint8_t *qs, *qh = NULL;
-    switch (type) {
-    case KVL_TYPE_Q4_0: {
-        const kvl_block_q4_0 *b = block;
-        *d = kvl_f16_to_f32(b->d), *m = -8 * *d, qs = b->qs;
-        break;
-    }
-    case KVL_TYPE_Q4_1: {
-        const kvl_block_q4_1 *b = block;
-        *d = kvl_f16_to_f32(b->d), *m = kvl_f16_to_f32(b->m), qs = b->qs;
-        break;
-    }
-    case KVL_TYPE_Q5_0: {
-        const kvl_block_q5_0 *b = block;
-        *d = kvl_f16_to_f32(b->d), *m = -16 * *d, qs = b->qs, qh = b->qh;
-        break;
-    }
-    default: {
-        const kvl_block_q5_1 *b = block;
-        *d = kvl_f16_to_f32(b->d), *m = kvl_f16_to_f32(b->m), qs = b->qs, qh = b->qh;
-        break;
-    }
-    }
+    const kvl_legacy_layout l = kvl_legacy_layout_of(type);
+    const uint8_t *b = block, *qs = b + l.qs_at;
+    uint16_t h16;
+    memcpy(&h16, b, 2);
+    *d = kvl_f16_to_f32(h16);
+    if (l.m_at >= 0) memcpy(&h16, b + l.m_at, 2);
+    *m = l.m_at >= 0 ? kvl_f16_to_f32(h16) : -(float)l.centre * *d;
     uint32_t h = 0;
-    if (qh) memcpy(&h, qh, 4); /* little-endian, as in the file */
+    if (l.qh_at >= 0) memcpy(&h, b + l.qh_at, 4); /* little-endian, as in the file */
     for (int j = 0; j < 16; j++) {
         q[j] = (uint8_t)((qs[j] & 0x0f) | ((h >> j) & 1) << 4);
         q[j + 16] = (uint8_t)((qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4);
     }
 }
 
-/* ggml's formulas: Q4_0 / Q5_0 subtract the offset from the integer code before scaling (one rounding). */
+/* ggml's formulas: Q4_0 / Q5_0 subtract the centre from the integer code before scaling (one rounding). */
 static void dequant_legacy(int type, const uint8_t *src, float *y, int64_t nb) {
     const size_t bytes = kvl_type_block_bytes(type);
-    const int off = type == KVL_TYPE_Q4_0 ? 8 : type == KVL_TYPE_Q5_0 ? 16 : 0;
+    const int off = kvl_legacy_layout_of(type).centre;
     for (int64_t i = 0; i < nb; i++, src += bytes, y += 32) {
         uint8_t q[32];
         float d, m;

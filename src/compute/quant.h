@@ -78,6 +78,17 @@ uint16_t kvl_f32_to_f16_ref(float f);
 
 /* Q4_0/Q4_1/Q5_0/Q5_1 ("legacy" 32-value blocks): is `type` one of them? */
 int kvl_type_is_legacy(int type);
+/* Where a legacy block keeps its fields (the structs above): f16 d at byte 0, f16 m at m_at (-1: none), the 32
+ * high bits at qh_at (-1: none), the 16 nibble bytes at qs_at; `centre` is subtracted from the code (8, 16 or 0). */
+typedef struct {
+    int m_at, qh_at, qs_at, centre;
+} kvl_legacy_layout;
+static inline kvl_legacy_layout kvl_legacy_layout_of(int type) {
+    const int has_m = type == KVL_TYPE_Q4_1 || type == KVL_TYPE_Q5_1, q5 = type == KVL_TYPE_Q5_0 || type == KVL_TYPE_Q5_1;
+    const kvl_legacy_layout l = {has_m ? 2 : -1, q5 ? 2 + 2 * has_m : -1, 2 + 2 * has_m + 4 * q5,
+                                 type == KVL_TYPE_Q4_0 ? 8 : type == KVL_TYPE_Q5_0 ? 16 : 0};
+    return l;
+}
 /* One legacy block as 32 unsigned codes q[j] (0..15 or 0..31) with x[j] = d * q[j] + m: for Q4_0 / Q5_0 the offset
  * is m = -8 d / -16 d. (The reference decoder computes d * (q - 8) as ggml does; this form serves the kernels.) */
 void kvl_legacy_codes(int type, const void *block, uint8_t q[32], float *d, float *m);
