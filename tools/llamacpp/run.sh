@@ -39,10 +39,13 @@ gcc -std=c11 -O2 -Wall -Wextra -I"$lc/include" -I"$lc/ggml/include" -I"$src/src"
 # greedy tokens; llama.cpp multiplies bf16 weights with activations rounded to bf16 and q8_0 weights with
 # activations quantized to 8 bits (scales rounded to f16), hence looser bounds there (q8_0: test_parity's 1e-1)
 # and greedy tokens that may part once a margin is small.
+greedy_prompt() { # the fixture's prompt length for its greedy continuation
+    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['models'][sys.argv[2]]['prompt_for_greedy'])" \
+        "$src/tests/fixtures/meta.json" "$1"
+}
 fail=0
 for fx in llama qwen2 qwen3 qwen3_tied; do
-    P=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['models'][sys.argv[2]]['prompt_for_greedy'])" \
-        "$src/tests/fixtures/meta.json" "$fx")
+    P=$(greedy_prompt "$fx")
     for t in f32:1e-4 bf16:2e-2 q8_0:1e-1; do
         type=${t%%:*} bound=${t#*:}
         "$kvlens" convert "$src/tests/fixtures/$fx/hf" "$work/$fx-$type.gguf" --no-vocab --type "$type" >/dev/null
@@ -68,8 +71,7 @@ print(f"{max(abs(x - y) for x, y in zip(a, b)) / max(abs(y) for y in b):.3g}")
 PY
 }
 for fx in llama qwen2 qwen3 qwen3_tied; do
-    P=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['models'][sys.argv[2]]['prompt_for_greedy'])" \
-        "$src/tests/fixtures/meta.json" "$fx")
+    P=$(greedy_prompt "$fx")
     ids=$(python3 -c "import array,struct,sys; d=open(sys.argv[1],'rb').read(); n=struct.unpack('<H',d[8:10])[0]; \
 print(','.join(map(str, array.array('i', d[10+n:]))))" "$src/tests/fixtures/$fx/tokens.npy")
     for q in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K_M; do
