@@ -8,11 +8,11 @@
  * greedy continuation from the first P tokens matches transformers' where the
  * reference's top-2 margin exceeds 1e-3. Exit 0 when within REL_BOUND and the greedy tokens agree.
  * Built by tools/llamacpp/run.sh against libllama and kvlens's .npy reader. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixture_util.h" /* fx_rel_err: the error measure of the kvlens parity tests */
 #include "llama.h"
 #include "util/npy.h"
 
@@ -87,14 +87,7 @@ int main(int argc, char **argv) {
     }
     float *got = malloc((size_t)T * V * sizeof *got);
     for (int t = 0; t < T; t++) memcpy(got + (size_t)t * V, llama_get_logits_ith(ctx, t), (size_t)V * sizeof *got);
-    const float *r = ref.data;
-    double e = 0, m = 0;
-    for (size_t i = 0; i < (size_t)T * V; i++) {
-        const double d = fabs((double)got[i] - r[i]);
-        if (d > e || d != d) e = d != d ? INFINITY : d;
-        if (fabs(r[i]) > m) m = fabs(r[i]);
-    }
-    const double rel = m > 0 ? e / m : e;
+    const double rel = fx_rel_err(got, ref.data, (int64_t)T * V);
     const int64_t shape[2] = {T, V};
     if (argc == 6 && kvl_npy_save(argv[5], "<f4", 2, shape, got) != KVL_OK) {
         fprintf(stderr, "cannot write %s\n", argv[5]);

@@ -32,7 +32,7 @@ if [ ! -x "$lc/build/bin/llama-bench" ] || [ ! -x "$lc/build/bin/llama-quantize"
     cmake --build "$lc/build" --target llama-bench llama-quantize llama -j"$(nproc)" >/dev/null
 fi
 libdir=$(dirname "$(find "$lc/build" -name 'libllama.so' | head -1)")
-gcc -std=c11 -O2 -Wall -Wextra -I"$lc/include" -I"$lc/ggml/include" -I"$src/src" -I"$src/include" \
+gcc -std=c11 -O2 -Wall -Wextra -I"$lc/include" -I"$lc/ggml/include" -I"$src/src" -I"$src/include" -I"$src/tests" \
     "$here/parity.c" "$src/build/libkvlens.a" -L"$libdir" -Wl,-rpath,"$libdir" -lllama -lm -o "$work/parity"
 
 # --- 1. interchange: f32 files must match transformers to the parity bound of tests/test_parity.c and give the same
