@@ -583,16 +583,6 @@ static void test_bad_input(void) {
 }
 
 /* The tokenizer part: convert must fail exactly when the tokenizer loader fails, with its message. */
-static void copy_file(const char *from, const char *to) {
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    char buf[65536];
-    size_t n;
-    CHECK(a && b);
-    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) CHECK(fwrite(buf, 1, n, b) == n);
-    if (a) fclose(a);
-    if (b) fclose(b);
-}
-
 static void test_vocab(void) {
     spec s = {"Qwen3ForCausalLM", "qwen3", 1, 32, 2, 2, 16, 32, 20, false, false, true, false, true, "BF16", 0, ""};
     const char *dir = subdir("no_tokenizer");
@@ -644,7 +634,7 @@ static void test_vocab(void) {
             const char *fn = i ? "tokenizer_config.json" : "tokenizer.json";
             snprintf(src, sizeof src, "%s/%s", tokdir, fn);
             snprintf(dst, sizeof dst, "%s/%s", mdir, fn);
-            copy_file(src, dst);
+            CHECK(kvl_test_copy_file(src, dst) == 0);
         }
         out = out_path("padded_vocab.gguf");
         rc = convert(mdir, out, -1, 0);

@@ -332,19 +332,6 @@ static void test_probe_checks(kvl_model *m, kvl_model *other) {
     kvl_probe_free(p);
 }
 
-static int copy_file(const char *from, const char *to) {
-    FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
-    if (!a || !b) {
-        if (a) fclose(a);
-        return -1;
-    }
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-    fclose(a);
-    return fclose(b);
-}
-
 static int equal_ids(const int32_t *a, int na, const int32_t *b, int nb) {
     return na == nb && !memcmp(a, b, na * sizeof *a);
 }
@@ -389,13 +376,13 @@ static void test_prompt(void) {
     for (int i = 0; i < 3; i++) {
         snprintf(a, sizeof a, "%s/tests/fixtures/qwen3/hf/%s", src_dir, files[i]);
         snprintf(b, sizeof b, "%s/%s", dir, files[i]);
-        CHECK(copy_file(a, b) == 0);
+        CHECK(kvl_test_copy_file(a, b) == 0);
     }
     const char *tfiles[] = {"tokenizer.json", "tokenizer_config.json"};
     for (int i = 0; i < 2; i++) {
         snprintf(a, sizeof a, "%s/%s", tokdir, tfiles[i]);
         snprintf(b, sizeof b, "%s/%s", dir, tfiles[i]);
-        CHECK(copy_file(a, b) == 0);
+        CHECK(kvl_test_copy_file(a, b) == 0);
     }
     kvl_tokenizer *t = NULL;
     kvl_model *m = convert_load(dir, "tok", 0, &t);

@@ -47,4 +47,19 @@ static inline const char *kvl_test_env(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v && *v ? v : fallback;
 }
+
+/* Copy a file; 0 on success. */
+static inline int kvl_test_copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
+    if (!a || !b) {
+        if (a) fclose(a);
+        return -1;
+    }
+    char buf[65536];
+    size_t n;
+    int bad = 0;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0) bad |= fwrite(buf, 1, n, b) != n;
+    fclose(a);
+    return fclose(b) || bad ? -1 : 0;
+}
 #endif
