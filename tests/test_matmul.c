@@ -6,7 +6,13 @@
  * Tolerances: float paths accumulate in f32, so |y - ref| <= 1e-5 * sum|w x|. The paths that quantize x to int8
  * per 32 values (kvl_mm_int8_activations: scale d_b = max|x_b|/127) add at most
  * sum_b (d_b / 2) * sum_{i in b} |w_i|; they are checked against that bound and, tightly (1e-5), against a
- * reference fed the same int8 activations. */
+ * reference fed the same int8 activations.
+ *
+ * BF16 weights in prefill (n_tok > KVL_MM_GEMV_MAX_TOK) may run on vdpbf16ps (KVL_MM_BF16DOT builds), which
+ * multiplies bf16 activations: SPLIT mode feeds x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), so |x - hi - lo| <=
+ * 2^-16 |x| and the error bound grows by 2^-16 sum|w x|; ROUND mode feeds bf16(x), bound 2^-8 sum|w x|. Each mode
+ * is run explicitly and also checked tightly (1e-5) against a reference fed the same rounded activations; the
+ * worst errors measured are printed. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -168,6 +174,27 @@ static void quantize_x(const float *x, int64_t n, float *xq, float *dq) {
     }
 }
 
+/* float -> bf16, round to nearest even (finite inputs), back to double: from the format's definition */
+static double bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+/* The activation the bf16 GEMM multiplies in `mode` (0: x itself). */
+static double bf16_act(float x, int mode) {
+    if (mode == KVL_MM_BF16_ROUND) return bf16_round(x);
+    if (mode == KVL_MM_BF16_SPLIT) {
+        const double hi = bf16_round(x);
+        return hi + bf16_round((float)(x - hi)); /* x - hi is exact in float */
+    }
+    return x;
+}
+/* Worst |y - ref| / sum|w x| seen per bf16 mode (printed at the end). */
+static double g_bf16_worst[3];
+static int g_bf16_cases[3];
+
 static const char *tname(int type) {
     switch (type) {
     case KVL_TYPE_F32: return "f32";
@@ -236,6 +263,9 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
         }
         for (int64_t i = 0; i < ny + 16; i++) y[i] = -12345.0f;
         const int int8_path = kvl_mm_int8_activations(type, n_tok);
+        /* bf16 GEMM: mode, bound per unit of sum|w x| from rounding x */
+        const int bf_mode = type == KVL_TYPE_BF16 && n_tok > KVL_MM_GEMV_MAX_TOK && n_in % 2 == 0 ? kvl_mm_bf16_mode() : 0;
+        const double bf_rel = bf_mode == KVL_MM_BF16_SPLIT ? ldexp(1, -16) : bf_mode == KVL_MM_BF16_ROUND ? ldexp(1, -8) : 0;
         if (int8_path)
             for (int t = 0; t < n_tok; t++) quantize_x(x + t * n_in, n_in, xq + t * n_in, dq + t * (n_in / 32));
 
@@ -253,6 +283,19 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
                     mag += fabs(w[i] * xt[i]);
                 }
                 double tol = 1e-5 * mag;
+                if (bf_mode) { /* the rounding of x, and tightly: the same product with the rounded x */
+                    double refb = 0, magb = 0;
+                    for (int64_t i = 0; i < n_in; i++) {
+                        const double xb = bf16_act(xt[i], bf_mode);
+                        refb += w[i] * xb;
+                        magb += fabs(w[i] * xb);
+                    }
+                    tol += bf_rel * (1 + 1e-6) * mag;
+                    const double got = y[t * n_out + o];
+                    if (!(fabs(got - refb) <= 1e-5 * magb + 1e-30)) {
+                        if (!bad++) fprintf(stderr, "  bf16 ref: t %d o %lld: %.9g vs %.9g\n", t, (long long)o, got, refb);
+                    }
+                }
                 if (int8_path) {
                     const float *xqt = xq + t * n_in;
                     for (int64_t b = 0; b < n_in / 32; b++) {
@@ -276,6 +319,10 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
                     if (!bad++) fprintf(stderr, "  t %d o %lld: %.9g vs %.9g (tol %g)\n", t, (long long)o, got, ref, tol);
                 }
             }
+        }
+        if (type == KVL_TYPE_BF16 && n_tok > KVL_MM_GEMV_MAX_TOK) {
+            g_bf16_worst[bf_mode] = worst > g_bf16_worst[bf_mode] ? worst : g_bf16_worst[bf_mode];
+            g_bf16_cases[bf_mode]++;
         }
         int guard_bad = 0;
         for (int i = 0; i < 16; i++) guard_bad += y[ny + i] != -12345.0f;
@@ -334,10 +381,35 @@ int main(void) {
         {KVL_TYPE_Q4_K, {256, 768, 0}},
         {KVL_TYPE_Q6_K, {256, 768, 0}},
     };
+    kvl_mm_bf16_mode_set(KVL_MM_BF16_OFF); /* the f32 GEMM for every type first */
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
         for (int k = 0; k < 3 && cases[c].n_in[k]; k++)
             for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
                 check_case(cases[c].type, cases[c].n_in[k], outs[o], toks, ntoks);
+
+    /* BF16 weights on the bf16 dot product, both activation modes (an AVX2 build stays on the f32 GEMM) */
+    static const int pre_toks[] = {4, 7, 16, 33, 100};
+    for (int mode = KVL_MM_BF16_SPLIT; mode <= KVL_MM_BF16_ROUND; mode++) {
+        kvl_mm_bf16_mode_set(mode);
+        static const int64_t bf_in[] = {2, 96, 544, 1030, 37}; /* 1030: two k-blocks, a tail of 6; 37: odd, f32 */
+        for (size_t k = 0; k < sizeof bf_in / sizeof *bf_in; k++)
+            for (size_t o = 0; o < sizeof outs / sizeof *outs; o++) check_case(KVL_TYPE_BF16, bf_in[k], outs[o], pre_toks, 5);
+        g_from_floats = 1;
+        check_case(KVL_TYPE_BF16, 1024, 67, pre_toks, 5);
+        g_from_floats = 0;
+        const int64_t in2[2] = {544, 544};
+        static const int bf2[2] = {KVL_TYPE_BF16, KVL_TYPE_BF16};
+        check_multi(bf2, in2, 2, 64);
+    }
+    kvl_mm_bf16_mode_set(-1);
+    static const char *mname[3] = {"off (f32 GEMM)", "split (hi+lo bf16)", "round (bf16 x)"};
+    for (int m = 0; m < 3; m++)
+        if (g_bf16_cases[m])
+            printf("bf16 prefill, %s: %d cases, worst |y - ref| / sum|w x| = %.3g (bound %.3g)\n", mname[m],
+                   g_bf16_cases[m], g_bf16_worst[m], 1e-5 + (m == 1 ? ldexp(1, -16) : m == 2 ? ldexp(1, -8) : 0));
+#ifndef KVL_MM_BF16DOT
+    printf("bf16 prefill: this build has no AVX-512 BF16, split/round ran the f32 GEMM\n");
+#endif
 
     /* Weights made by the project's quantizer, as the converter writes them. */
     g_from_floats = 1;

@@ -1,6 +1,7 @@
 /* kvl_matmul dispatch: picks the row-streaming (decode) or blocked (prefill) kernel and splits the output rows
  * over OpenMP threads. Kernels are in mm_gemv_float.c, mm_gemv_quant.c, mm_gemm.c; decoders in mm_decode.c. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "compute/mm_internal.h"
 
@@ -112,6 +113,36 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
     free(buf);
 }
 
+/* -1: not decided yet (first kvl_matmul call decides, outside any parallel region) */
+static int bf16_mode = -1;
+
+static int bf16_mode_default(void) {
+#ifdef KVL_MM_BF16DOT
+    const char *e = getenv("KVL_BF16_DOT");
+    if (e && !strcmp(e, "off")) return KVL_MM_BF16_OFF;
+    if (e && !strcmp(e, "split")) return KVL_MM_BF16_SPLIT;
+    if (e && !strcmp(e, "round")) return KVL_MM_BF16_ROUND;
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd") ? KVL_MM_BF16_SPLIT : KVL_MM_BF16_OFF;
+#else
+    return KVL_MM_BF16_OFF;
+#endif
+}
+
+int kvl_mm_bf16_mode(void) {
+    if (bf16_mode < 0) bf16_mode = bf16_mode_default();
+    return bf16_mode;
+}
+
+void kvl_mm_bf16_mode_set(int mode) {
+#ifdef KVL_MM_BF16DOT
+    bf16_mode = mode < 0 || mode > KVL_MM_BF16_ROUND ? bf16_mode_default() : mode;
+#else
+    (void)mode;
+    bf16_mode = KVL_MM_BF16_OFF;
+#endif
+}
+
 static void matmul_gemm(const job *j, const float *x, int n_tok) {
     const kvl_weight *W0 = j->W[0];
     const size_t xbytes = kvl_mm_gemm_xpack_bytes(W0->n_in, n_tok);
@@ -121,11 +152,20 @@ static void matmul_gemm(const job *j, const float *x, int n_tok) {
         return;
     }
     const int n_groups = (n_tok + KVL_MM_GEMM_GROUP - 1) / KVL_MM_GEMM_GROUP;
+    /* BF16 weights of even width on the bf16 dot product (its packed activations fit in xbytes: at most two
+     * 16-bit values per input value) */
+    const int bf = W0->type == KVL_TYPE_BF16 && W0->n_in % 2 == 0 && Xp ? kvl_mm_bf16_mode() : KVL_MM_BF16_OFF;
 #pragma omp parallel if (!job_serial(j, n_tok))
     {
         if (Xp) {
 #pragma omp for schedule(static)
-            for (int g = 0; g < n_groups; g++) kvl_mm_gemm_pack_x(Xp, x, W0->n_in, n_tok, g);
+            for (int g = 0; g < n_groups; g++) {
+#ifdef KVL_MM_BF16DOT
+                if (bf) kvl_mm_bf16gemm_pack_x((uint32_t *)Xp, x, W0->n_in, n_tok, g, bf);
+                else
+#endif
+                    kvl_mm_gemm_pack_x(Xp, x, W0->n_in, n_tok, g);
+            }
         }
         void *scratch = alloc64(kvl_mm_gemm_scratch_bytes());
 #pragma omp for schedule(dynamic, 1)
@@ -133,6 +173,10 @@ static void matmul_gemm(const job *j, const float *x, int n_tok) {
             int wi;
             int64_t o0, o1;
             job_chunk(j, c, &wi, &o0, &o1);
+#ifdef KVL_MM_BF16DOT
+            if (scratch && bf) kvl_mm_bf16gemm(j->y[wi], (const uint32_t *)Xp, j->W[wi], n_tok, o0, o1, bf, scratch);
+            else
+#endif
             if (scratch) kvl_mm_gemm(j->y[wi], x, Xp, j->W[wi], n_tok, o0, o1, scratch);
             else rows_slow(j->y[wi], x, j->W[wi], n_tok, o0, o1);
         }

@@ -231,6 +231,137 @@ static void gemm_panel(float *y, const float *x, float *Xp, const kvl_weight *W,
         }
     }
 }
+
+#ifdef KVL_MM_BF16DOT
+/* BF16 weights on vdpbf16ps. Each 32-bit lane holds a pair of adjacent k: the weights stay bf16 in the panel
+ * (sub-panels [kc/2][16] pairs, transposed by pack8 as raw 32-bit words, no widening), the activations become
+ * bf16 pairs per token tile laid out [kc/2][terms][6] (terms: hi, and lo in SPLIT mode). The micro-kernel is the
+ * f32 one's 6 tokens x 4 sub-panels with one vdpbf16ps (two in SPLIT) per pair of k in place of two FMAs. */
+static inline uint32_t *bf_xtile(uint32_t *Xp, int64_t k0, int64_t kc, int n_groups, int g, int nt) {
+    return Xp + k0 / 2 * n_groups * MR * nt + (int64_t)g * MR * nt * (kc / 2);
+}
+
+void kvl_mm_bf16gemm_pack_x(uint32_t *Xp, const float *x, int64_t n_in, int n_tok, int g, int mode) {
+    const int n_groups = (n_tok + MR - 1) / MR, nt = mode == KVL_MM_BF16_SPLIT ? 2 : 1;
+    const int mr = n_tok - g * MR < MR ? n_tok - g * MR : MR;
+    for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+        const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC;
+        uint32_t *A = bf_xtile(Xp, k0, kc, n_groups, g, nt);
+        for (int i = 0; i < MR; i++) {
+            const float *xr = x + ((int64_t)g * MR + i) * n_in + k0;
+            for (int64_t k = 0; k < kc; k += 16) {
+                const int left = kc - k < 16 ? (int)(kc - k) : 16; /* even: n_in is */
+                const __mmask16 m = (__mmask16)((1u << left) - 1);
+                const __m512 v = i < mr ? _mm512_maskz_loadu_ps(m, xr + k) : _mm512_setzero_ps();
+                uint32_t hi[8], lo[8];
+                const __m256bh h = _mm512_cvtneps_pbh(v); /* round to nearest even */
+                _mm256_storeu_si256((__m256i *)hi, (__m256i)h);
+                if (nt == 2) {
+                    const __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16));
+                    const __m256bh l = _mm512_cvtneps_pbh(_mm512_sub_ps(v, hf)); /* exact difference */
+                    _mm256_storeu_si256((__m256i *)lo, (__m256i)l);
+                }
+                for (int p = 0; p < left / 2; p++) {
+                    uint32_t *a = A + (k / 2 + p) * nt * MR;
+                    a[i] = hi[p];
+                    if (nt == 2) a[MR + i] = lo[p];
+                }
+            }
+        }
+    }
+}
+
+/* C[mr][nr] (+)= A^T B for NP sub-panels (sub-panel j at B + j * bstride words), NT activation terms. */
+INLINE void ukbf_np(int64_t kc2, const uint32_t *A, const uint32_t *B, int64_t bstride, float *C, int64_t ldc,
+                    int accumulate, int mr, int nr, const int NP, const int NT) {
+    __m512 c[MR][4];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < NP; j++) __builtin_prefetch(C + i * ldc + NR * j, 1, 3);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++) c[i][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc2; k++) {
+        __m512bh b[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NP; j++) b[j] = (__m512bh)_mm512_loadu_si512(B + j * bstride + NR * k);
+        const uint32_t *a = A + k * NT * MR;
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m512bh ah = (__m512bh)_mm512_set1_epi32((int)a[i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NP; j++) c[i][j] = _mm512_dpbf16_ps(c[i][j], ah, b[j]);
+            if (NT == 2) {
+                const __m512bh al = (__m512bh)_mm512_set1_epi32((int)a[MR + i]);
+#pragma GCC unroll 4
+                for (int j = 0; j < NP; j++) c[i][j] = _mm512_dpbf16_ps(c[i][j], al, b[j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; j++) {
+        const int left = nr - NR * j;
+        const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            if (i >= mr) break;
+            float *ci = C + i * ldc + NR * j;
+            if (accumulate) c[i][j] = _mm512_add_ps(c[i][j], _mm512_maskz_loadu_ps(m, ci));
+            _mm512_mask_storeu_ps(ci, m, c[i][j]);
+        }
+    }
+}
+
+static void ukbf(int64_t kc2, const uint32_t *A, const uint32_t *B, int64_t bstride, float *C, int64_t ldc,
+                 int accumulate, int mr, int nr, int np, int nt) {
+    if (nt == 2) {
+        switch (np) {
+        case 4: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 4, 2); break;
+        case 3: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 3, 2); break;
+        case 2: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 2, 2); break;
+        default: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 1, 2); break;
+        }
+    } else {
+        switch (np) {
+        case 4: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 4, 1); break;
+        case 3: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 3, 1); break;
+        case 2: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 2, 1); break;
+        default: ukbf_np(kc2, A, B, bstride, C, ldc, accumulate, mr, nr, 1, 1); break;
+        }
+    }
+}
+
+void kvl_mm_bf16gemm(float *y, const uint32_t *Xp, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1, int mode,
+                     void *scratch) {
+    const int64_t n_in = W->n_in, n_out = W->n_out;
+    const int n_groups = (n_tok + MR - 1) / MR, nt = mode == KVL_MM_BF16_SPLIT ? 2 : 1;
+    const size_t rb = W->row_bytes;
+    uint32_t *P = scratch; /* MC rows x KC/2 pairs: a quarter of the f32 GEMM's panel bytes per k */
+    for (int64_t o = o0; o < o1; o += MC) {
+        const int mc = (int)(o1 - o < MC ? o1 - o : MC), np = (mc + NR - 1) / NR;
+        for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+            const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC, kc2 = kc / 2;
+            for (int p = 0; p < np; p++) {
+                uint32_t *Pp = P + (int64_t)p * NR * kc2;
+                const int rows = mc - NR * p < NR ? mc - NR * p : NR;
+                if (rows < NR) memset(Pp, 0, (size_t)(NR * kc2) * sizeof(uint32_t));
+                int r = 0;
+                for (; r + 8 <= rows; r += 8) /* bf16 pairs moved as 32-bit words (type -1: raw loads) */
+                    pack8((float *)Pp, (const uint8_t *)W->data + (o + NR * p + r) * rb, rb, -1, k0 / 2, kc2, r / 8);
+                for (; r < rows; r++) {
+                    const uint8_t *row = (const uint8_t *)W->data + (o + NR * p + r) * rb + k0 * 2;
+                    for (int64_t k = 0; k < kc2; k++) memcpy(Pp + NR * k + r, row + 4 * k, 4);
+                }
+            }
+            for (int g = 0; g < n_groups; g++) {
+                const int mr = n_tok - g * MR < MR ? n_tok - g * MR : MR;
+                ukbf(kc2, bf_xtile((uint32_t *)Xp, k0, kc, n_groups, g, nt), P, NR * kc2,
+                     y + (int64_t)g * MR * n_out + o, n_out, k0 > 0, mr, mc, np, nt);
+            }
+        }
+    }
+}
+#endif
 #else
 /* Portable: decode a k-block of one row, dot it with every token. */
 void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int g) {

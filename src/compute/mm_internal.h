@@ -24,6 +24,10 @@
 #if defined(__AVX512VNNI__)
 #define KVL_MM_VNNI512 1
 #endif
+/* AVX-512 BF16 (vdpbf16ps: 16 lanes x a pair of bf16 products added to f32) for the BF16-weight prefill. */
+#if defined(__AVX512BF16__)
+#define KVL_MM_BF16DOT 1
+#endif
 #endif
 #endif
 
@@ -164,6 +168,30 @@ void kvl_mm_gemm_pack_x(float *Xp, const float *x, int64_t n_in, int n_tok, int 
 size_t kvl_mm_gemm_scratch_bytes(void);
 void kvl_mm_gemm(float *y, const float *x, float *Xp, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
                  void *scratch);
+
+/* BF16-weight prefill on the bf16 dot product (KVL_MM_BF16DOT builds; mm_gemm.c). vdpbf16ps multiplies bf16 by
+ * bf16, so the activations are rounded to bf16 first:
+ *   KVL_MM_BF16_SPLIT: x = hi + lo with hi = bf16(x), lo = bf16(x - hi), two products per pair; |x - hi - lo| <=
+ *                      2^-16 |x|, the product error is at most 2^-16 sum|w x| (plus f32 accumulation);
+ *   KVL_MM_BF16_ROUND: x rounded to bf16 once (as llama.cpp does), at most 2^-8 sum|w x|: twice the
+ *                      arithmetic rate of SPLIT, but outside the 1e-4 parity bound with transformers; opt-in;
+ *   KVL_MM_BF16_OFF:   the f32 GEMM (weights widened to f32, f32 activations).
+ * vdpbf16ps also treats bf16 subnormals (|v| < 1.2e-38) as zero. The environment variable KVL_BF16_DOT
+ * (off | split | round) picks the mode; unset, it is SPLIT on AMD CPUs (Zen 4: one vdpbf16ps does twice the
+ * multiply-adds of one FMA) and OFF elsewhere (the Intel Xeon measured here issues vdpbf16ps at half the rate of
+ * an FMA: 16 multiply-adds per cycle against 32). Builds without AVX-512 BF16 always use OFF. */
+enum { KVL_MM_BF16_OFF = 0, KVL_MM_BF16_SPLIT = 1, KVL_MM_BF16_ROUND = 2 };
+int kvl_mm_bf16_mode(void);
+/* Force a mode (tests, benchmarks); -1 returns to the default above. Call outside parallel regions. */
+void kvl_mm_bf16_mode_set(int mode);
+#ifdef KVL_MM_BF16DOT
+/* Activations for the bf16 GEMM: token group g of KVL_MM_GEMM_GROUP packed as bf16 pairs (hi, and lo in SPLIT)
+ * into Xp of kvl_mm_gemm_xpack_bytes; then kvl_mm_bf16gemm computes rows [o0, o1) (n_in even) with
+ * kvl_mm_gemm_scratch_bytes() of scratch. */
+void kvl_mm_bf16gemm_pack_x(uint32_t *Xp, const float *x, int64_t n_in, int n_tok, int g, int mode);
+void kvl_mm_bf16gemm(float *y, const uint32_t *Xp, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
+                     int mode, void *scratch);
+#endif
 
 #ifdef KVL_MM_AVX2
 /* Q8_0 prefill in int8 (mm_gemm_q8.c): kvl_mm_q8gemm_pack_x quantizes and packs token group g (of
