@@ -29,6 +29,7 @@ typedef struct {
     const uint8_t *data;   /* start of the data buffer */
     uint64_t data_size;
     cJSON *metadata;       /* the __metadata__ object (detached), or NULL */
+    int mapped;            /* map is our mmap (else a caller's buffer, kvl_st_open_buffer) */
 } st_file;
 
 struct kvl_st_set {
@@ -61,7 +62,7 @@ static int dtype_from_name(const char *s) {
 }
 
 static void file_close(st_file *f) {
-    if (f->map) munmap(f->map, f->size);
+    if (f->map && f->mapped) munmap(f->map, f->size);
     if (f->fd >= 0) close(f->fd);
     cJSON_Delete(f->metadata);
     free(f->path);
@@ -154,6 +155,8 @@ static kvl_status parse_entry(const cJSON *e, const st_file *f, int file_index, 
     return KVL_OK;
 }
 
+static kvl_status parse_file(kvl_st_set *s, st_file *f);
+
 /* Map and validate one file, appending its tensors to s. */
 static kvl_status add_file(kvl_st_set *s, const char *path) {
     st_file *nf = realloc(s->files, (size_t)(s->n_files + 1) * sizeof *nf);
@@ -179,6 +182,15 @@ static kvl_status add_file(kvl_st_set *s, const char *path) {
         f->map = NULL;
         return kvl_fail(KVL_ERR_IO, "cannot map %s: %s", path, strerror(errno));
     }
+    f->mapped = 1;
+    return parse_file(s, f);
+}
+
+/* Validate the header of f (map and size set) and append its tensors to s. */
+static kvl_status parse_file(kvl_st_set *s, st_file *f) {
+    const char *path = f->path;
+    if (f->size < 8) return kvl_fail(KVL_ERR_FORMAT, "%s: too short for a safetensors file (%llu bytes)", path,
+                                     (unsigned long long)f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->map[i];
     if (hlen > ST_MAX_HEADER || hlen > f->size - 8)
@@ -283,6 +295,31 @@ kvl_status kvl_st_open_file(const char *path, kvl_st_set **out) {
     kvl_st_set *s = set_new();
     if (!s) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
     kvl_status rc = add_file(s, path);
+    if (rc == KVL_OK) rc = finish(s);
+    if (rc != KVL_OK) {
+        kvl_st_close(s);
+        return rc;
+    }
+    *out = s;
+    return KVL_OK;
+}
+
+kvl_status kvl_st_open_buffer(const void *buf, size_t size, const char *name, kvl_st_set **out) {
+    *out = NULL;
+    if (!buf && size) return kvl_fail(KVL_ERR_ARG, "NULL buffer");
+    kvl_st_set *s = set_new();
+    st_file *f = s ? calloc(1, sizeof *f) : NULL;
+    if (!f) {
+        free(s);
+        return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    }
+    s->files = f;
+    s->n_files = 1;
+    f->fd = -1;
+    f->map = (uint8_t *)buf; /* never written: the mapping of a file is PROT_READ too */
+    f->size = size;
+    f->path = strdup(name ? name : "(buffer)");
+    kvl_status rc = f->path ? parse_file(s, f) : kvl_fail(KVL_ERR_NOMEM, "out of memory");
     if (rc == KVL_OK) rc = finish(s);
     if (rc != KVL_OK) {
         kvl_st_close(s);
@@ -516,7 +553,7 @@ kvl_status kvl_st_read_f32(const kvl_st_tensor *t, uint64_t first, uint64_t n, f
 void kvl_st_release(const kvl_st_set *s, const kvl_st_tensor *t) {
     const st_file *f = &s->files[t->file];
     long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0 || t->n_bytes == 0) return;
+    if (page <= 0 || t->n_bytes == 0 || !f->mapped) return; /* a caller's buffer is not ours to drop */
     uintptr_t a = (uintptr_t)t->data, e = a + t->n_bytes;
     uintptr_t lo = (a + (uintptr_t)page - 1) & ~((uintptr_t)page - 1); /* only whole pages inside the tensor */
     uintptr_t hi = e & ~((uintptr_t)page - 1);

@@ -9,6 +9,7 @@
 #ifndef KVL_SAFETENSORS_H
 #define KVL_SAFETENSORS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kvlens.h"
@@ -41,6 +42,9 @@ typedef struct kvl_st_set kvl_st_set;
  * and the problem. */
 kvl_status kvl_st_open_file(const char *path, kvl_st_set **out);
 kvl_status kvl_st_open_dir(const char *dir, kvl_st_set **out);
+/* The same validation on the bytes of one file in memory (not copied: buf must outlive the set; name is used in
+ * messages). For tests and fuzzing. */
+kvl_status kvl_st_open_buffer(const void *buf, size_t size, const char *name, kvl_st_set **out);
 void kvl_st_close(kvl_st_set *s);
 
 int kvl_st_count(const kvl_st_set *s);

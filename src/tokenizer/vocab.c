@@ -353,6 +353,22 @@ static kvl_status choose_kind(kvl_vocab_data *v, const char *pattern, bool nfc, 
     return KVL_OK;
 }
 
+/* Both files parsed; cfg may be NULL (no tokenizer_config.json). Frees v on failure. */
+static kvl_status vocab_from_json(const cJSON *tj, const cJSON *cfg, kvl_vocab_data *v) {
+    const char *pattern = NULL;
+    bool nfc = false;
+    int ignore_merges = -1;
+    kvl_status st = parse_tokenizer_json(tj, v, &pattern, &nfc, &ignore_merges);
+    if (st == KVL_OK && cfg) st = parse_config(cfg, tj, v);
+    if (st == KVL_OK) st = choose_kind(v, pattern, nfc, ignore_merges);
+    if (st == KVL_OK) {
+        static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", R1_EOS};
+        for (size_t i = 0; i < 3 && v->eot_id < 0; i++) v->eot_id = token_id(v, eot[i]);
+    }
+    if (st != KVL_OK) kvl_vocab_data_free(v);
+    return st;
+}
+
 kvl_status kvl_vocab_load_hf(const char *dir, kvl_vocab_data *v) {
     vocab_init(v);
     size_t dl = strlen(dir);
@@ -361,24 +377,29 @@ kvl_status kvl_vocab_load_hf(const char *dir, kvl_vocab_data *v) {
     cJSON *tj = NULL, *cfg = NULL;
     snprintf(path, dl + 32, "%s/tokenizer.json", dir);
     kvl_status st = read_json(path, false, &tj);
-    const char *pattern = NULL;
-    bool nfc = false;
-    int ignore_merges = -1;
-    if (st == KVL_OK) st = parse_tokenizer_json(tj, v, &pattern, &nfc, &ignore_merges);
     if (st == KVL_OK) {
         snprintf(path, dl + 32, "%s/tokenizer_config.json", dir);
         st = read_json(path, true, &cfg);
     }
-    if (st == KVL_OK && cfg) st = parse_config(cfg, tj, v);
-    if (st == KVL_OK) st = choose_kind(v, pattern, nfc, ignore_merges);
-    if (st == KVL_OK) {
-        static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", R1_EOS};
-        for (size_t i = 0; i < 3 && v->eot_id < 0; i++) v->eot_id = token_id(v, eot[i]);
-    }
+    if (st == KVL_OK) st = vocab_from_json(tj, cfg, v);
     free(path);
     cJSON_Delete(tj);
     cJSON_Delete(cfg);
-    if (st != KVL_OK) kvl_vocab_data_free(v);
+    return st;
+}
+
+kvl_status kvl_vocab_parse_hf(const char *tokenizer_json, size_t tokenizer_len, const char *config_json,
+                              size_t config_len, kvl_vocab_data *v) {
+    vocab_init(v);
+    cJSON *tj = cJSON_ParseWithLength(tokenizer_json, tokenizer_len), *cfg = NULL;
+    if (!tj) return kvl_fail(KVL_ERR_FORMAT, "tokenizer.json is not valid JSON");
+    if (config_json && !(cfg = cJSON_ParseWithLength(config_json, config_len))) {
+        cJSON_Delete(tj);
+        return kvl_fail(KVL_ERR_FORMAT, "tokenizer_config.json is not valid JSON");
+    }
+    kvl_status st = vocab_from_json(tj, cfg, v);
+    cJSON_Delete(tj);
+    cJSON_Delete(cfg);
     return st;
 }
 

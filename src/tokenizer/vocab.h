@@ -4,6 +4,7 @@
 #ifndef KVL_VOCAB_H
 #define KVL_VOCAB_H
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gguf/gguf.h"
@@ -29,6 +30,9 @@ typedef struct {
  * tokenizer that is not exactly one of the kinds kvlens knows (pre-tokenizer pattern, normaliser, BPE options).
  * Ids missing from the file become "[PAD<id>]" entries of type UNUSED. */
 kvl_status kvl_vocab_load_hf(const char *dir, kvl_vocab_data *v);
+/* The same from the two files' text in memory (config_json NULL: no tokenizer_config.json). */
+kvl_status kvl_vocab_parse_hf(const char *tokenizer_json, size_t tokenizer_len, const char *config_json,
+                              size_t config_len, kvl_vocab_data *v);
 /* Read the tokenizer.ggml.* keys of a GGUF file; tokenizer.ggml.pre must name a known kind. */
 kvl_status kvl_vocab_load_gguf(const kvl_gguf *g, kvl_vocab_data *v);
 /* Set the tokenizer.ggml.* keys (and tokenizer.chat_template) on a writer. */
