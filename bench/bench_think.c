@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 64; i++) tok[i] = 100 + i;
     if (kvl_eval(c, tok, 64, KVL_LOGITS_LAST)) return fprintf(stderr, "bench_think: %s\n", kvl_last_error()), 1;
     kvl_feat_window *w;
-    if (kvl_feat_window_new(c, &cfg, 0, &w) || kvl_feat_window_advance(w, c, 64))
+    if (kvl_feat_window_new(kvl_seq_view(c, 0), &cfg, 0, &w) || kvl_feat_window_advance(w, kvl_seq_view(c, 0), 64))
         return fprintf(stderr, "bench_think: %s\n", kvl_last_error()), 1;
     float *f = malloc(dim * sizeof *f);
     double *t_step = malloc(steps * sizeof *t_step), *t_check = malloc(steps * sizeof *t_check), sink = 0;
@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
         double t0 = now();
         kvl_eval(c, &t, 1, KVL_LOGITS_LAST);
         double t1 = now();
-        kvl_feat_window_advance(w, c, kvl_ctx_n_pos(c));
+        kvl_feat_window_advance(w, kvl_seq_view(c, 0), kvl_ctx_n_pos(c));
         kvl_feat_window_get(w, f);
         sink += kvl_probe_score(probe, f);
         double t2 = now();

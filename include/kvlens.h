@@ -117,19 +117,90 @@ typedef struct kvl_ctx kvl_ctx;
 
 typedef enum { KVL_CACHE_F32 = 0, KVL_CACHE_F16 = 1 } kvl_cache_type;
 
+/* Thread-safety: a model is immutable after loading and may be shared by any number of contexts in any threads.
+ * A context (and everything made from it: views, feature windows, generators) is used by one thread at a time;
+ * two contexts may run at once in two threads. A context's threads are its own: kvl_decode runs OpenMP teams of
+ * n_threads for the calling thread only (the calling thread's OpenMP settings are left as they were). */
 typedef struct {
-    int n_ctx;            /* positions the cache holds; 0 = the model's n_ctx_train capped at 4096 */
+    int n_ctx;            /* positions each sequence holds; 0 = the model's n_ctx_train capped at 4096 */
     int n_threads;        /* 0 = all cores */
     kvl_cache_type cache_type;
     bool keep_hidden;     /* store hidden states of every layer (L+1 vectors per position) */
+    int n_seq_max;        /* sequence slots (0 or 1 = one sequence, id 0); ids are 0..n_seq_max-1. Memory is
+                           * reserved per slot for n_ctx positions but only pages that are written are used */
+    const char *backend;  /* "auto" (NULL: the same), "cpu", ... (kvl_backend_names lists them) */
 } kvl_ctx_params;
 
 kvl_ctx_params kvl_ctx_default_params(void);
 kvl_status kvl_ctx_new(kvl_model *m, const kvl_ctx_params *p, kvl_ctx **out);
 void kvl_ctx_free(kvl_ctx *c);
+const kvl_model *kvl_ctx_model(const kvl_ctx *c);
+int kvl_ctx_n_seq(const kvl_ctx *c);          /* sequence slots */
+bool kvl_ctx_has_hidden(const kvl_ctx *c);
+const char *kvl_ctx_backend(const kvl_ctx *c); /* the backend chosen ("cpu", ...) */
+/* The backends compiled in, NULL-terminated, in the order "auto" tries them. */
+const char *const *kvl_backend_names(void);
 
 /* Which rows of logits an evaluation computes. */
 typedef enum { KVL_LOGITS_NONE = 0, KVL_LOGITS_LAST = 1, KVL_LOGITS_ALL = 2 } kvl_logits_mode;
+
+/* Batches: rows of (token, position, sequence, whether its logits are wanted), as llama.cpp's llama_batch. Rows of
+ * one sequence append to it: in row order they must have positions n_pos, n_pos+1, ... of that sequence (truncate or
+ * clear it first to rewrite). Rows of different sequences, prompt rows and single decode rows, may be mixed freely in
+ * one batch; the weights are read once per micro-batch for all of them. */
+typedef struct {
+    int n;               /* rows in use */
+    int cap;             /* rows allocated */
+    int32_t *token;      /* [cap] */
+    int32_t *pos;        /* [cap] */
+    int32_t *seq;        /* [cap] */
+    int8_t *logits;      /* [cap] 1: compute this row's logits */
+} kvl_batch;
+
+kvl_status kvl_batch_init(kvl_batch *b, int cap);
+void kvl_batch_free(kvl_batch *b);
+void kvl_batch_clear(kvl_batch *b);
+/* Append one row; KVL_ERR_RANGE when the batch is full. */
+kvl_status kvl_batch_add(kvl_batch *b, int32_t token, int32_t pos, int32_t seq, bool logits);
+
+/* Evaluate every row of b. Fails with KVL_ERR_ARG on a bad token, sequence id or position (naming the row) and with
+ * KVL_ERR_RANGE when a sequence would overflow its n_ctx positions; nothing is changed on failure. */
+kvl_status kvl_decode(kvl_ctx *c, const kvl_batch *b);
+/* Logits [n_vocab] of row `row` of the last kvl_decode (NULL when that row did not ask for them). */
+const float *kvl_batch_logits(const kvl_ctx *c, int row);
+
+/* Per-sequence memory. */
+int kvl_seq_n_pos(const kvl_ctx *c, int seq);                /* positions filled (-1 for a bad id) */
+kvl_status kvl_seq_clear(kvl_ctx *c, int seq);               /* seq -1: every sequence */
+kvl_status kvl_seq_truncate(kvl_ctx *c, int seq, int n_pos); /* forget positions >= n_pos */
+/* Make dst hold the first n positions of src (K, V and hidden states), replacing what dst held: a shared prompt
+ * prefix is evaluated once and copied. */
+kvl_status kvl_seq_copy_prefix(kvl_ctx *c, int dst, int src, int n);
+/* The cache of one sequence in transformers' layout, as kvl_cache_k / kvl_cache_v / kvl_hidden below. */
+kvl_status kvl_seq_cache_k(const kvl_ctx *c, int seq, int layer, int t0, int t1, float *out);
+kvl_status kvl_seq_cache_v(const kvl_ctx *c, int seq, int layer, int t0, int t1, float *out);
+kvl_status kvl_seq_hidden(const kvl_ctx *c, int seq, int l, int t0, int t1, float *out);
+
+/* A read-only view of one sequence's cache, for the features (representations, CoE, probes). Owned by the context
+ * and valid while it lives; its filled positions are read live. Position ranges [t0, t1) follow one rule
+ * everywhere: 0 <= t0 < t1 <= filled positions (kvl_view_range gives the error naming the range). */
+typedef struct kvl_view kvl_view;
+const kvl_view *kvl_seq_view(const kvl_ctx *c, int seq); /* NULL (with kvl_last_error) for a bad id */
+const kvl_model *kvl_view_model(const kvl_view *v);
+int kvl_view_seq(const kvl_view *v);
+int kvl_view_n_pos(const kvl_view *v);
+int kvl_view_n_ctx(const kvl_view *v);   /* capacity */
+bool kvl_view_has_hidden(const kvl_view *v);
+kvl_status kvl_view_range(const kvl_view *v, int t0, int t1);
+/* Rows [t0, t1) of K (which 0) or V (which 1) of one layer and KV head as f32 [t1-t0][head_dim]: a pointer into the
+ * cache where the backend keeps it in host f32, else decoded into scratch ((t1-t0)*head_dim floats). NULL on a bad
+ * argument. No range check beyond the capacity: callers check with kvl_view_range once. */
+const float *kvl_view_kv(const kvl_view *v, int which, int layer, int head, int t0, int t1, float *scratch);
+/* Hidden-state rows [t0, t1) of index l (0..L, as kvl_hidden) as [t1-t0][n_embd], likewise; NULL without hidden. */
+const float *kvl_view_hidden(const kvl_view *v, int l, int t0, int t1, float *scratch);
+/* sum[h][i] = sum over t in [t0, t1) of K (which 0) or V (1) of layer, head h, element i (n_head_kv*head_dim
+ * doubles), computed by the backend next to the cache. */
+kvl_status kvl_view_pool(const kvl_view *v, int which, int layer, int t0, int t1, double *sum);
 
 /* Run tokens[0..n) at positions pos..pos+n-1 (pos = kvl_ctx_n_pos), appending to the cache.
  * n > 1 is a batched prefill. Fails with KVL_ERR_RANGE if the cache would overflow and KVL_ERR_ARG on an
@@ -137,8 +208,10 @@ typedef enum { KVL_LOGITS_NONE = 0, KVL_LOGITS_LAST = 1, KVL_LOGITS_ALL = 2 } kv
 kvl_status kvl_eval(kvl_ctx *c, const int32_t *tokens, int n, kvl_logits_mode mode);
 /* Logits [n_vocab] of row i of the last evaluation (i counted within that call; with KVL_LOGITS_LAST, i = 0). */
 const float *kvl_logits(const kvl_ctx *c, int i);
+/* kvl_eval, kvl_ctx_n_pos, kvl_ctx_truncate, kvl_cache_k/v and kvl_hidden are the one-sequence conveniences: they
+ * work on sequence 0. */
 int kvl_ctx_n_pos(const kvl_ctx *c);   /* positions filled */
-int kvl_ctx_n_ctx(const kvl_ctx *c);   /* capacity */
+int kvl_ctx_n_ctx(const kvl_ctx *c);   /* capacity of each sequence */
 /* Forget positions >= n_pos (for rewinding or reuse). */
 kvl_status kvl_ctx_truncate(kvl_ctx *c, int n_pos);
 
@@ -306,11 +379,25 @@ typedef enum { KVL_LAYERS_MEAN = 0, KVL_LAYERS_SUM, KVL_LAYERS_FLATTEN, KVL_LAYE
 
 #define KVL_REPR_MAX_LAYERS 256
 
+/* A selection of layers, the one type every feature uses: all (last_n = 0 and n_layers = 0), the last last_n, or the
+ * list layers[0..n_layers) in this order. */
+typedef struct {
+    int last_n;
+    int n_layers;
+    int layers[KVL_REPR_MAX_LAYERS];
+} kvl_layer_sel;
+
+/* "all", "last:N" or "i,j,k"; KVL_ERR_ARG naming the problem (range is checked against a model later). */
+kvl_status kvl_layer_sel_parse(kvl_layer_sel *sel, const char *text);
+/* The one resolver: the selected layer indices of a model of n_layer layers into out[] (room for
+ * KVL_REPR_MAX_LAYERS), *n of them; KVL_ERR_ARG naming a layer out of range. sel NULL = all. */
+kvl_status kvl_layer_sel_resolve(const kvl_layer_sel *sel, int n_layer, int *out, int *n);
+/* "all", "last:N" or "i,j,k" into buf. */
+void kvl_layer_sel_format(const kvl_layer_sel *sel, char *buf, size_t size);
+
 typedef struct {
     kvl_repr_source source;
-    int last_n;                        /* > 0: the last last_n layers; 0: the explicit list below */
-    int n_layers;                      /* explicit selection layers[0..n_layers), in this order (flatten/last) */
-    int layers[KVL_REPR_MAX_LAYERS];
+    kvl_layer_sel layers;              /* in this order (matters for flatten/last) */
     kvl_kv_part kv_part;
     kvl_pos_agg pos_agg;
     kvl_head_agg head_agg;
@@ -324,7 +411,7 @@ kvl_repr_config kvl_repr_embedding_config(void);
 /* The paper's classifier setting: last `window` positions, last `last_n` layers, kv_cat, sum, flatten, mean, no
  * normalisation -> 2*n_head_kv*head_dim numbers. */
 kvl_repr_config kvl_repr_classifier_config(int window, int last_n);
-/* Set one knob from its text form: "source" kv|hidden|random, "layers" last:N|i,j,k, "kv_part" k|v|kv_cat,
+/* Set one knob from its text form: "source" kv|hidden|random, "layers" all|last:N|i,j,k, "kv_part" k|v|kv_cat,
  * "pos_agg" mean|sum|last|cls, "head_agg" mean|flatten, "layer_agg" mean|sum|flatten|last, "normalize" on|off,
  * "window" W (0 = off). KVL_ERR_ARG with a message naming the knob and what it accepts. */
 kvl_status kvl_repr_set(kvl_repr_config *cfg, const char *knob, const char *value);
@@ -332,9 +419,9 @@ kvl_status kvl_repr_set(kvl_repr_config *cfg, const char *knob, const char *valu
 void kvl_repr_describe(const kvl_repr_config *cfg, char *buf, size_t size);
 /* Check cfg against the model (layers in range, non-empty selection) and give the vector's length. */
 kvl_status kvl_repr_dim(const kvl_model *m, const kvl_repr_config *cfg, int *dim);
-/* The vector of positions [t0, t1) of the context (any range of the filled positions; window applies within it)
+/* The vector of positions [t0, t1) of a sequence (any range of the filled positions; window applies within it)
  * for source kv or hidden; out holds kvl_repr_dim floats. Source random has no text here: use kvl_repr_random. */
-kvl_status kvl_repr_compute(const kvl_ctx *c, const kvl_repr_config *cfg, int t0, int t1, float *out);
+kvl_status kvl_repr_compute(const kvl_view *v, const kvl_repr_config *cfg, int t0, int t1, float *out);
 /* The random baseline: dim standard Gaussian numbers seeded by key[0..len) (the text's bytes), L2-normalised. */
 void kvl_repr_random(const void *key, size_t len, int dim, float *out);
 
@@ -402,16 +489,6 @@ kvl_coe kvl_coe_scores(const double *x, int n, int dim);
 /* "short,zero-distance,..." for warning bits ("" for 0). */
 void kvl_coe_warn_str(unsigned warn, char *buf, size_t size);
 
-/* Layers of a KV-CoE: all (last_n = 0 and n_layers = 0, the default), the last last_n, or the list
- * layers[0..n_layers) in this order. */
-typedef struct {
-    int last_n;
-    int n_layers;
-    int layers[KVL_REPR_MAX_LAYERS];
-} kvl_layer_sel;
-
-/* "all", "last:N" or "i,j,k"; KVL_ERR_ARG naming the problem (range is checked against a model later). */
-kvl_status kvl_layer_sel_parse(kvl_layer_sel *sel, const char *text);
 
 typedef enum { KVL_COE_TOKEN = 0, KVL_COE_LAYER } kvl_coe_axis;
 
@@ -420,11 +497,11 @@ typedef enum { KVL_COE_TOKEN = 0, KVL_COE_LAYER } kvl_coe_axis;
  *   token axis: one vector per position, the mean over the selected layers (t1 - t0 vectors);
  *   layer axis: one vector per selected layer, the mean over the positions (in selection order).
  * *x is malloc'd ([*n][*dim]); free it with free(). */
-kvl_status kvl_kv_trajectory(const kvl_ctx *c, const kvl_layer_sel *sel, kvl_coe_axis axis, int t0, int t1,
+kvl_status kvl_kv_trajectory(const kvl_view *v, const kvl_layer_sel *sel, kvl_coe_axis axis, int t0, int t1,
                              double **x, int *n, int *dim);
 /* The hidden-state trajectory of the original CoE: x_l = mean over [t0, t1) of hidden state l, l = 0..L (L + 1
  * vectors of n_embd numbers; index L as kvl_hidden gives it). Needs a context made with keep_hidden. */
-kvl_status kvl_hidden_trajectory(const kvl_ctx *c, int t0, int t1, double **x, int *n, int *dim);
+kvl_status kvl_hidden_trajectory(const kvl_view *v, int t0, int t1, double **x, int *n, int *dim);
 /* Resample a trajectory of n >= 1 vectors to k points at equal fractions of its length (linear interpolation;
  * a single vector is repeated), so that trajectories of different lengths can be averaged. out: [k][dim]. */
 void kvl_coe_resample(const double *x, int n, int dim, int k, double *out);
@@ -463,10 +540,10 @@ typedef struct {
     kvl_output_scores out;
 } kvl_answer_scores;
 
-/* The scores of the answer of m tokens after a prompt of n tokens, from the cache of c (which must hold at least
+/* The scores of the answer of m tokens after a prompt of n tokens, from the cache of v (which must hold at least
  * the n + m - 1 positions up to the span's end) and the logit statistics of the span's m rows (NULL: output scores
- * left 0). The hidden CoE is computed when c keeps hidden states. sel NULL = all layers. */
-kvl_status kvl_answer_score(const kvl_ctx *c, const kvl_layer_sel *sel, int n_prompt, int n_answer,
+ * left 0). The hidden CoE is computed when the context keeps hidden states. sel NULL = all layers. */
+kvl_status kvl_answer_score(const kvl_view *v, const kvl_layer_sel *sel, int n_prompt, int n_answer,
                             const kvl_logit_stats *stats, kvl_answer_scores *out);
 
 /* Teacher forcing: clear c, run prompt[0..n) and answer[0..m-1), and score the answer as if the model had produced
@@ -647,14 +724,14 @@ kvl_status kvl_think_features(kvl_ctx *c, const kvl_tokenizer *t, const kvl_repr
 /* Classifier features over a sliding window, kept up to date incrementally: a running sum of K and V per selected
  * layer and head, updated with each newest position and the one leaving the window. Supports source kv, pos_agg
  * sum or mean (window 0: every position from t0 on), and every kv_part, head_agg, layer_agg and normalize; the
- * vector equals kvl_repr_compute(c, cfg, t0, t_end) up to rounding. */
+ * vector equals kvl_repr_compute(v, cfg, t0, t_end) up to rounding. A window belongs to one sequence (its view). */
 typedef struct kvl_feat_window kvl_feat_window;
 /* A window over the range that starts at t0 (usually 0), currently empty (ending at t0). */
-kvl_status kvl_feat_window_new(const kvl_ctx *c, const kvl_repr_config *cfg, int t0, kvl_feat_window **out);
+kvl_status kvl_feat_window_new(const kvl_view *v, const kvl_repr_config *cfg, int t0, kvl_feat_window **out);
 /* Move the window's end to t_end (t0 < t_end <= filled positions). Moving forward reads only the new positions and
  * those leaving the window; moving backward (after kvl_ctx_truncate) recomputes. Positions already summed must not
  * have changed in the cache (call kvl_feat_window_reset after rewriting them). */
-kvl_status kvl_feat_window_advance(kvl_feat_window *w, const kvl_ctx *c, int t_end);
+kvl_status kvl_feat_window_advance(kvl_feat_window *w, const kvl_view *v, int t_end);
 void kvl_feat_window_reset(kvl_feat_window *w);
 int kvl_feat_window_end(const kvl_feat_window *w);
 /* The current vector (kvl_repr_dim floats); KVL_ERR_ARG when the window is empty. */

@@ -74,7 +74,7 @@ static void parity(const char *fx, kvl_model *m, const kvl_npy *tok, int f16) {
         CHECK(kvl_repr_dim(m, &cfg, &got) == KVL_OK);
         CHECK_MSG(got == dim, "%s [%s]: dim %d, reference %d", fx, e->valuestring, got, dim);
         if (got != dim || dim > 4096 || off + dim > ref.count) continue;
-        s = kvl_repr_compute(c, &cfg, 0, T, v);
+        s = kvl_repr_compute(kvl_seq_view(c, 0), &cfg, 0, T, v);
         CHECK_MSG(s == KVL_OK, "%s [%s]: %s", fx, e->valuestring, kvl_last_error());
         double err = fx_rel_err(v, (const float *)ref.data + off, dim);
         CHECK_MSG(err <= tol, "%s %s cache [%s]: rel err %.3g", fx, f16 ? "f16" : "f32", e->valuestring, err);
@@ -102,33 +102,33 @@ static void ranges(kvl_model *m, const kvl_npy *tok) {
     kvl_ctx *full = new_ctx(m, 32, 1, 0), *part = new_ctx(m, 32, 1, 0);
     CHECK(kvl_eval(full, ids, T, KVL_LOGITS_NONE) == KVL_OK);
     kvl_repr_config cfgs[3] = {kvl_repr_embedding_config(), kvl_repr_classifier_config(4, 2), kvl_repr_embedding_config()};
-    cfgs[0].last_n = 2;
+    cfgs[0].layers.last_n = 2;
     cfgs[2].source = KVL_SOURCE_HIDDEN;
-    cfgs[2].last_n = 1;
+    cfgs[2].layers.last_n = 1;
     float a[1024], b[1024], *outs[3] = {a, a + 300, a + 600};
     CHECK(kvl_embed_ids(part, cfgs, 3, ids, P, KVL_TRUNCATE_NONE, NULL, 0, outs) == KVL_OK);
     for (int i = 0; i < 3; i++) {
         int dim;
         CHECK(kvl_repr_dim(m, &cfgs[i], &dim) == KVL_OK && dim <= 300);
-        CHECK(kvl_repr_compute(full, &cfgs[i], 0, P, b) == KVL_OK);
+        CHECK(kvl_repr_compute(kvl_seq_view(full, 0), &cfgs[i], 0, P, b) == KVL_OK);
         CHECK_MSG(fx_rel_err(outs[i], b, dim) <= 1e-5, "range [0,%d) config %d: %g", P, i, fx_rel_err(outs[i], b, dim));
     }
     kvl_repr_config w = kvl_repr_classifier_config(5, 2), r = w;
     r.window = 0;
     int dim;
     CHECK(kvl_repr_dim(m, &w, &dim) == KVL_OK);
-    CHECK(kvl_repr_compute(full, &w, 3, 17, a) == KVL_OK);
-    CHECK(kvl_repr_compute(full, &r, 12, 17, b) == KVL_OK);
+    CHECK(kvl_repr_compute(kvl_seq_view(full, 0), &w, 3, 17, a) == KVL_OK);
+    CHECK(kvl_repr_compute(kvl_seq_view(full, 0), &r, 12, 17, b) == KVL_OK);
     CHECK(fx_rel_err(a, b, dim) == 0);
     w.window = 100; /* a window longer than the range is the whole range */
-    CHECK(kvl_repr_compute(full, &w, 3, 17, a) == KVL_OK);
-    CHECK(kvl_repr_compute(full, &r, 3, 17, b) == KVL_OK);
+    CHECK(kvl_repr_compute(kvl_seq_view(full, 0), &w, 3, 17, a) == KVL_OK);
+    CHECK(kvl_repr_compute(kvl_seq_view(full, 0), &r, 3, 17, b) == KVL_OK);
     CHECK(fx_rel_err(a, b, dim) == 0);
 
     /* truncation: the context holds 12 positions */
     kvl_ctx *small = new_ctx(m, 12, 0, 0);
     kvl_repr_config e = kvl_repr_embedding_config();
-    e.last_n = 2; /* the fixtures have 3 or 4 layers */
+    e.layers.last_n = 2; /* the fixtures have 3 or 4 layers */
     float *o1[1] = {a}, *o2[1] = {b};
     CHECK(kvl_embed_ids(small, &e, 1, ids, T, KVL_TRUNCATE_NONE, NULL, 0, o1) == KVL_ERR_RANGE);
     CHECK(strstr(kvl_last_error(), "longer than the context") != NULL);
@@ -143,7 +143,7 @@ static void ranges(kvl_model *m, const kvl_npy *tok) {
     kvl_repr_config h = e;
     h.source = KVL_SOURCE_HIDDEN;
     CHECK(kvl_embed_ids(small, &h, 1, ids, 5, KVL_TRUNCATE_NONE, NULL, 0, o1) == KVL_ERR_ARG);
-    CHECK(kvl_repr_compute(small, &h, 0, 5, a) == KVL_ERR_ARG);
+    CHECK(kvl_repr_compute(kvl_seq_view(small, 0), &h, 0, 5, a) == KVL_ERR_ARG);
     CHECK(strstr(kvl_last_error(), "keep_hidden") != NULL);
     kvl_ctx_free(small);
     kvl_ctx_free(full);
@@ -152,7 +152,7 @@ static void ranges(kvl_model *m, const kvl_npy *tok) {
 
 static void random_baseline(kvl_model *m) {
     kvl_repr_config k = kvl_repr_embedding_config();
-    k.last_n = 3;
+    k.layers.last_n = 3;
     kvl_repr_config r = k;
     r.source = KVL_SOURCE_RANDOM;
     int dk, dr;
@@ -178,7 +178,7 @@ static void random_baseline(kvl_model *m) {
     kvl_repr_random("some text", 9, dr, a);
     CHECK(memcmp(a, b, dr * sizeof *a) == 0);
     CHECK(kvl_ctx_n_pos(c) == 0);
-    CHECK(kvl_repr_compute(c, &r, 0, 1, a) == KVL_ERR_ARG);
+    CHECK(kvl_repr_compute(kvl_seq_view(c, 0), &r, 0, 1, a) == KVL_ERR_ARG);
     kvl_ctx_free(c);
 }
 
@@ -211,19 +211,22 @@ static void bad_configs(kvl_model *m) {
     d.pos_agg = (kvl_pos_agg)9;
     CHECK(kvl_repr_dim(m, &d, &dim) == KVL_ERR_ARG);
     d = kvl_repr_embedding_config();
-    d.last_n = 0;
-    d.n_layers = 0;
-    CHECK(kvl_repr_dim(m, &d, &dim) == KVL_ERR_ARG);
+    d.layers.last_n = 0; /* an empty selection is every layer (the one kvl_layer_sel rule) */
+    d.layers.n_layers = 0;
+    CHECK(kvl_repr_dim(m, &d, &dim) == KVL_OK);
+    d.layers.n_layers = 1;
+    d.layers.layers[0] = kvl_model_hparams(m)->n_layer; /* one past the last */
+    CHECK(kvl_repr_dim(m, &d, &dim) == KVL_ERR_ARG && strstr(kvl_last_error(), "out of range"));
     /* empty or out-of-range position ranges */
     kvl_ctx *ctx = new_ctx(m, 8, 0, 0);
     int32_t ids[4] = {3, 4, 5, 6};
     float out[512];
     c = kvl_repr_embedding_config();
-    c.last_n = 1;
+    c.layers.last_n = 1;
     CHECK(kvl_eval(ctx, ids, 4, KVL_LOGITS_NONE) == KVL_OK);
-    CHECK(kvl_repr_compute(ctx, &c, 2, 2, out) == KVL_ERR_ARG);
-    CHECK(kvl_repr_compute(ctx, &c, 0, 5, out) == KVL_ERR_ARG);
-    CHECK(kvl_repr_compute(ctx, &c, -1, 2, out) == KVL_ERR_ARG);
+    CHECK(kvl_repr_compute(kvl_seq_view(ctx, 0), &c, 2, 2, out) == KVL_ERR_ARG);
+    CHECK(kvl_repr_compute(kvl_seq_view(ctx, 0), &c, 0, 5, out) == KVL_ERR_ARG);
+    CHECK(kvl_repr_compute(kvl_seq_view(ctx, 0), &c, -1, 2, out) == KVL_ERR_ARG);
     CHECK(kvl_embed_ids(ctx, &c, 1, ids, 0, KVL_TRUNCATE_NONE, NULL, 0, (float *[]){out}) == KVL_ERR_ARG);
     kvl_ctx_free(ctx);
     /* describe shows every knob */

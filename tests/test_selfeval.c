@@ -140,16 +140,16 @@ static void parity(const char *fx) {
         if (n_cases == 1) { /* the first split with all layers: the trajectories themselves */
             double *x;
             int nn, dim;
-            CHECK(kvl_kv_trajectory(c, &sel, KVL_COE_TOKEN, n - 1, n + a - 1, &x, &nn, &dim) == KVL_OK);
+            CHECK(kvl_kv_trajectory(kvl_seq_view(c, 0), &sel, KVL_COE_TOKEN, n - 1, n + a - 1, &x, &nn, &dim) == KVL_OK);
             check_traj(fx, "traj_token.npy", x, nn, dim);
             /* the streamed token-axis scores equal those of the stored trajectory */
             kvl_coe t = kvl_coe_scores(x, nn, dim);
             CHECK(fabs(t.mag - sc.kv_token.mag) <= 1e-12 && fabs(t.c - sc.kv_token.c) <= 1e-12);
             free(x);
-            CHECK(kvl_kv_trajectory(c, &sel, KVL_COE_LAYER, n - 1, n + a - 1, &x, &nn, &dim) == KVL_OK);
+            CHECK(kvl_kv_trajectory(kvl_seq_view(c, 0), &sel, KVL_COE_LAYER, n - 1, n + a - 1, &x, &nn, &dim) == KVL_OK);
             check_traj(fx, "traj_layer.npy", x, nn, dim);
             free(x);
-            CHECK(kvl_hidden_trajectory(c, n - 1, n + a - 1, &x, &nn, &dim) == KVL_OK);
+            CHECK(kvl_hidden_trajectory(kvl_seq_view(c, 0), n - 1, n + a - 1, &x, &nn, &dim) == KVL_OK);
             check_traj(fx, "traj_hidden.npy", x, nn, dim);
             free(x);
         }
@@ -184,7 +184,7 @@ static void decode_equals_forced(void) {
     }
     CHECK(kvl_ctx_n_pos(c) == n + a - 1);
     kvl_answer_scores d, f;
-    CHECK(kvl_answer_score(c, NULL, n, a, &st, &d) == KVL_OK);
+    CHECK(kvl_answer_score(kvl_seq_view(c, 0), NULL, n, a, &st, &d) == KVL_OK);
     CHECK(!d.has_hidden && d.hidden.mag == 0);
     CHECK(kvl_answer_score_forced(c, NULL, ids, n, ids + n, a, &f) == KVL_OK);
     CHECK_NEAR(d.kv_token.r, f.kv_token.r, 1e-5);
@@ -202,15 +202,15 @@ static void decode_equals_forced(void) {
     /* errors */
     double *x;
     int nn, dim;
-    CHECK(kvl_hidden_trajectory(c, 0, 3, &x, &nn, &dim) == KVL_ERR_ARG && strstr(kvl_last_error(), "keep_hidden"));
-    CHECK(kvl_answer_score(c, NULL, n, 0, &st, &d) == KVL_ERR_ARG);
-    CHECK(kvl_answer_score(c, NULL, n, 40, &st, &d) == KVL_ERR_ARG);
-    CHECK(kvl_kv_trajectory(c, NULL, KVL_COE_TOKEN, 5, 5, &x, &nn, &dim) == KVL_ERR_ARG);
+    CHECK(kvl_hidden_trajectory(kvl_seq_view(c, 0), 0, 3, &x, &nn, &dim) == KVL_ERR_ARG && strstr(kvl_last_error(), "keep_hidden"));
+    CHECK(kvl_answer_score(kvl_seq_view(c, 0), NULL, n, 0, &st, &d) == KVL_ERR_ARG);
+    CHECK(kvl_answer_score(kvl_seq_view(c, 0), NULL, n, 40, &st, &d) == KVL_ERR_ARG);
+    CHECK(kvl_kv_trajectory(kvl_seq_view(c, 0), NULL, KVL_COE_TOKEN, 5, 5, &x, &nn, &dim) == KVL_ERR_ARG);
     kvl_layer_sel sel;
     CHECK(kvl_layer_sel_parse(&sel, "7") == KVL_OK);
-    CHECK(kvl_answer_score(c, &sel, n, a, &st, &d) == KVL_ERR_ARG && strstr(kvl_last_error(), "out of range"));
+    CHECK(kvl_answer_score(kvl_seq_view(c, 0), &sel, n, a, &st, &d) == KVL_ERR_ARG && strstr(kvl_last_error(), "out of range"));
     CHECK(kvl_layer_sel_parse(&sel, "last:9") == KVL_OK);
-    CHECK(kvl_answer_score(c, &sel, n, a, &st, &d) == KVL_ERR_ARG);
+    CHECK(kvl_answer_score(kvl_seq_view(c, 0), &sel, n, a, &st, &d) == KVL_ERR_ARG);
     CHECK(kvl_layer_sel_parse(&sel, "last:0") == KVL_ERR_ARG);
     CHECK(kvl_layer_sel_parse(&sel, "1,x") == KVL_ERR_ARG);
     CHECK(kvl_layer_sel_parse(&sel, "all") == KVL_OK && sel.last_n == 0 && sel.n_layers == 0);

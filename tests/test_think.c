@@ -71,20 +71,20 @@ static void check_window(kvl_model *m, const kvl_repr_config *cfg, int f16, cons
     const int32_t prompt[5] = {1, 17, 42, 99, 5};
     CHECK(kvl_eval(c, prompt, 5, KVL_LOGITS_LAST) == KVL_OK);
     kvl_feat_window *w = NULL;
-    CHECK(kvl_feat_window_new(c, cfg, 0, &w) == KVL_OK);
+    CHECK(kvl_feat_window_new(kvl_seq_view(c, 0), cfg, 0, &w) == KVL_OK);
     CHECK(kvl_feat_window_get(w, a) == KVL_ERR_ARG); /* empty */
-    CHECK(kvl_feat_window_advance(w, c, 5) == KVL_OK);
+    CHECK(kvl_feat_window_advance(w, kvl_seq_view(c, 0), 5) == KVL_OK);
     double worst = 0;
     int steps = 0;
     for (int step = 0; step < 40; step++) {
         CHECK(kvl_feat_window_get(w, a) == KVL_OK);
-        CHECK(kvl_repr_compute(c, cfg, 0, kvl_ctx_n_pos(c), b) == KVL_OK);
+        CHECK(kvl_repr_compute(kvl_seq_view(c, 0), cfg, 0, kvl_ctx_n_pos(c), b) == KVL_OK);
         double r = max_rel_diff(a, b, dim);
         if (r > worst) worst = r;
         steps++;
         int32_t t = (int32_t)((step * 37 + 11) % 384);
         CHECK(kvl_eval(c, &t, 1, KVL_LOGITS_LAST) == KVL_OK);
-        CHECK(kvl_feat_window_advance(w, c, kvl_ctx_n_pos(c)) == KVL_OK);
+        CHECK(kvl_feat_window_advance(w, kvl_seq_view(c, 0), kvl_ctx_n_pos(c)) == KVL_OK);
     }
     CHECK_MSG(worst < 1e-5, "%s: incremental vs from scratch: relative difference %g over %d steps", what, worst, steps);
     CHECK(kvl_feat_window_end(w) == 45);
@@ -94,13 +94,13 @@ static void check_window(kvl_model *m, const kvl_repr_config *cfg, int f16, cons
     CHECK(kvl_eval(c, more, 20, KVL_LOGITS_NONE) == KVL_OK);
     for (int i = 0; i < 3; i++) {
         if (i == 2) CHECK(kvl_ctx_truncate(c, ends[i]) == KVL_OK);
-        CHECK_MSG(kvl_feat_window_advance(w, c, ends[i]) == KVL_OK, "%d: %s", ends[i], kvl_last_error());
+        CHECK_MSG(kvl_feat_window_advance(w, kvl_seq_view(c, 0), ends[i]) == KVL_OK, "%d: %s", ends[i], kvl_last_error());
         CHECK(kvl_feat_window_get(w, a) == KVL_OK);
-        CHECK(kvl_repr_compute(c, cfg, 0, ends[i], b) == KVL_OK);
+        CHECK(kvl_repr_compute(kvl_seq_view(c, 0), cfg, 0, ends[i], b) == KVL_OK);
         CHECK_MSG(max_rel_diff(a, b, dim) < 1e-5, "%s: after moving to %d: %g", what, ends[i], max_rel_diff(a, b, dim));
     }
-    CHECK(kvl_feat_window_advance(w, c, 31) == KVL_ERR_ARG); /* past the filled positions */
-    CHECK(kvl_feat_window_advance(w, c, 0) == KVL_ERR_ARG);
+    CHECK(kvl_feat_window_advance(w, kvl_seq_view(c, 0), 31) == KVL_ERR_ARG); /* past the filled positions */
+    CHECK(kvl_feat_window_advance(w, kvl_seq_view(c, 0), 0) == KVL_ERR_ARG);
     kvl_feat_window_free(w);
     free(a), free(b);
     kvl_ctx_free(c);
@@ -115,9 +115,9 @@ static void test_windows(kvl_model *m) {
     cfg = kvl_repr_classifier_config(0, 1);
     check_window(m, &cfg, 0, "no window");
     kvl_repr_config e = kvl_repr_embedding_config();
-    e.last_n = 0;
-    e.n_layers = 2;
-    e.layers[0] = 2, e.layers[1] = 0;
+    e.layers.last_n = 0;
+    e.layers.n_layers = 2;
+    e.layers.layers[0] = 2, e.layers.layers[1] = 0;
     e.window = 6;
     e.kv_part = KVL_KV_K;
     e.layer_agg = KVL_LAYERS_FLATTEN;
@@ -129,10 +129,10 @@ static void test_windows(kvl_model *m) {
     kvl_ctx *c = new_ctx(m, 16, 0);
     kvl_feat_window *w = NULL;
     e.pos_agg = KVL_POS_LAST;
-    CHECK(kvl_feat_window_new(c, &e, 0, &w) == KVL_ERR_UNSUPPORTED && !w);
+    CHECK(kvl_feat_window_new(kvl_seq_view(c, 0), &e, 0, &w) == KVL_ERR_UNSUPPORTED && !w);
     e.pos_agg = KVL_POS_SUM;
     e.source = KVL_SOURCE_HIDDEN;
-    CHECK(kvl_feat_window_new(c, &e, 0, &w) == KVL_ERR_UNSUPPORTED && !w);
+    CHECK(kvl_feat_window_new(kvl_seq_view(c, 0), &e, 0, &w) == KVL_ERR_UNSUPPORTED && !w);
     kvl_ctx_free(c);
 }
 
@@ -319,7 +319,7 @@ static void test_probe_checks(kvl_model *m, kvl_model *other) {
     /* the probe's own score of the prompt's window is the initial score */
     float *x = malloc(dim * sizeof *x);
     kvl_ctx *c2 = new_ctx(m, 64, 0);
-    CHECK(kvl_eval(c2, prefix, 3, KVL_LOGITS_NONE) == KVL_OK && kvl_repr_compute(c2, &feat, 0, 3, x) == KVL_OK);
+    CHECK(kvl_eval(c2, prefix, 3, KVL_LOGITS_NONE) == KVL_OK && kvl_repr_compute(kvl_seq_view(c2, 0), &feat, 0, 3, x) == KVL_OK);
     CHECK_NEAR(kvl_probe_score(p, x), r.initial_score, 1e-4);
     kvl_think_result_free(&r);
     kvl_ctx_free(c2);

@@ -226,7 +226,7 @@ int cli_embed_items(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, in
             int T = kvl_ctx_n_pos(c);
             double p0 = cli_now();
             for (int j = 0; j < n_cfg; j++)
-                if (cfgs[j].source != KVL_SOURCE_RANDOM) kvl_repr_compute(c, &cfgs[j], 0, T, scratch);
+                if (cfgs[j].source != KVL_SOURCE_RANDOM) kvl_repr_compute(kvl_seq_view(c, 0), &cfgs[j], 0, T, scratch);
             st->pool_seconds += cli_now() - p0;
         }
         cli_progress_update(&bar, i + 1);

@@ -125,7 +125,7 @@ static kvl_status generate(runner *r, const int32_t *ids, int n, int n_keep) {
 
 /* --confidence: the scores of the answer just generated, from the live cache. */
 static int confidence(const runner *r, int n_prompt, kvl_answer_scores *sc) {
-    kvl_status s = r->n_out > 0 ? kvl_answer_score(r->c, NULL, n_prompt, r->n_out, r->conf, sc) : KVL_ERR_ARG;
+    kvl_status s = r->n_out > 0 ? kvl_answer_score(kvl_seq_view(r->c, 0), NULL, n_prompt, r->n_out, r->conf, sc) : KVL_ERR_ARG;
     if (s) {
         if (r->n_out > 0) cli_fail("run", s);
         else cli_error("run", "--confidence: nothing was generated");

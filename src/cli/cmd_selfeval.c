@@ -299,7 +299,7 @@ int cmd_selfeval(int argc, char **argv) {
             continue;
         }
         double t0 = cli_now();
-        s = kvl_answer_score(sv.ctx, &sel, r.n_ids, r.g.n_gen, &st, &sc);
+        s = kvl_answer_score(kvl_seq_view(sv.ctx, 0), &sel, r.n_ids, r.g.n_gen, &st, &sc);
         t_score += cli_now() - t0;
         t_gen += r.g.t_prompt + r.g.t_gen;
         tokens += r.g.n_gen;
@@ -307,11 +307,11 @@ int cmd_selfeval(int argc, char **argv) {
         const int t0p = r.n_ids - 1, t1p = r.n_ids + r.g.n_gen - 1, g = r.grade.correct ? 0 : 1;
         double *x = NULL;
         int nx, dx;
-        if (!s && !(s = kvl_kv_trajectory(sv.ctx, &sel, KVL_COE_TOKEN, t0p, t1p, &x, &nx, &dx))) {
+        if (!s && !(s = kvl_kv_trajectory(kvl_seq_view(sv.ctx, 0), &sel, KVL_COE_TOKEN, t0p, t1p, &x, &nx, &dx))) {
             kvl_coe_resample(x, nx, dx, K, traj_tmp);
             for (size_t i = 0; i < (size_t)K * dim; i++) grp[g].tok[i] += traj_tmp[i];
             free(x);
-            s = kvl_kv_trajectory(sv.ctx, &sel, KVL_COE_LAYER, t0p, t1p, &x, &nx, &dx);
+            s = kvl_kv_trajectory(kvl_seq_view(sv.ctx, 0), &sel, KVL_COE_LAYER, t0p, t1p, &x, &nx, &dx);
         }
         if (!s) {
             for (size_t i = 0; i < (size_t)n_sel * dim; i++) grp[g].lay[i] += x[i];

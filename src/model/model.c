@@ -28,6 +28,7 @@ void *kvl_model_own(kvl_model *m, void *p) {
 
 void kvl_model_free(kvl_model *m) {
     if (!m) return;
+    if (m->be_weights_free) m->be_weights_free(m->be_weights);
     kvl_tokenizer_free(m->tok);
     kvl_gguf_close(m->gguf); /* before the owned memory: a file read into memory is one of those */
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);

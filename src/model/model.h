@@ -30,6 +30,10 @@ struct kvl_model {
     int n_owned, cap_owned;
     struct kvl_tokenizer *tok;        /* NULL when the file has no (usable) tokenizer */
     char tok_error[256];              /* why tok is NULL */
+    /* a backend's own copy of the weights (runtime/context.c uploads it once; freed with the model) */
+    const void *be_weights_owner;     /* the kvl_backend it belongs to, or NULL */
+    void *be_weights;
+    void (*be_weights_free)(void *);
 };
 
 /* Keep p alive until kvl_model_free (returns p, or NULL on failure after freeing it). */

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward/context.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -20,7 +19,7 @@ kvl_repr_config kvl_repr_embedding_config(void) {
     kvl_repr_config c;
     memset(&c, 0, sizeof c);
     c.source = KVL_SOURCE_KV;
-    c.last_n = 4;
+    c.layers.last_n = 4;
     c.kv_part = KVL_KV_CAT;
     c.pos_agg = KVL_POS_MEAN;
     c.head_agg = KVL_HEADS_MEAN;
@@ -32,7 +31,7 @@ kvl_repr_config kvl_repr_embedding_config(void) {
 kvl_repr_config kvl_repr_classifier_config(int window, int last_n) {
     kvl_repr_config c = kvl_repr_embedding_config();
     c.window = window;
-    c.last_n = last_n;
+    c.layers.last_n = last_n;
     c.pos_agg = KVL_POS_SUM;
     c.head_agg = KVL_HEADS_FLATTEN;
     c.normalize = false;
@@ -66,37 +65,10 @@ static long parse_count(const char *s, size_t len, long limit) {
     return v < limit ? v : -1;
 }
 
-static kvl_status set_layers(kvl_repr_config *cfg, const char *value) {
-    if (!strncmp(value, "last:", 5)) {
-        long n = parse_count(value + 5, strlen(value + 5), KVL_REPR_MAX_LAYERS + 1);
-        if (n < 1) return kvl_fail(KVL_ERR_ARG, "bad layers '%s' (expected last:N with N >= 1, or a list i,j,k)", value);
-        cfg->last_n = (int)n;
-        cfg->n_layers = 0;
-        return KVL_OK;
-    }
-    int n = 0, list[KVL_REPR_MAX_LAYERS];
-    for (const char *p = value;;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        long l = parse_count(p, len, KVL_REPR_MAX_LAYERS);
-        if (l < 0) return kvl_fail(KVL_ERR_ARG, "bad layers '%s' (expected last:N, or a list i,j,k of layer indices)", value);
-        if (n == KVL_REPR_MAX_LAYERS) return kvl_fail(KVL_ERR_ARG, "too many layers in '%s'", value);
-        for (int i = 0; i < n; i++)
-            if (list[i] == l) return kvl_fail(KVL_ERR_ARG, "layer %ld is listed twice in '%s'", l, value);
-        list[n++] = (int)l;
-        if (!end) break;
-        p = end + 1;
-    }
-    cfg->last_n = 0;
-    cfg->n_layers = n;
-    memcpy(cfg->layers, list, n * sizeof *list);
-    return KVL_OK;
-}
-
 kvl_status kvl_repr_set(kvl_repr_config *cfg, const char *knob, const char *value) {
     if (!cfg || !knob || !value) return kvl_fail(KVL_ERR_ARG, "kvl_repr_set: NULL argument");
     int i;
-    if (!strcmp(knob, "layers")) return set_layers(cfg, value);
+    if (!strcmp(knob, "layers")) return kvl_layer_sel_parse(&cfg->layers, value);
     if (!strcmp(knob, "window")) {
         long w = parse_count(value, strlen(value), 1L << 30);
         if (w < 0) return kvl_fail(KVL_ERR_ARG, "bad window '%s' (expected a number of positions, 0 = off)", value);
@@ -133,15 +105,7 @@ static const char *name_of(const char *const *names, int n, int v) { return v >=
 void kvl_repr_describe(const kvl_repr_config *cfg, char *buf, size_t size) {
     if (!buf || !size) return;
     char layers[64];
-    if (cfg->last_n > 0) {
-        snprintf(layers, sizeof layers, "last:%d", cfg->last_n);
-    } else {
-        size_t n = 0;
-        layers[0] = 0;
-        for (int i = 0; i < cfg->n_layers && i < KVL_REPR_MAX_LAYERS && n + 8 < sizeof layers; i++)
-            n += snprintf(layers + n, sizeof layers - n, "%s%d", i ? "," : "", cfg->layers[i]);
-        if (cfg->n_layers > 0 && n + 8 >= sizeof layers) snprintf(layers + n, sizeof layers - n, ",...");
-    }
+    kvl_layer_sel_format(&cfg->layers, layers, sizeof layers);
     snprintf(buf, size, "source=%s layers=%s kv_part=%s pos_agg=%s head_agg=%s layer_agg=%s normalize=%s window=%d",
              name_of(SOURCE_NAMES, 3, cfg->source), layers, name_of(KV_PART_NAMES, 3, cfg->kv_part),
              name_of(POS_NAMES, 4, cfg->pos_agg), name_of(HEAD_NAMES, 2, cfg->head_agg),
@@ -155,21 +119,7 @@ static kvl_status resolve(const kvl_hparams *hp, const kvl_repr_config *cfg, int
         (unsigned)cfg->layer_agg > KVL_LAYERS_LAST)
         return kvl_fail(KVL_ERR_ARG, "representation config has an out-of-range knob value");
     if (cfg->window < 0) return kvl_fail(KVL_ERR_ARG, "window %d is negative", cfg->window);
-    const int L = hp->n_layer;
-    if (cfg->last_n > 0) {
-        if (cfg->last_n > L) return kvl_fail(KVL_ERR_ARG, "layers last:%d, but the model has %d layers", cfg->last_n, L);
-        *n_sel = cfg->last_n;
-        for (int i = 0; i < cfg->last_n; i++) sel[i] = L - cfg->last_n + i;
-    } else {
-        if (cfg->n_layers <= 0 || cfg->n_layers > KVL_REPR_MAX_LAYERS)
-            return kvl_fail(KVL_ERR_ARG, "no layers selected (give last:N or a list of layers)");
-        for (int i = 0; i < cfg->n_layers; i++) {
-            if (cfg->layers[i] < 0 || cfg->layers[i] >= L)
-                return kvl_fail(KVL_ERR_ARG, "layer %d is out of range: the model has layers 0..%d", cfg->layers[i], L - 1);
-            sel[i] = cfg->layers[i];
-        }
-        *n_sel = cfg->n_layers;
-    }
+    KVL_TRY(kvl_layer_sel_resolve(&cfg->layers, hp->n_layer, sel, n_sel));
     if (cfg->source == KVL_SOURCE_HIDDEN) {
         *dl = hp->n_embd;
     } else {
@@ -185,7 +135,7 @@ static int total_dim(const kvl_repr_config *cfg, int n_sel, int dl) {
 kvl_status kvl_repr_dim(const kvl_model *m, const kvl_repr_config *cfg, int *dim) {
     if (!m || !cfg || !dim) return kvl_fail(KVL_ERR_ARG, "kvl_repr_dim: NULL argument");
     int sel[KVL_REPR_MAX_LAYERS], n_sel = 0, dl = 0;
-    KVL_TRY(resolve(&m->hp, cfg, sel, &n_sel, &dl));
+    KVL_TRY(resolve(kvl_model_hparams(m), cfg, sel, &n_sel, &dl));
     *dim = total_dim(cfg, n_sel, dl);
     return KVL_OK;
 }
@@ -198,48 +148,46 @@ static void pos_rows(kvl_pos_agg agg, int t0, int t1, int *a, int *b, double *sc
     else if (agg == KVL_POS_CLS) *b = t0 + 1;
 }
 
-/* dst[0..hd) += w * aggregate over rows [t0, t1) of K or V (which) of one layer and head. */
-static void pool_head(const kvl_kvcache *kv, int which, int l, int h, kvl_pos_agg agg, int t0, int t1, double w,
-                      double *dst, double *acc, float *row) {
-    int a, b;
-    double scale;
-    pos_rows(agg, t0, t1, &a, &b, &scale);
-    const int hd = kv->hd;
-    memset(acc, 0, hd * sizeof *acc);
-    const float *p = kvl_kv_f32(kv, which, l, h, a); /* rows of one head are contiguous */
-    for (int t = a; t < b; t++) {
-        const float *r = p ? p + (size_t)(t - a) * hd : row;
-        if (!p) kvl_kv_read(kv, which, l, h, t, t + 1, row);
-        for (int i = 0; i < hd; i++) acc[i] += r[i];
-    }
-    for (int i = 0; i < hd; i++) dst[i] += w * scale * acc[i];
-}
-
-/* One layer's vector from the cache: per head [k | v | k;v], heads averaged or concatenated. */
-static void kv_layer(const kvl_ctx *c, const kvl_repr_config *cfg, int l, int t0, int t1, double *dst, double *acc,
-                     float *row) {
-    const int hd = c->kv.hd, n_kv = c->kv.n_kv, P = hd * (cfg->kv_part == KVL_KV_CAT ? 2 : 1);
+/* One layer's vector from the cache: per head [k | v | k;v], heads averaged or concatenated. The backend sums the
+ * rows of every head (kvl_view_pool); sum: [n_kv][hd] scratch. */
+static kvl_status kv_layer(const kvl_view *v, const kvl_repr_config *cfg, int l, int t0, int t1, double *dst,
+                           double *sum) {
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(v));
+    const int hd = hp->head_dim, n_kv = hp->n_head_kv, P = hd * (cfg->kv_part == KVL_KV_CAT ? 2 : 1);
     const bool flat = cfg->head_agg == KVL_HEADS_FLATTEN;
-    const double w = flat ? 1.0 : 1.0 / n_kv;
-    for (int h = 0; h < n_kv; h++) {
-        double *d = dst + (flat ? (size_t)h * P : 0);
-        if (cfg->kv_part != KVL_KV_V) pool_head(&c->kv, 0, l, h, cfg->pos_agg, t0, t1, w, d, acc, row);
-        if (cfg->kv_part != KVL_KV_K) pool_head(&c->kv, 1, l, h, cfg->pos_agg, t0, t1, w, d + (cfg->kv_part == KVL_KV_CAT ? hd : 0), acc, row);
-    }
-}
-
-/* One layer's vector from the hidden states: layer l is hidden index l + 1 (after block l). */
-static void hidden_layer(const kvl_ctx *c, const kvl_repr_config *cfg, int l, int t0, int t1, double *dst) {
-    const int H = c->m->hp.n_embd;
     int a, b;
     double scale;
     pos_rows(cfg->pos_agg, t0, t1, &a, &b, &scale);
-    const float *base = c->hidden + ((size_t)(l + 1) * c->n_ctx) * H;
-    for (int t = a; t < b; t++) {
-        const float *r = base + (size_t)t * H;
-        for (int i = 0; i < H; i++) dst[i] += r[i];
+    const double w = (flat ? 1.0 : 1.0 / n_kv) * scale;
+    for (int which = 0; which < 2; which++) {
+        if (which == 0 ? cfg->kv_part == KVL_KV_V : cfg->kv_part == KVL_KV_K) continue;
+        KVL_TRY(kvl_view_pool(v, which, l, a, b, sum));
+        const int off = which == 1 && cfg->kv_part == KVL_KV_CAT ? hd : 0;
+        for (int h = 0; h < n_kv; h++) {
+            double *d = dst + (flat ? (size_t)h * P : 0) + off;
+            for (int i = 0; i < hd; i++) d[i] += w * sum[(size_t)h * hd + i];
+        }
+    }
+    return KVL_OK;
+}
+
+/* One layer's vector from the hidden states: layer l is hidden index l + 1 (after block l). */
+#define HIDDEN_CHUNK 64
+static kvl_status hidden_layer(const kvl_view *v, const kvl_repr_config *cfg, int l, int t0, int t1, double *dst,
+                               float *scratch) {
+    const int H = kvl_model_hparams(kvl_view_model(v))->n_embd;
+    int a, b;
+    double scale;
+    pos_rows(cfg->pos_agg, t0, t1, &a, &b, &scale);
+    for (int c0 = a; c0 < b; c0 += HIDDEN_CHUNK) {
+        const int c1 = c0 + HIDDEN_CHUNK < b ? c0 + HIDDEN_CHUNK : b;
+        const float *rows = kvl_view_hidden(v, l + 1, c0, c1, scratch);
+        if (!rows) return KVL_ERR_ARG;
+        for (int t = 0; t < c1 - c0; t++)
+            for (int i = 0; i < H; i++) dst[i] += rows[(size_t)t * H + i];
     }
     for (int i = 0; i < H; i++) dst[i] *= scale;
+    return KVL_OK;
 }
 
 static void finish(const double *v, int dim, bool normalize, float *out) {
@@ -250,32 +198,34 @@ static void finish(const double *v, int dim, bool normalize, float *out) {
     for (int i = 0; i < dim; i++) out[i] = (float)(v[i] * f);
 }
 
-kvl_status kvl_repr_compute(const kvl_ctx *c, const kvl_repr_config *cfg, int t0, int t1, float *out) {
-    if (!c || !cfg || !out) return kvl_fail(KVL_ERR_ARG, "kvl_repr_compute: NULL argument");
+kvl_status kvl_repr_compute(const kvl_view *vw, const kvl_repr_config *cfg, int t0, int t1, float *out) {
+    if (!vw || !cfg || !out) return kvl_fail(KVL_ERR_ARG, "kvl_repr_compute: NULL argument (or a bad sequence id)");
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(vw));
     int sel[KVL_REPR_MAX_LAYERS], n_sel = 0, dl = 0;
-    KVL_TRY(resolve(&c->m->hp, cfg, sel, &n_sel, &dl));
+    KVL_TRY(resolve(hp, cfg, sel, &n_sel, &dl));
     if (cfg->source == KVL_SOURCE_RANDOM)
         return kvl_fail(KVL_ERR_ARG, "source random is seeded by the text: use kvl_repr_random or kvl_embed_ids");
-    if (cfg->source == KVL_SOURCE_HIDDEN && !c->hidden)
+    if (cfg->source == KVL_SOURCE_HIDDEN && !kvl_view_has_hidden(vw))
         return kvl_fail(KVL_ERR_ARG, "source hidden needs hidden states (create the context with keep_hidden)");
-    if (t0 < 0 || t1 > c->n_pos || t0 >= t1)
-        return kvl_fail(KVL_ERR_ARG, "position range [%d, %d) is empty or outside the %d filled positions", t0, t1, c->n_pos);
+    KVL_TRY(kvl_view_range(vw, t0, t1));
     if (cfg->window > 0 && t1 - cfg->window > t0) t0 = t1 - cfg->window;
 
-    const int dim = total_dim(cfg, n_sel, dl), hd = c->kv.hd;
-    double *v = calloc((size_t)dim + dl + hd, sizeof *v);
-    float *row = malloc(hd * sizeof *row);
-    if (!v || !row) {
+    const int dim = total_dim(cfg, n_sel, dl);
+    const size_t n_scratch = cfg->source == KVL_SOURCE_HIDDEN ? (size_t)HIDDEN_CHUNK * hp->n_embd : 0;
+    double *v = calloc((size_t)dim + dl + (size_t)hp->n_head_kv * hp->head_dim, sizeof *v);
+    float *scratch = n_scratch ? malloc(n_scratch * sizeof *scratch) : NULL;
+    if (!v || (n_scratch && !scratch)) {
         free(v);
-        free(row);
+        free(scratch);
         return kvl_fail(KVL_ERR_NOMEM, "out of memory pooling a %d-dimensional representation", dim);
     }
-    double *layer = v + dim, *acc = layer + dl;
+    double *layer = v + dim, *sum = layer + dl;
+    kvl_status s = KVL_OK;
     /* layer_agg last reads only the last selected layer */
-    for (int j = cfg->layer_agg == KVL_LAYERS_LAST ? n_sel - 1 : 0; j < n_sel; j++) {
+    for (int j = cfg->layer_agg == KVL_LAYERS_LAST ? n_sel - 1 : 0; !s && j < n_sel; j++) {
         memset(layer, 0, dl * sizeof *layer);
-        if (cfg->source == KVL_SOURCE_HIDDEN) hidden_layer(c, cfg, sel[j], t0, t1, layer);
-        else kv_layer(c, cfg, sel[j], t0, t1, layer, acc, row);
+        s = cfg->source == KVL_SOURCE_HIDDEN ? hidden_layer(vw, cfg, sel[j], t0, t1, layer, scratch)
+                                             : kv_layer(vw, cfg, sel[j], t0, t1, layer, sum);
         switch (cfg->layer_agg) {
         case KVL_LAYERS_MEAN:
             for (int i = 0; i < dl; i++) v[i] += layer[i] / n_sel;
@@ -291,10 +241,10 @@ kvl_status kvl_repr_compute(const kvl_ctx *c, const kvl_repr_config *cfg, int t0
             break;
         }
     }
-    finish(v, dim, cfg->normalize, out);
+    if (!s) finish(v, dim, cfg->normalize, out);
     free(v);
-    free(row);
-    return KVL_OK;
+    free(scratch);
+    return s;
 }
 
 void kvl_repr_random(const void *key, size_t len, int dim, float *out) {

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward/context.h"
 #include "selfeval/selfeval.h"
 #include "util/error.h"
 
@@ -136,138 +135,101 @@ void kvl_coe_warn_str(unsigned warn, char *buf, size_t size) {
         }
 }
 
-kvl_status kvl_layer_sel_parse(kvl_layer_sel *sel, const char *text) {
-    if (!sel || !text) return kvl_fail(KVL_ERR_ARG, "kvl_layer_sel_parse: NULL argument");
-    memset(sel, 0, sizeof *sel);
-    if (!strcmp(text, "all")) return KVL_OK;
-    kvl_repr_config cfg = kvl_repr_embedding_config(); /* the representation parser knows last:N and lists */
-    KVL_TRY(kvl_repr_set(&cfg, "layers", text));
-    sel->last_n = cfg.last_n;
-    sel->n_layers = cfg.n_layers;
-    memcpy(sel->layers, cfg.layers, sizeof sel->layers);
-    return KVL_OK;
-}
-
-kvl_status kvl_layer_sel_resolve(const kvl_layer_sel *ls, int L, int *sel, int *n) {
-    if (L > KVL_REPR_MAX_LAYERS) return kvl_fail(KVL_ERR_UNSUPPORTED, "%d layers (at most %d)", L, KVL_REPR_MAX_LAYERS);
-    if (!ls || (ls->last_n == 0 && ls->n_layers == 0)) {
-        for (int i = 0; i < L; i++) sel[i] = i;
-        *n = L;
-    } else if (ls->last_n > 0) {
-        if (ls->last_n > L) return kvl_fail(KVL_ERR_ARG, "layers last:%d, but the model has %d layers", ls->last_n, L);
-        for (int i = 0; i < ls->last_n; i++) sel[i] = L - ls->last_n + i;
-        *n = ls->last_n;
-    } else {
-        if (ls->n_layers < 0 || ls->n_layers > KVL_REPR_MAX_LAYERS || ls->last_n < 0)
-            return kvl_fail(KVL_ERR_ARG, "bad layer selection (%d layers)", ls->n_layers);
-        for (int i = 0; i < ls->n_layers; i++) {
-            if (ls->layers[i] < 0 || ls->layers[i] >= L)
-                return kvl_fail(KVL_ERR_ARG, "layer %d is out of range: the model has layers 0..%d", ls->layers[i], L - 1);
-            sel[i] = ls->layers[i];
-        }
-        *n = ls->n_layers;
-    }
-    return KVL_OK;
-}
-
-static kvl_status check_range(const kvl_ctx *c, int t0, int t1) {
-    if (t0 < 0 || t1 > c->n_pos || t0 >= t1)
-        return kvl_fail(KVL_ERR_ARG, "position range [%d, %d) is empty or outside the %d filled positions", t0, t1, c->n_pos);
-    return KVL_OK;
-}
-
 /* dst[t][i] += w * row t of K or V (which) of one layer and head, positions [a, b); dst rows have `stride`. */
-static void add_rows(const kvl_kvcache *kv, int which, int l, int h, int a, int b, double w, double *dst, int stride,
-                     float *tmp) {
-    const int hd = kv->hd;
-    const float *p = kvl_kv_f32(kv, which, l, h, a);
-    if (!p) {
-        kvl_kv_read(kv, which, l, h, a, b, tmp);
-        p = tmp;
-    }
+static kvl_status add_rows(const kvl_view *v, int which, int l, int h, int a, int b, double w, double *dst, int stride,
+                           float *tmp) {
+    const int hd = kvl_model_hparams(kvl_view_model(v))->head_dim;
+    const float *p = kvl_view_kv(v, which, l, h, a, b, tmp);
+    if (!p) return KVL_ERR_ARG;
     for (int t = 0; t < b - a; t++) {
         const float *r = p + (size_t)t * hd;
         double *d = dst + (size_t)t * stride;
         for (int i = 0; i < hd; i++) d[i] += w * r[i];
     }
+    return KVL_OK;
 }
 
 /* rows[0..b-a) of the token axis: [K heads ; V heads] averaged over the selected layers. */
-static void token_rows(const kvl_ctx *c, const int *sel, int n_sel, int a, int b, double *rows, float *tmp) {
-    const int n_kv = c->kv.n_kv, hd = c->kv.hd, dim = 2 * n_kv * hd;
+static kvl_status token_rows(const kvl_view *v, const int *sel, int n_sel, int a, int b, double *rows, float *tmp) {
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(v));
+    const int n_kv = hp->n_head_kv, hd = hp->head_dim, dim = 2 * n_kv * hd;
     memset(rows, 0, (size_t)(b - a) * dim * sizeof *rows);
     for (int j = 0; j < n_sel; j++)
         for (int h = 0; h < n_kv; h++) {
-            add_rows(&c->kv, 0, sel[j], h, a, b, 1.0 / n_sel, rows + (size_t)h * hd, dim, tmp);
-            add_rows(&c->kv, 1, sel[j], h, a, b, 1.0 / n_sel, rows + (size_t)(n_kv + h) * hd, dim, tmp);
+            KVL_TRY(add_rows(v, 0, sel[j], h, a, b, 1.0 / n_sel, rows + (size_t)h * hd, dim, tmp));
+            KVL_TRY(add_rows(v, 1, sel[j], h, a, b, 1.0 / n_sel, rows + (size_t)(n_kv + h) * hd, dim, tmp));
         }
+    return KVL_OK;
 }
 
-/* One layer-axis vector: the layer's [K heads ; V heads] averaged over [t0, t1). acc: [hd] scratch. */
-static void layer_vector(const kvl_ctx *c, int l, int t0, int t1, double *out, float *tmp) {
-    const int n_kv = c->kv.n_kv, hd = c->kv.hd;
-    for (int which = 0; which < 2; which++)
-        for (int h = 0; h < n_kv; h++) {
-            double *d = out + (size_t)(which * n_kv + h) * hd;
-            memset(d, 0, hd * sizeof *d);
-            for (int a = t0; a < t1; a += CHUNK) {
-                int b = a + CHUNK < t1 ? a + CHUNK : t1;
-                const float *p = kvl_kv_f32(&c->kv, which, l, h, a);
-                if (!p) {
-                    kvl_kv_read(&c->kv, which, l, h, a, b, tmp);
-                    p = tmp;
-                }
-                for (int t = 0; t < b - a; t++)
-                    for (int i = 0; i < hd; i++) d[i] += p[(size_t)t * hd + i];
-            }
-            for (int i = 0; i < hd; i++) d[i] /= (t1 - t0);
-        }
-}
-
-kvl_status kvl_kv_trajectory(const kvl_ctx *c, const kvl_layer_sel *ls, kvl_coe_axis axis, int t0, int t1,
-                             double **x, int *n, int *dim) {
-    if (!c || !x || !n || !dim) return kvl_fail(KVL_ERR_ARG, "kvl_kv_trajectory: NULL argument");
-    *x = NULL;
-    int sel[KVL_REPR_MAX_LAYERS], n_sel = 0;
-    KVL_TRY(kvl_layer_sel_resolve(ls, c->m->hp.n_layer, sel, &n_sel));
-    KVL_TRY(check_range(c, t0, t1));
-    if (axis != KVL_COE_TOKEN && axis != KVL_COE_LAYER) return kvl_fail(KVL_ERR_ARG, "unknown trajectory axis %d", (int)axis);
-    const int d = 2 * c->kv.n_kv * c->kv.hd, rows = axis == KVL_COE_TOKEN ? t1 - t0 : n_sel;
-    double *out = malloc((size_t)rows * d * sizeof *out);
-    float *tmp = malloc((size_t)CHUNK * c->kv.hd * sizeof *tmp);
-    if (!out || !tmp) {
-        free(out);
-        free(tmp);
-        return kvl_fail(KVL_ERR_NOMEM, "out of memory for a trajectory of %d x %d numbers", rows, d);
+/* One layer-axis vector: the layer's [K heads ; V heads] averaged over [t0, t1), pooled by the backend. */
+static kvl_status layer_vector(const kvl_view *v, int l, int t0, int t1, double *out) {
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(v));
+    const int n = hp->n_head_kv * hp->head_dim;
+    for (int which = 0; which < 2; which++) {
+        double *d = out + (size_t)which * n;
+        KVL_TRY(kvl_view_pool(v, which, l, t0, t1, d));
+        for (int i = 0; i < n; i++) d[i] /= (t1 - t0);
     }
+    return KVL_OK;
+}
+
+kvl_status kvl_kv_trajectory(const kvl_view *v, const kvl_layer_sel *ls, kvl_coe_axis axis, int t0, int t1,
+                             double **x, int *n, int *dim) {
+    if (!v || !x || !n || !dim) return kvl_fail(KVL_ERR_ARG, "kvl_kv_trajectory: NULL argument (or a bad sequence id)");
+    *x = NULL;
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(v));
+    int sel[KVL_REPR_MAX_LAYERS], n_sel = 0;
+    KVL_TRY(kvl_layer_sel_resolve(ls, hp->n_layer, sel, &n_sel));
+    KVL_TRY(kvl_view_range(v, t0, t1));
+    if (axis != KVL_COE_TOKEN && axis != KVL_COE_LAYER) return kvl_fail(KVL_ERR_ARG, "unknown trajectory axis %d", (int)axis);
+    const int d = 2 * hp->n_head_kv * hp->head_dim, rows = axis == KVL_COE_TOKEN ? t1 - t0 : n_sel;
+    double *out = malloc((size_t)rows * d * sizeof *out);
+    float *tmp = malloc((size_t)CHUNK * hp->head_dim * sizeof *tmp);
+    kvl_status s = out && tmp ? KVL_OK : kvl_fail(KVL_ERR_NOMEM, "out of memory for a trajectory of %d x %d numbers", rows, d);
     if (axis == KVL_COE_TOKEN) {
-        for (int a = t0; a < t1; a += CHUNK)
-            token_rows(c, sel, n_sel, a, a + CHUNK < t1 ? a + CHUNK : t1, out + (size_t)(a - t0) * d, tmp);
+        for (int a = t0; !s && a < t1; a += CHUNK)
+            s = token_rows(v, sel, n_sel, a, a + CHUNK < t1 ? a + CHUNK : t1, out + (size_t)(a - t0) * d, tmp);
     } else {
-        for (int j = 0; j < n_sel; j++) layer_vector(c, sel[j], t0, t1, out + (size_t)j * d, tmp);
+        for (int j = 0; !s && j < n_sel; j++) s = layer_vector(v, sel[j], t0, t1, out + (size_t)j * d);
     }
     free(tmp);
+    if (s) {
+        free(out);
+        return s;
+    }
     *x = out;
     *n = rows;
     *dim = d;
     return KVL_OK;
 }
 
-kvl_status kvl_hidden_trajectory(const kvl_ctx *c, int t0, int t1, double **x, int *n, int *dim) {
-    if (!c || !x || !n || !dim) return kvl_fail(KVL_ERR_ARG, "kvl_hidden_trajectory: NULL argument");
+kvl_status kvl_hidden_trajectory(const kvl_view *v, int t0, int t1, double **x, int *n, int *dim) {
+    if (!v || !x || !n || !dim) return kvl_fail(KVL_ERR_ARG, "kvl_hidden_trajectory: NULL argument (or a bad sequence id)");
     *x = NULL;
-    if (!c->hidden) return kvl_fail(KVL_ERR_ARG, "the hidden-state CoE needs hidden states (create the context with keep_hidden)");
-    KVL_TRY(check_range(c, t0, t1));
-    const int L = c->m->hp.n_layer, H = c->m->hp.n_embd;
+    if (!kvl_view_has_hidden(v))
+        return kvl_fail(KVL_ERR_ARG, "the hidden-state CoE needs hidden states (create the context with keep_hidden)");
+    KVL_TRY(kvl_view_range(v, t0, t1));
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(v));
+    const int L = hp->n_layer, H = hp->n_embd;
     double *out = calloc((size_t)(L + 1) * H, sizeof *out);
-    if (!out) return kvl_fail(KVL_ERR_NOMEM, "out of memory for a %d x %d trajectory", L + 1, H);
-    for (int l = 0; l <= L; l++) {
+    float *tmp = malloc((size_t)CHUNK * H * sizeof *tmp);
+    kvl_status s = out && tmp ? KVL_OK : kvl_fail(KVL_ERR_NOMEM, "out of memory for a %d x %d trajectory", L + 1, H);
+    for (int l = 0; !s && l <= L; l++) {
         double *d = out + (size_t)l * H;
-        for (int t = t0; t < t1; t++) {
-            const float *r = c->hidden + ((size_t)l * c->n_ctx + t) * H;
-            for (int i = 0; i < H; i++) d[i] += r[i];
+        for (int a = t0; !s && a < t1; a += CHUNK) {
+            const int b = a + CHUNK < t1 ? a + CHUNK : t1;
+            const float *r = kvl_view_hidden(v, l, a, b, tmp);
+            if (!r) s = KVL_ERR_ARG;
+            for (int t = 0; !s && t < b - a; t++)
+                for (int i = 0; i < H; i++) d[i] += r[(size_t)t * H + i];
         }
         for (int i = 0; i < H; i++) d[i] /= (t1 - t0);
+    }
+    free(tmp);
+    if (s) {
+        free(out);
+        return s;
     }
     *x = out;
     *n = L + 1;
@@ -291,16 +253,17 @@ void kvl_coe_resample(const double *x, int n, int dim, int k, double *out) {
     }
 }
 
-kvl_status kvl_kv_token_coe(const kvl_ctx *c, const int *sel, int n_sel, int t0, int t1, kvl_coe *out) {
-    const int d = 2 * c->kv.n_kv * c->kv.hd;
+kvl_status kvl_kv_token_coe(const kvl_view *v, const int *sel, int n_sel, int t0, int t1, kvl_coe *out) {
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(v));
+    const int d = 2 * hp->n_head_kv * hp->head_dim;
     kvl_coe_stream s;
     KVL_TRY(kvl_coe_stream_init(&s, d));
     double *rows = malloc((size_t)CHUNK * d * sizeof *rows);
-    float *tmp = malloc((size_t)CHUNK * c->kv.hd * sizeof *tmp);
+    float *tmp = malloc((size_t)CHUNK * hp->head_dim * sizeof *tmp);
     kvl_status st = rows && tmp ? KVL_OK : kvl_fail(KVL_ERR_NOMEM, "out of memory for the token-axis trajectory");
     for (int a = t0; !st && a < t1; a += CHUNK) {
         int b = a + CHUNK < t1 ? a + CHUNK : t1;
-        token_rows(c, sel, n_sel, a, b, rows, tmp);
+        st = token_rows(v, sel, n_sel, a, b, rows, tmp);
         for (int t = 0; !st && t < b - a; t++) st = kvl_coe_stream_push(&s, rows + (size_t)t * d);
     }
     if (!st) *out = kvl_coe_stream_finish(&s);

@@ -3,32 +3,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward/context.h"
 #include "selfeval/selfeval.h"
 #include "util/error.h"
 
 #define FORCE_CHUNK 32 /* answer tokens evaluated per call when teacher forcing: bounds the rows of logits */
 
-kvl_status kvl_answer_score(const kvl_ctx *c, const kvl_layer_sel *ls, int n_prompt, int n_answer,
+kvl_status kvl_answer_score(const kvl_view *v, const kvl_layer_sel *ls, int n_prompt, int n_answer,
                             const kvl_logit_stats *stats, kvl_answer_scores *out) {
-    if (!c || !out) return kvl_fail(KVL_ERR_ARG, "kvl_answer_score: NULL argument");
+    if (!out) return kvl_fail(KVL_ERR_ARG, "kvl_answer_score: NULL argument");
     memset(out, 0, sizeof *out);
+    if (!v) return kvl_fail(KVL_ERR_ARG, "kvl_answer_score: NULL view (or a bad sequence id)");
     if (n_prompt < 1 || n_answer < 1)
         return kvl_fail(KVL_ERR_ARG, "an answer span needs a prompt and an answer of at least one token each (%d, %d)",
                         n_prompt, n_answer);
     const int t0 = n_prompt - 1, t1 = n_prompt + n_answer - 1;
-    if (t1 > c->n_pos)
-        return kvl_fail(KVL_ERR_ARG, "the answer span ends at position %d but the cache holds %d positions", t1 - 1, c->n_pos);
+    if (t1 > kvl_view_n_pos(v))
+        return kvl_fail(KVL_ERR_ARG, "the answer span ends at position %d but the cache holds %d positions", t1 - 1,
+                        kvl_view_n_pos(v));
     int sel[KVL_REPR_MAX_LAYERS], n_sel = 0;
-    KVL_TRY(kvl_layer_sel_resolve(ls, c->m->hp.n_layer, sel, &n_sel));
-    KVL_TRY(kvl_kv_token_coe(c, sel, n_sel, t0, t1, &out->kv_token));
+    KVL_TRY(kvl_layer_sel_resolve(ls, kvl_model_hparams(kvl_view_model(v))->n_layer, sel, &n_sel));
+    KVL_TRY(kvl_kv_token_coe(v, sel, n_sel, t0, t1, &out->kv_token));
     double *x = NULL;
     int n, dim;
-    KVL_TRY(kvl_kv_trajectory(c, ls, KVL_COE_LAYER, t0, t1, &x, &n, &dim));
+    KVL_TRY(kvl_kv_trajectory(v, ls, KVL_COE_LAYER, t0, t1, &x, &n, &dim));
     out->kv_layer = kvl_coe_scores(x, n, dim);
     free(x);
-    if (c->hidden) {
-        KVL_TRY(kvl_hidden_trajectory(c, t0, t1, &x, &n, &dim));
+    if (kvl_view_has_hidden(v)) {
+        KVL_TRY(kvl_hidden_trajectory(v, t0, t1, &x, &n, &dim));
         out->hidden = kvl_coe_scores(x, n, dim);
         out->has_hidden = true;
         free(x);
@@ -44,10 +45,10 @@ kvl_status kvl_answer_score_forced(kvl_ctx *c, const kvl_layer_sel *ls, const in
     if (n_prompt < 1 || n_answer < 1)
         return kvl_fail(KVL_ERR_ARG, "teacher forcing needs a prompt and an answer of at least one token each (%d, %d)",
                         n_prompt, n_answer);
-    if ((long)n_prompt + n_answer - 1 > c->n_ctx)
+    if ((long)n_prompt + n_answer - 1 > kvl_ctx_n_ctx(c))
         return kvl_fail(KVL_ERR_RANGE, "prompt (%d) and answer (%d) need %ld positions but the context holds %d",
-                        n_prompt, n_answer, (long)n_prompt + n_answer - 1, c->n_ctx);
-    const int V = c->m->hp.n_vocab;
+                        n_prompt, n_answer, (long)n_prompt + n_answer - 1, kvl_ctx_n_ctx(c));
+    const int V = kvl_model_hparams(kvl_ctx_model(c))->n_vocab;
     for (int i = 0; i < n_answer; i++) /* the last one is never run, but it is part of what is scored */
         if (answer[i] < 0 || answer[i] >= V)
             return kvl_fail(KVL_ERR_ARG, "answer token %d is %d, outside the vocabulary (0..%d)", i, (int)answer[i], V - 1);
@@ -60,7 +61,7 @@ kvl_status kvl_answer_score_forced(kvl_ctx *c, const kvl_layer_sel *ls, const in
         KVL_TRY(kvl_eval(c, answer + a, k, KVL_LOGITS_ALL));
         for (int i = 0; i < k; i++) kvl_logit_stats_add(&st, kvl_logits(c, i), V);
     }
-    return kvl_answer_score(c, ls, n_prompt, n_answer, &st, out);
+    return kvl_answer_score(kvl_seq_view(c, 0), ls, n_prompt, n_answer, &st, out);
 }
 
 int kvl_answer_score_list(const kvl_answer_scores *s, bool include_hidden, const char **names, double *values) {

@@ -17,8 +17,6 @@ kvl_status kvl_coe_stream_push(kvl_coe_stream *s, const double *x);
 kvl_coe kvl_coe_stream_finish(const kvl_coe_stream *s);
 void kvl_coe_stream_free(kvl_coe_stream *s);
 
-/* Resolve a layer selection against L layers into sel[0..*n) (KVL_ERR_ARG when out of range or empty). */
-kvl_status kvl_layer_sel_resolve(const kvl_layer_sel *ls, int L, int *sel, int *n);
 /* The token-axis KV-CoE of positions [t0, t1) (valid) over the resolved layers sel[0..n_sel), streamed. */
-kvl_status kvl_kv_token_coe(const kvl_ctx *c, const int *sel, int n_sel, int t0, int t1, kvl_coe *out);
+kvl_status kvl_kv_token_coe(const kvl_view *v, const int *sel, int n_sel, int t0, int t1, kvl_coe *out);
 #endif

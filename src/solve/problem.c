@@ -3,6 +3,7 @@
 #include "solve/problem.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,8 @@ static const char *const instructions[] = {
     "End your reply with \"The answer is\" and the number.",
     "Please reason step by step, and put your final answer within \\boxed{}.",
     "Answer with the letter of the correct choice, in the form \"Answer: X\".",
-    "End your reply with \"The answer is\" and the answer: a number, True or False, a list such as [1, 2], or an "
-    "option such as (a).",
+    ("End your reply with \"The answer is\" and the answer: a number, True or False, a list such as [1, 2], or an "
+     "option such as (a)."),
 };
 
 const char *kvl_solve_instruction(kvl_format f) { return (unsigned)f < 4 ? instructions[f] : ""; }
@@ -36,7 +37,8 @@ static char *field_text(const cJSON *o, const char *key) {
     if (cJSON_IsNumber(v)) {
         char buf[64];
         double d = v->valuedouble;
-        if (d == (double)(long long)d && d > -1e15 && d < 1e15) snprintf(buf, sizeof buf, "%lld", (long long)d);
+        /* range first: converting a double outside long long's range is undefined */
+        if (d > -1e15 && d < 1e15 && d == (double)(long long)d) snprintf(buf, sizeof buf, "%lld", (long long)d);
         else snprintf(buf, sizeof buf, "%.17g", d);
         return strdup(buf);
     }
@@ -107,7 +109,9 @@ kvl_status kvl_problem_parse(const char *json, int fmt, const char *qfield, kvl_
     }
     if (fmt == KVL_FMT_CHOICE && numbered_choice(p->reference, p->question)) p->reference[0] += 'A' - '1';
     const cJSON *lv = cJSON_GetObjectItemCaseSensitive(o, "level");
-    if (cJSON_IsNumber(lv) && lv->valuedouble == (double)(int)lv->valuedouble) p->level = (int)lv->valuedouble;
+    if (cJSON_IsNumber(lv) && lv->valuedouble >= INT_MIN && lv->valuedouble <= INT_MAX &&
+        lv->valuedouble == (double)(int)lv->valuedouble)
+        p->level = (int)lv->valuedouble;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
     if (!id) id = cJSON_GetObjectItemCaseSensitive(o, "idx");
     if (id) p->id = cJSON_PrintUnformatted(id);

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "forward/context.h"
 #include "util/error.h"
 
 kvl_think_params kvl_think_default_params(void) {
@@ -79,13 +78,13 @@ kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think
     if (pr->n_prefix < 1 || pr->n_fast < 1 || pr->n_slow < 1 || pr->n_open < 1 || pr->n_close < 1)
         return kvl_fail(KVL_ERR_ARG, "incomplete thinking prompt (build it with kvl_think_prompt_build)");
     const int n_start_max = pr->n_fast > pr->n_slow ? pr->n_fast : pr->n_slow;
-    if (pr->n_prefix + n_start_max >= c->n_ctx)
+    if (pr->n_prefix + n_start_max >= kvl_ctx_n_ctx(c))
         return kvl_fail(KVL_ERR_RANGE, "the prompt has %d tokens but the context holds %d", pr->n_prefix + n_start_max,
-                        c->n_ctx);
+                        kvl_ctx_n_ctx(c));
     const int n_tags_max = pr->n_open > pr->n_close ? pr->n_open : pr->n_close;
     r->tokens = malloc(((size_t)p->max_tokens + n_tags_max) * sizeof *r->tokens);
     int dim = 0;
-    if (adaptive) KVL_TRY(kvl_repr_dim(c->m, feat, &dim));
+    if (adaptive) KVL_TRY(kvl_repr_dim(kvl_ctx_model(c), feat, &dim));
     float *x = malloc((size_t)(dim > 0 ? dim : 1) * sizeof *x);
     kvl_feat_window *win = NULL;
     kvl_status s = r->tokens && x ? KVL_OK : kvl_fail(KVL_ERR_NOMEM, "out of memory");
@@ -97,11 +96,11 @@ kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think
     bool slow = p->mode == KVL_ADAPT_SLOW;
     if (!s && adaptive) {
         if (p->mode == KVL_ADAPT_TWO_STEP) {
-            s = kvl_feat_window_new(c, feat, 0, &win);
-            if (!s) s = kvl_feat_window_advance(win, c, pr->n_prefix);
+            s = kvl_feat_window_new(kvl_seq_view(c, 0), feat, 0, &win);
+            if (!s) s = kvl_feat_window_advance(win, kvl_seq_view(c, 0), pr->n_prefix);
             if (!s) s = kvl_feat_window_get(win, x);
         } else {
-            s = kvl_repr_compute(c, feat, 0, pr->n_prefix, x);
+            s = kvl_repr_compute(kvl_seq_view(c, 0), feat, 0, pr->n_prefix, x);
         }
         if (!s) {
             r->initial_score = score(user, x, dim, 0);
@@ -119,11 +118,11 @@ kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think
 
     bool checking = p->mode == KVL_ADAPT_TWO_STEP;
     int since = 0;
-    const int n_vocab = c->m->hp.n_vocab;
+    const int n_vocab = kvl_model_hparams(kvl_ctx_model(c))->n_vocab;
     while (!s && r->n_tokens < p->max_tokens) {
         int32_t t = kvl_sample(smp, kvl_logits(c, 0), n_vocab);
         push(r, p, t, false);
-        if (!p->ignore_eos && kvl_model_is_eog(c->m, t)) {
+        if (!p->ignore_eos && kvl_model_is_eog(kvl_ctx_model(c), t)) {
             r->stop = "eog";
             break;
         }
@@ -131,7 +130,7 @@ kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think
         /* the model leaving or entering thinking by itself ends the controller's say */
         if (slow && t == pr->close[0]) r->model_closed = true, checking = false;
         if (!slow && t == pr->open[0]) checking = false;
-        if (c->n_pos >= c->n_ctx) {
+        if (kvl_ctx_n_pos(c) >= kvl_ctx_n_ctx(c)) {
             r->stop = "context";
             break;
         }
@@ -139,7 +138,7 @@ kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think
         if (!checking || ++since < p->every) continue;
         since = 0;
         const double tp = now();
-        s = kvl_feat_window_advance(win, c, c->n_pos);
+        s = kvl_feat_window_advance(win, kvl_seq_view(c, 0), kvl_ctx_n_pos(c));
         if (!s) s = kvl_feat_window_get(win, x);
         float d = s ? 0 : score(user, x, dim, r->n_tokens);
         if (!s) s = record_score(r, &cap, r->n_tokens, d);
@@ -148,7 +147,7 @@ kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think
             const int32_t *tags = slow ? pr->close : pr->open;
             const int n_tags = slow ? pr->n_close : pr->n_open;
             checking = false; /* at most one switch */
-            if (c->n_pos + n_tags >= c->n_ctx) {
+            if (kvl_ctx_n_pos(c) + n_tags >= kvl_ctx_n_ctx(c)) {
                 r->stop = "context";
                 r->t_probe += now() - tp;
                 break;
@@ -184,7 +183,7 @@ kvl_status kvl_think_generate(kvl_ctx *c, kvl_sampler *smp, const kvl_think_prom
     if (!c || !p || !out) return kvl_fail(KVL_ERR_ARG, "kvl_think_generate: NULL argument");
     if (p->mode == KVL_ADAPT_ONE_STEP || p->mode == KVL_ADAPT_TWO_STEP) {
         if (!p->probe) return kvl_fail(KVL_ERR_ARG, "the adaptive controllers need a probe");
-        KVL_TRY(kvl_probe_check_model(p->probe, c->m));
+        KVL_TRY(kvl_probe_check_model(p->probe, kvl_ctx_model(c)));
         return kvl_think_generate_with(c, smp, pr, p, kvl_probe_features(p->probe), probe_scorer, (void *)p->probe, out);
     }
     return kvl_think_generate_with(c, smp, pr, p, NULL, NULL, NULL, out);

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "forward/context.h"
 #include "util/error.h"
 
 kvl_status kvl_think_features(kvl_ctx *c, const kvl_tokenizer *t, const kvl_repr_config *cfg,
@@ -29,35 +28,32 @@ struct kvl_feat_window {
     kvl_repr_config cfg;
     int sel[KVL_REPR_MAX_LAYERS], n_sel;
     int n_kv, hd, W, dim;
+    int seq;            /* the sequence it follows */
     int t0, t_end;      /* the range starts at t0; the window covers [max(t0, t_end - W), t_end) */
     int use_k, use_v;
     double *sum;        /* [n_sel][n_kv][2][hd]: K then V */
     double *vec;        /* dim, the assembled vector */
-    float *row;         /* hd, for f16 caches */
+    float *row;         /* hd, for caches that are not host f32 */
 };
 
-kvl_status kvl_feat_window_new(const kvl_ctx *c, const kvl_repr_config *cfg, int t0, kvl_feat_window **out) {
-    if (!c || !cfg || !out) return kvl_fail(KVL_ERR_ARG, "kvl_feat_window_new: NULL argument");
+kvl_status kvl_feat_window_new(const kvl_view *v, const kvl_repr_config *cfg, int t0, kvl_feat_window **out) {
+    if (!v || !cfg || !out) return kvl_fail(KVL_ERR_ARG, "kvl_feat_window_new: NULL argument (or a bad sequence id)");
     *out = NULL;
     int dim;
-    KVL_TRY(kvl_repr_dim(c->m, cfg, &dim));
+    const kvl_model *m = kvl_view_model(v);
+    const kvl_hparams *hp = kvl_model_hparams(m);
+    KVL_TRY(kvl_repr_dim(m, cfg, &dim));
     if (cfg->source != KVL_SOURCE_KV) return kvl_fail(KVL_ERR_UNSUPPORTED, "a sliding feature window reads the KV cache (source kv)");
     if (cfg->pos_agg != KVL_POS_SUM && cfg->pos_agg != KVL_POS_MEAN)
         return kvl_fail(KVL_ERR_UNSUPPORTED, "a sliding feature window sums positions (pos_agg sum or mean)");
-    if (t0 < 0 || t0 >= c->n_ctx) return kvl_fail(KVL_ERR_ARG, "window start %d is outside the context", t0);
+    if (t0 < 0 || t0 >= kvl_view_n_ctx(v)) return kvl_fail(KVL_ERR_ARG, "window start %d is outside the context", t0);
     kvl_feat_window *w = calloc(1, sizeof *w);
     if (!w) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
-    const int L = c->m->hp.n_layer;
     w->cfg = *cfg;
-    if (cfg->last_n > 0) {
-        w->n_sel = cfg->last_n;
-        for (int i = 0; i < w->n_sel; i++) w->sel[i] = L - cfg->last_n + i;
-    } else {
-        w->n_sel = cfg->n_layers;
-        memcpy(w->sel, cfg->layers, (size_t)cfg->n_layers * sizeof *cfg->layers);
-    }
-    w->n_kv = c->kv.n_kv;
-    w->hd = c->kv.hd;
+    kvl_layer_sel_resolve(&cfg->layers, hp->n_layer, w->sel, &w->n_sel); /* checked by kvl_repr_dim */
+    w->seq = kvl_view_seq(v);
+    w->n_kv = hp->n_head_kv;
+    w->hd = hp->head_dim;
     w->W = cfg->window > 0 ? cfg->window : INT_MAX / 2; /* window 0: every position from t0 on */
     w->dim = dim;
     w->t0 = w->t_end = t0;
@@ -91,37 +87,39 @@ void kvl_feat_window_reset(kvl_feat_window *w) {
 int kvl_feat_window_end(const kvl_feat_window *w) { return w ? w->t_end : 0; }
 
 /* sum += sign * the K and V rows of position t, in every selected layer and head. */
-static void add_position(kvl_feat_window *w, const kvl_ctx *c, int t, double sign) {
+static kvl_status add_position(kvl_feat_window *w, const kvl_view *v, int t, double sign) {
     const int hd = w->hd;
     for (int j = 0; j < w->n_sel; j++)
         for (int h = 0; h < w->n_kv; h++)
             for (int which = 0; which < 2; which++) {
                 if (!(which ? w->use_v : w->use_k)) continue;
-                const float *r = kvl_kv_f32(&c->kv, which, w->sel[j], h, t);
-                if (!r) {
-                    kvl_kv_read(&c->kv, which, w->sel[j], h, t, t + 1, w->row);
-                    r = w->row;
-                }
+                const float *r = kvl_view_kv(v, which, w->sel[j], h, t, t + 1, w->row);
+                if (!r) return KVL_ERR_ARG;
                 double *s = w->sum + (((size_t)j * w->n_kv + h) * 2 + which) * hd;
                 for (int i = 0; i < hd; i++) s[i] += sign * r[i];
             }
+    return KVL_OK;
 }
 
-kvl_status kvl_feat_window_advance(kvl_feat_window *w, const kvl_ctx *c, int t_end) {
-    if (!w || !c) return kvl_fail(KVL_ERR_ARG, "kvl_feat_window_advance: NULL argument");
-    if (c->kv.n_kv != w->n_kv || c->kv.hd != w->hd || c->m->hp.n_layer <= w->sel[w->n_sel - 1])
+kvl_status kvl_feat_window_advance(kvl_feat_window *w, const kvl_view *v, int t_end) {
+    if (!w || !v) return kvl_fail(KVL_ERR_ARG, "kvl_feat_window_advance: NULL argument");
+    const kvl_hparams *hp = kvl_model_hparams(kvl_view_model(v));
+    if (hp->n_head_kv != w->n_kv || hp->head_dim != w->hd || hp->n_layer <= w->sel[w->n_sel - 1])
         return kvl_fail(KVL_ERR_ARG, "the feature window was made for another model");
-    if (t_end <= w->t0 || t_end > c->n_pos)
-        return kvl_fail(KVL_ERR_ARG, "window end %d is outside the filled positions (%d, %d]", t_end, w->t0, c->n_pos);
+    if (kvl_view_seq(v) != w->seq)
+        return kvl_fail(KVL_ERR_ARG, "the feature window follows sequence %d, not %d", w->seq, kvl_view_seq(v));
+    const int n_pos = kvl_view_n_pos(v);
+    if (t_end <= w->t0 || t_end > n_pos)
+        return kvl_fail(KVL_ERR_ARG, "window end %d is outside the filled positions (%d, %d]", t_end, w->t0, n_pos);
     if (t_end < w->t_end || t_end - w->t_end >= w->W) {
         /* backwards, or a jump past the whole window: sum the new window from scratch */
         kvl_feat_window_reset(w);
-        for (int t = t_end - w->W > w->t0 ? t_end - w->W : w->t0; t < t_end; t++) add_position(w, c, t, 1.0);
+        for (int t = t_end - w->W > w->t0 ? t_end - w->W : w->t0; t < t_end; t++) KVL_TRY(add_position(w, v, t, 1.0));
     } else {
         /* the sum covers [max(t0, t_end - W), t_end): each new position enters, the one W back leaves */
         for (int t = w->t_end; t < t_end; t++) {
-            add_position(w, c, t, 1.0);
-            if (t - w->W >= w->t0) add_position(w, c, t - w->W, -1.0);
+            KVL_TRY(add_position(w, v, t, 1.0));
+            if (t - w->W >= w->t0) KVL_TRY(add_position(w, v, t - w->W, -1.0));
         }
     }
     w->t_end = t_end;

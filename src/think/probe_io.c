@@ -23,14 +23,7 @@
 static void features_text(const kvl_repr_config *c, char *buf, size_t size) {
     char d[512], layers[KVL_REPR_MAX_LAYERS * 5 + 16];
     kvl_repr_describe(c, d, sizeof d);
-    if (c->last_n > 0) {
-        snprintf(layers, sizeof layers, "last:%d", c->last_n);
-    } else {
-        size_t n = 0;
-        layers[0] = 0;
-        for (int i = 0; i < c->n_layers && i < KVL_REPR_MAX_LAYERS; i++)
-            n += snprintf(layers + n, sizeof layers - n, "%s%d", i ? "," : "", c->layers[i]);
-    }
+    kvl_layer_sel_format(&c->layers, layers, sizeof layers);
     size_t n = 0;
     buf[0] = 0;
     for (char *w = strtok(d, " "); w && n < size; w = strtok(NULL, " ")) {

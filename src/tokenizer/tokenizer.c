@@ -8,9 +8,9 @@
 #include "util/error.h"
 
 /* Texts of the tokens that end a turn or a text, in the order eot is chosen. */
-static const char *const eot_texts[] = {"<|eot_id|>", "<|im_end|>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"};
+static const char *const eot_texts[] = {"<|eot_id|>", "<|im_end|>", ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>")};
 static const char *const eog_texts[] = {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>",
-                                        "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"};
+                                        ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>")};
 
 static bool is_added_type(int32_t type) { return type == KVL_TOKEN_CONTROL || type == KVL_TOKEN_USER_DEFINED; }
 

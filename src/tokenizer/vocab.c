@@ -255,6 +255,12 @@ static kvl_status parse_tokenizer_json(const cJSON *j, kvl_vocab_data *v, const 
         if (id > max_id) max_id = id;
     }
     if (max_id < 0) return kvl_fail(KVL_ERR_FORMAT, "tokenizer.json: the vocabulary is empty");
+    /* Ids missing from the file become [PAD<id>] entries; real vocabularies are dense. Bound the holes so that a
+     * few bytes ({"a": 16777215}) cannot demand millions of allocations. */
+    int64_t n_entries = (int64_t)cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
+    if ((int64_t)max_id + 1 > 2 * n_entries + 1024)
+        return kvl_fail(KVL_ERR_FORMAT, "tokenizer.json: ids run up to %d but only %lld tokens are given", (int)max_id,
+                        (long long)n_entries);
     v->n_tokens = max_id + 1;
     v->tokens = calloc((size_t)v->n_tokens, sizeof *v->tokens);
     v->types = calloc((size_t)v->n_tokens, sizeof *v->types);

@@ -27,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fclose(f);
     kvl_probe *p = NULL;
     if (kvl_probe_load(path, &p) != KVL_OK) {
+        if (getenv("KVL_FUZZ_VERBOSE")) fprintf(stderr, "refused: %s\n", kvl_last_error());
         FUZZ_REQUIRE(p == NULL, "failed load left a probe");
         return 0;
     }
