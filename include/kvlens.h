@@ -243,6 +243,86 @@ int32_t kvl_sample(kvl_sampler *s, const float *logits, int n_vocab);
 int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids);
 bool kvl_model_is_eog(const kvl_model *m, int32_t id);
 
+/* The generation engine: one loop for everything that decodes (run, chat, solve, selfeval, label, the thinking
+ * controllers, the server). A request is a prompt with its own sampler, limits and hooks. The scheduler runs up to
+ * n_slots requests at once in the sequence slots of one context, building one batch per step from all of them:
+ * the prompt rows of requests that just started next to one decode row of each running request; a waiting request
+ * takes a slot as soon as one frees (continuous batching). A new request whose prompt begins with tokens another
+ * slot holds (running, or left by a finished request) copies that prefix instead of evaluating it.
+ *
+ * Per request, every step: sample from the logits of its last row (on_logits sees the row first), check the stops
+ * (an end-of-generation token unless ignore_eos, a stop token, max_tokens, a full context), evaluate the token, then
+ * call on_step, which may ask for tokens to be inserted (evaluated without sampling: a controller's mode switch) or
+ * stop the request. The last sampled token is never evaluated, so when a request ends its sequence holds the prompt
+ * and every generated token but the last: the answer span of the self-evaluation features. */
+typedef struct {
+    int n_prompt;              /* prompt tokens so far (hook-added prompt tokens included) */
+    int n_generated;           /* tokens after the prompt so far, sampled and inserted */
+    int32_t last;              /* the token just evaluated; -1 right after the prompt */
+    bool after_prompt;         /* the call after the prompt, before anything is sampled */
+    /* set by the hook: */
+    const int32_t *insert;     /* tokens to evaluate before the next sample (must stay valid until then) */
+    int n_insert;
+    bool insert_is_prompt;     /* count them as prompt (a controller's choice of mode) instead of generated */
+    bool stop;                 /* end the request now (stop reason "hook") */
+} kvl_gen_event;
+
+typedef struct kvl_gen_result kvl_gen_result;
+
+typedef struct {
+    const int32_t *prompt;     /* evaluated from position 0 of the request's sequence; valid until it ends */
+    int n_prompt;
+    kvl_sampler_params sampling;
+    kvl_sampler *sampler;      /* optional: a caller's sampler to draw with instead (state carried across calls) */
+    int max_tokens;            /* tokens after the prompt at most, sampled and inserted (default 1024) */
+    bool ignore_eos;
+    const int32_t *stop_tokens;/* extra tokens that end the request (kept as its last token), optional */
+    int n_stop_tokens;
+    const volatile int *cancel;/* optional: non-zero ends the request at the next step (stop "cancel") */
+    /* hooks, all optional; user is passed to each */
+    void (*on_token)(void *user, int32_t id, bool inserted);      /* every token after the prompt */
+    void (*on_logits)(void *user, const float *logits, int n_vocab); /* the row each sampled token comes from */
+    kvl_status (*on_step)(void *user, const kvl_view *v, kvl_gen_event *ev);
+    /* when the request has ended (result filled), before its slot is given to another: the cache is still its own */
+    void (*on_done)(void *user, const kvl_view *v, const kvl_gen_result *r);
+    void *user;
+} kvl_gen_params;
+
+struct kvl_gen_result {
+    int32_t *tokens;           /* every token after the prompt, sampled and inserted, in order (malloc'd) */
+    int n_tokens, n_sampled, n_inserted;
+    int n_prompt;              /* prompt tokens, hook-added ones included */
+    int n_prompt_cached;       /* of those, copied from another sequence instead of evaluated */
+    int seq;                   /* the sequence slot it ran in */
+    const char *stop;          /* "eog", "stop", "length", "context", "hook", "cancel" or "error" */
+    kvl_status status;         /* KVL_OK unless stop is "error" (kvl_last_error was set at the time) */
+    char error[256];           /* the message of a failure */
+    double t_prompt, t_gen;    /* seconds: from admission to the first sample; from there to the end */
+};
+
+kvl_gen_params kvl_gen_default_params(void);
+void kvl_gen_result_free(kvl_gen_result *r);
+
+typedef struct kvl_sched kvl_sched;
+/* A scheduler over sequence slots 0..n_slots-1 of c (n_slots <= kvl_ctx_n_seq; 0 = all), which it clears. */
+kvl_status kvl_sched_new(kvl_ctx *c, int n_slots, kvl_sched **out);
+void kvl_sched_free(kvl_sched *s);
+/* Queue a request. p (copied) and its prompt stay the caller's; out is filled when the request ends and must stay
+ * valid until then. *id (optional) names it for kvl_sched_cancel. Bad parameters fail here, naming them. */
+kvl_status kvl_sched_submit(kvl_sched *s, const kvl_gen_params *p, kvl_gen_result *out, int *id);
+/* One step: admit waiting requests to free slots, decode one batch, sample, call hooks, finish requests.
+ * *n_left (optional) = requests running or waiting afterwards. A failure of the step itself (out of memory) is
+ * returned; a request's own failure (a hook's status) ends only that request, with stop "error". */
+kvl_status kvl_sched_step(kvl_sched *s, int *n_left);
+/* Steps until every submitted request has ended. */
+kvl_status kvl_sched_run(kvl_sched *s);
+kvl_status kvl_sched_cancel(kvl_sched *s, int id);
+/* Rows decoded and steps taken so far (for throughput reports). */
+void kvl_sched_stats(const kvl_sched *s, long *rows, long *steps);
+
+/* One request, blocking, in sequence 0 of c (cleared first). */
+kvl_status kvl_generate(kvl_ctx *c, const kvl_gen_params *p, kvl_gen_result *out);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Conversion: a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer files) -> a GGUF file
  * with llama.cpp's names, metadata and layout (llama Q/K rows permuted, llama3 RoPE factors as rope_freqs.weight).
@@ -782,6 +862,18 @@ kvl_think_params kvl_think_default_params(void);
 kvl_status kvl_think_generate(kvl_ctx *c, kvl_sampler *s, const kvl_think_prompt *pr, const kvl_think_params *p,
                               kvl_think_result *out);
 void kvl_think_result_free(kvl_think_result *r);
+
+/* The controller as a hook of the generation engine, to run it in a scheduler's batch next to other requests:
+ * kvl_think_ctl_attach fills a request's prompt (the prefix), max_tokens, ignore_eos and hooks (keeping and calling
+ * the ones gp had); when the request has ended, kvl_think_ctl_finish gives the controller's result (taking the
+ * engine result's tokens). pr and the probe must outlive the request. The prompt must leave room for the longer
+ * mode start: n_prefix + max(n_fast, n_slow) < n_ctx. */
+typedef struct kvl_think_ctl kvl_think_ctl;
+kvl_status kvl_think_ctl_new(const kvl_model *m, const kvl_think_prompt *pr, const kvl_think_params *p,
+                             kvl_think_ctl **out);
+void kvl_think_ctl_attach(kvl_think_ctl *t, kvl_gen_params *gp);
+kvl_status kvl_think_ctl_finish(kvl_think_ctl *t, kvl_gen_result *g, kvl_think_result *out);
+void kvl_think_ctl_free(kvl_think_ctl *t);
 
 #ifdef __cplusplus
 }

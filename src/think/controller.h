@@ -11,4 +11,7 @@ typedef float (*kvl_think_scorer)(void *user, const float *x, int dim, int n_gen
 kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think_prompt *pr, const kvl_think_params *p,
                                    const kvl_repr_config *feat, kvl_think_scorer score, void *user,
                                    kvl_think_result *out);
+/* kvl_think_ctl_new with such a scorer. */
+kvl_status kvl_think_ctl_new_with(const kvl_model *m, const kvl_think_prompt *pr, const kvl_think_params *p,
+                                  const kvl_repr_config *feat, kvl_think_scorer score, void *user, kvl_think_ctl **out);
 #endif
