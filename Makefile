@@ -2,7 +2,7 @@
 # `make asan` builds and tests with Address/UB sanitizers in build-asan/.
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test asan check clean demo
+.PHONY: all build test asan check clean demo fuzz-check
 all: build
 
 build:
@@ -17,11 +17,17 @@ asan:
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
-# What CI runs: the release tests, then the sanitizer tests.
-check: test asan
+# libFuzzer harnesses (clang) in build-fuzz/: the committed seed and regression inputs must pass, then each
+# harness fuzzes for FUZZ_SECONDS (default 15) on one core. See tests/fuzz/README.md.
+FUZZ_SECONDS ?= 15
+fuzz-check:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash tests/fuzz/check.sh
+
+# What CI runs: the release tests, the sanitizer tests, then the fuzz check.
+check: test asan fuzz-check
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 # The demo: the shipped hybrid-thinking model on a handful of test problems in both modes (answers, tokens spent,
 # right or wrong) and with the KV-cache probe choosing the mode, then one streamed chat answer and its KV cache
