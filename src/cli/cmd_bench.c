@@ -7,6 +7,8 @@
 #include "cli/cli.h"
 #include "compute/bench.h"
 
+#define BATCH_MAX 256 /* sequences of one --batch run */
+
 static void help(void) {
     printf("usage: kvlens bench (-m MODEL | --shape NAME --type TYPE) [options]\n\n"
            "Measures prompt processing (pp) and generation (tg) in tokens/s, like llama-bench: pp evaluates a\n"
@@ -20,11 +22,18 @@ static void help(void) {
     printf("\n  --type TYPE        weight type for --shape: f32, f16, bf16, q8_0, q4_K, q6_K, q4_0, q4_1,\n"
            "                     q5_0, q5_1 (default q8_0)\n"
            "  -t, --threads N    threads (default: all cores)\n"
-           "  -p N               prompt tokens (default 512)\n"
+           "  -p N               prompt tokens (default 512; 128 with --batch)\n"
            "  -n N               generated tokens (default 128)\n"
            "  -r N               repetitions; medians are reported (default 3)\n"
            "  --no-mmap          read the file into huge-page memory instead of mapping it (as --shape models are)\n"
-           "  --json             one JSON object\n");
+           "  --cache-f16        keep the KV cache in f16 (default f32)\n"
+           "  --batch B[,B...]   batched throughput instead, as llama-batched-bench -npp P -ntg N -npl B: B sequences\n"
+           "                     (1..%d) in one context; their prompts of -p tokens (default 128 here) are evaluated\n"
+           "                     as one batch, then -n steps decode one row of every sequence per batch (fixed\n"
+           "                     tokens, logits of every row). pp and tg are aggregate tokens/s over all sequences;\n"
+           "                     one line (or JSON object) per value of B\n"
+           "  --json             one JSON object (one per line with --batch)\n",
+           BATCH_MAX);
 }
 
 static int cmp_dbl(const void *a, const void *b) {
@@ -45,11 +54,141 @@ static double weight_bytes_per_token(const kvl_hparams *hp) {
     return per_elem * (layer * hp->n_layer + H * hp->n_vocab);
 }
 
+/* "1,4,16": strictly positive values 1..BATCH_MAX, at most 32 of them. Returns the count, or -1. */
+static int parse_batch_list(const char *s, int *out, int cap) {
+    int n = 0;
+    char buf[32];
+    for (const char *p = s;; p++) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        long long v;
+        if (len == 0 || len >= sizeof buf || n == cap) return -1;
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        if (cli_parse_int(buf, 1, BATCH_MAX, &v)) return -1;
+        out[n++] = (int)v;
+        if (!e) return n;
+        p = e;
+    }
+}
+
+typedef struct {
+    const char *name;
+    int threads;
+    long long n_pp, n_tg, reps;
+    kvl_cache_type cache;
+    int json;
+} batch_opts;
+
+/* One --batch value: B sequences in one context of n_pp + n_tg + 16 positions each. pp: the B prompts as one batch
+ * (kvl_decode splits it into micro-batches), logits of each prompt's last row; tg: n_tg batches of B rows, one per
+ * sequence, every row with logits (as llama-batched-bench). Medians over reps; B-row throughput in *pp, *tg. */
+static kvl_status bench_batch_one(kvl_model *m, const batch_opts *o, int B, double *pp_med, double *tg_med) {
+    const kvl_hparams *hp = kvl_model_hparams(m);
+    kvl_ctx_params cp = kvl_ctx_default_params();
+    cp.n_threads = o->threads;
+    cp.n_seq_max = B;
+    cp.n_ctx = (int)(o->n_pp + o->n_tg + 16);
+    cp.cache_type = o->cache;
+    kvl_ctx *c;
+    kvl_status s = kvl_ctx_new(m, &cp, &c);
+    if (s) return s;
+    kvl_batch b = {0};
+    const long long rows_pp = (long long)B * o->n_pp;
+    double *pp = malloc(o->reps * sizeof *pp), *tg = malloc(o->reps * sizeof *tg);
+    s = pp && tg ? kvl_batch_init(&b, (int)(rows_pp > B ? rows_pp : B)) : KVL_ERR_NOMEM;
+    uint64_t st = 12345;
+#define NEXT_TOKEN() (st = st * 6364136223846793005ull + 1442695040888963407ull, (int32_t)((st >> 33) % hp->n_vocab))
+    /* warm-up: touch the weights and every sequence's first cache pages once */
+    if (!s) {
+        for (int q = 0; q < B && !s; q++)
+            for (int i = 0; i < 4 && !s; i++) s = kvl_batch_add(&b, NEXT_TOKEN(), i, q, i == 3);
+        if (!s) s = kvl_decode(c, &b);
+    }
+    for (int r = 0; r < o->reps && !s; r++) {
+        kvl_seq_clear(c, -1);
+        kvl_batch_clear(&b);
+        for (int q = 0; q < B && !s; q++)
+            for (long long i = 0; i < o->n_pp && !s; i++)
+                s = kvl_batch_add(&b, NEXT_TOKEN(), (int32_t)i, q, i == o->n_pp - 1);
+        if (s) break;
+        double t0 = cli_now();
+        s = kvl_decode(c, &b);
+        pp[r] = (double)rows_pp / (cli_now() - t0);
+        t0 = cli_now();
+        for (long long i = 0; i < o->n_tg && !s; i++) {
+            kvl_batch_clear(&b);
+            for (int q = 0; q < B; q++) kvl_batch_add(&b, NEXT_TOKEN(), (int32_t)(o->n_pp + i), q, true);
+            s = kvl_decode(c, &b);
+        }
+        tg[r] = (double)B * o->n_tg / (cli_now() - t0);
+    }
+#undef NEXT_TOKEN
+    if (!s) {
+        *pp_med = median(pp, (int)o->reps);
+        *tg_med = median(tg, (int)o->reps);
+    }
+    free(pp);
+    free(tg);
+    kvl_batch_free(&b);
+    kvl_ctx_free(c);
+    return s;
+}
+
+static int bench_batch(kvl_model *m, const batch_opts *o, const int *bs, int nb) {
+    const kvl_hparams *hp = kvl_model_hparams(m);
+    const int n_threads = o->threads > 0 ? o->threads : 0;
+    if (!o->json)
+        fprintf(stderr, "measuring %s (%s, %.0f MiB), %lld prompt + %lld generated tokens per sequence...\n", o->name,
+                kvl_type_name(hp->weight_type), hp->n_bytes / 1048576.0, o->n_pp, o->n_tg);
+    const double bw = kvl_measure_bandwidth_gbs(n_threads), peak = kvl_measure_peak_gflops(n_threads);
+    const double wbytes = weight_bytes_per_token(hp);
+    /* matmul FLOPs per row: all layer weights, plus the output matrix (pp: one row of logits per prompt) */
+    const double f_layers = 2.0 * (double)hp->n_params - 2.0 * hp->n_embd * (double)hp->n_vocab * (hp->tied_output ? 1 : 2);
+    const double f_out = 2.0 * hp->n_embd * (double)hp->n_vocab;
+    /* KV cache bytes one decode row reads per position it attends to (K and V of every layer) */
+    const double kv_pos = 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * (o->cache == KVL_CACHE_F16 ? 2 : 4);
+    const double mean_keys = o->n_pp + (o->n_tg + 1) / 2.0;
+    if (!o->json)
+        printf("%-5s %10s %8s %10s %10s %8s %9s\n", "batch", "pp tok/s", "pp/peak", "tg tok/s", "tg/seq", "tg/bw",
+               "tg/peak");
+    for (int i = 0; i < nb; i++) {
+        double pp, tg;
+        kvl_status s = bench_batch_one(m, o, bs[i], &pp, &tg);
+        if (s) return cli_fail("bench", s);
+        const int B = bs[i];
+        const double pp_flops = f_layers + f_out / o->n_pp, step_bytes = wbytes + B * mean_keys * kv_pos;
+        const double steps = tg / B, tg_bw = step_bytes * steps / (bw * 1e9);
+        const double tg_fl = (f_layers + f_out) * tg / (peak * 1e9), pp_fl = pp_flops * pp / (peak * 1e9);
+        if (o->json) {
+            printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"batch\": %d, \"n_prompt\": %lld, "
+                   "\"n_gen\": %lld, \"reps\": %lld, \"cache\": \"%s\", \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, "
+                   "\"tg_tok_s_per_seq\": %.3f, \"pp_flop_fraction\": %.4g, \"tg_bandwidth_fraction\": %.4g, "
+                   "\"tg_flop_fraction\": %.4g, \"bandwidth_gbs\": %.2f, \"peak_gflops\": %.1f, "
+                   "\"weight_bytes_per_step\": %.0f, \"kv_bytes_per_step\": %.0f, \"flops_per_prompt_token\": %.0f}\n",
+                   o->name, kvl_type_name(hp->weight_type), o->threads, B, o->n_pp, o->n_tg, o->reps,
+                   o->cache == KVL_CACHE_F16 ? "f16" : "f32", pp, tg, tg / B, pp_fl, tg_bw, tg_fl, bw, peak, wbytes,
+                   B * mean_keys * kv_pos, pp_flops);
+        } else {
+            printf("%-5d %10.2f %7.1f%% %10.2f %10.2f %7.1f%% %8.1f%%\n", B, pp, 100 * pp_fl, tg, tg / B, 100 * tg_bw,
+                   100 * tg_fl);
+        }
+        fflush(stdout);
+    }
+    if (!o->json)
+        printf("tok/s are aggregate over the B sequences; tg/bw: (weights + mean KV cache read) per step against %.1f "
+               "GB/s measured, pp/peak and tg/peak: matrix-product FLOPs against %.0f GFLOP/s measured\n",
+               bw, peak);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *path = NULL, *shape = NULL;
     int type = KVL_TYPE_Q8_0, threads = 0, json = 0;
     kvl_model_params mp = kvl_model_default_params();
-    long long n_pp = 512, n_tg = 128, reps = 3;
+    long long n_pp = -1, n_tg = 128, reps = 3;
+    int batch[32], n_batch = 0;
+    kvl_cache_type cache = KVL_CACHE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (cli_is(a, "-h", "--help")) {
@@ -78,18 +217,38 @@ int cmd_bench(int argc, char **argv) {
             json = 1;
         } else if (cli_is(a, "--no-mmap", NULL)) {
             mp.use_mmap = false;
+        } else if (cli_is(a, "--cache-f16", NULL)) {
+            cache = KVL_CACHE_F16;
+        } else if (cli_is(a, "--batch", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
+            if ((n_batch = parse_batch_list(v, batch, 32)) < 0)
+                return cli_usage("bench", "bad --batch '%s': give up to 32 comma-separated values in 1..%d", v,
+                                 BATCH_MAX);
         } else {
             return cli_usage("bench", "unknown option '%s'", a);
         }
     }
     if (!path == !shape) return cli_usage("bench", "give exactly one of -m MODEL and --shape NAME");
+    if (n_pp < 0) n_pp = n_batch ? 128 : 512;
+    for (int i = 0; i < n_batch; i++)
+        if ((long long)batch[i] * (n_pp + n_tg + 16) > (1 << 24))
+            return cli_usage("bench", "--batch %d with -p %lld and -n %lld: more than %d positions in all", batch[i],
+                             n_pp, n_tg, 1 << 24);
     kvl_model *m;
     kvl_status s = path ? kvl_model_load_ex(path, &mp, &m) : kvl_model_random(shape, type, 1, &m);
     if (s) return cli_fail("bench", s);
+    if (n_batch) {
+        const batch_opts o = {.name = path ? path : shape, .threads = threads, .n_pp = n_pp, .n_tg = n_tg,
+                              .reps = reps, .cache = cache, .json = json};
+        int rc = bench_batch(m, &o, batch, n_batch);
+        kvl_model_free(m);
+        return rc;
+    }
     const kvl_hparams *hp = kvl_model_hparams(m);
     kvl_ctx_params cp = kvl_ctx_default_params();
     cp.n_threads = threads;
     cp.n_ctx = (int)(n_pp > n_tg ? n_pp : n_tg);
+    cp.cache_type = cache;
     kvl_ctx *c;
     if ((s = kvl_ctx_new(m, &cp, &c))) {
         kvl_model_free(m);
