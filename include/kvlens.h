@@ -875,6 +875,69 @@ void kvl_think_ctl_attach(kvl_think_ctl *t, kvl_gen_params *gp);
 kvl_status kvl_think_ctl_finish(kvl_think_ctl *t, kvl_gen_result *g, kvl_think_result *out);
 void kvl_think_ctl_free(kvl_think_ctl *t);
 
+/* ---------------------------------------------------------------------------------------------------------
+ * Sessions: a model with its tokenizer, chat settings, a context of n_seq_max sequences, the scheduler, and
+ * optionally the thinking controller and the self-evaluation scores: "answer these messages", many at once.
+ */
+typedef struct kvl_session kvl_session;
+
+typedef struct {
+    kvl_ctx_params ctx;          /* ctx.n_seq_max answers decode at once */
+    kvl_chat_params chat;        /* the template's thinking mode applies when no controller runs */
+    kvl_sampler_params sampling; /* each answer draws with seed + its index: results do not depend on n_seq_max */
+    int max_tokens;              /* generated tokens per answer at most (default 1024) */
+    bool controller;             /* answers go through the thinking controller (needs a template with thinking) */
+    kvl_think_params think;      /* its mode, probe, threshold, delta, every (max_tokens and hooks are the session's) */
+    bool scores;                 /* score each answer (kvl_answer_scores) from its cache; the hidden-state CoE needs
+                                  * ctx.keep_hidden */
+    kvl_layer_sel score_layers;
+} kvl_session_params;
+
+kvl_session_params kvl_session_default_params(void);
+
+typedef struct {
+    long index;                  /* the caller's number for the answer */
+    int32_t *prompt;             /* the prompt as evaluated (with a controller: prefix and the chosen start) */
+    int n_prompt;
+    int32_t *tokens;             /* generated tokens (an end-of-generation token last when stop is "eog") */
+    int n_tokens;
+    char *text;                  /* the generated text without a final end token, NUL-terminated */
+    size_t text_len;
+    const char *stop;            /* as kvl_gen_result's, or "prompt too long" (nothing generated) */
+    kvl_status status;           /* KVL_OK unless stop is "error"; error names the problem */
+    char error[256];
+    double t_prompt, t_gen;
+    int n_prompt_cached;         /* prompt tokens copied from another sequence instead of evaluated */
+    kvl_logit_stats stats;       /* of the rows the sampled tokens came from */
+    bool has_think;              /* a controller ran: its decisions */
+    kvl_think_result think;
+    bool has_scores;
+    kvl_answer_scores scores;
+} kvl_answer;
+
+typedef struct {
+    long index;
+    int mode;                    /* with a controller: -1 = think.mode, else this answer's kvl_adapt_mode */
+    /* optional: the finished answer's cache (its sequence), before the slot is given to another answer */
+    kvl_status (*on_cache)(void *user, const kvl_view *v, const kvl_answer *a);
+    void (*on_token)(void *user, int32_t id, bool inserted); /* optional: streaming */
+    /* the answer, complete (also when it failed: see status); it is freed when done returns */
+    void (*done)(void *user, kvl_answer *a);
+    void *user;
+} kvl_answer_opts;
+
+kvl_status kvl_session_new(kvl_model *m, const kvl_session_params *p, kvl_session **out);
+void kvl_session_free(kvl_session *s);
+kvl_ctx *kvl_session_ctx(kvl_session *s);
+const kvl_tokenizer *kvl_session_tokenizer(const kvl_session *s);
+/* Queue the answer to messages[0..n); o->done is called from kvl_session_step/run (or at once when the prompt does
+ * not fit the context). Fails (without calling done) on messages the template cannot render. */
+kvl_status kvl_session_submit(kvl_session *s, const kvl_chat_msg *messages, int n, const kvl_answer_opts *o);
+/* One scheduler step; *n_left = answers still running or waiting. */
+kvl_status kvl_session_step(kvl_session *s, int *n_left);
+kvl_status kvl_session_run(kvl_session *s);
+void kvl_answer_free(kvl_answer *a);
+
 #ifdef __cplusplus
 }
 #endif
