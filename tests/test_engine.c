@@ -169,7 +169,7 @@ static void scheduler_vs_alone(void) {
 
 typedef struct {
     char *text[16];
-    int n_tokens[16], n_prompt[16];
+    int n_tokens[16], n_prompt[16], cached[16];
     const char *stop[16];
     int n;
 } answers;
@@ -180,6 +180,7 @@ static void keep_answer(void *user, kvl_answer *a) {
     s->text[a->index] = strdup(a->text ? a->text : "");
     s->n_tokens[a->index] = a->n_tokens;
     s->n_prompt[a->index] = a->n_prompt;
+    s->cached[a->index] = a->n_prompt_cached;
     s->stop[a->index] = a->stop;
     s->n++;
 }
@@ -224,6 +225,8 @@ static void session_parallel(void) {
         same += eq;
         CHECK_MSG(eq, "answer %d differs: '%s' / '%s'", i, out[0].text[i], out[1].text[i]);
         CHECK(out[0].n_tokens[i] > 0);
+        /* the slow answer starts from the fast one's prefix (the controller's prompt), copied not evaluated */
+        if (i % 2) CHECK_MSG(out[1].cached[i] > 10, "answer %d: %d prompt tokens copied", i, out[1].cached[i]);
     }
     printf("session: %d of 12 answers (6 problems, fast and slow) identical on 4 slots and on 1\n", same);
     for (int r = 0; r < 2; r++)

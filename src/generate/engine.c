@@ -253,6 +253,16 @@ static kvl_status admit(kvl_sched *s) {
             if (n > best_src_n) best_src = q, best_src_n = n;
         }
         if (best_free < 0) break; /* every slot is busy */
+        /* a running request still evaluating a prompt that shares more with this one: wait until it is in the
+         * cache, then copy it (fast and slow answers of one question share their prefix this way) */
+        bool wait = false;
+        for (int q = 0; q < s->n_slots && !wait; q++) {
+            const req *o = s->active[q];
+            if (o && o->kind == FEED_PROMPT && o->feed == o->p.prompt &&
+                common_prefix(o->p.prompt, o->p.n_prompt, r->p.prompt, r->p.n_prompt - 1) > best_src_n)
+                wait = true;
+        }
+        if (wait) break;
         s->w0++;
         const int q = best_free;
         r->slot = q;
