@@ -99,6 +99,20 @@ static void findings(void) {
     CHECK(kvl_problem_parse("{\"question\": \"q\", \"answer\": -1e19, \"level\": -3}", -1, NULL, &p, &f) == KVL_OK);
     CHECK(p.level == -3 && p.reference && !strcmp(p.reference, "-1e+19"));
     kvl_problem_free(&p);
+    /* grade.c: a number longer than the 127-byte buffer looped forever (PUT(*r++) skipped the increment once full) */
+    char digits[400];
+    memset(digits, '7', sizeof digits - 1);
+    digits[sizeof digits - 1] = 0;
+    char *num = kvl_extract_number(digits);
+    CHECK(num && strlen(num) == 127 && num[0] == '7');
+    free(num);
+    num = kvl_gsm8k_reference(digits);
+    CHECK(num != NULL);
+    free(num);
+    digits[5] = '.';
+    num = kvl_extract_number(digits);
+    CHECK(num && !strncmp(num, "77777.77", 8));
+    free(num);
     /* a few bytes of tokenizer.json asked for 2^24 padding entries (gigabytes) */
     static const char sparse[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":16777215},\"merges\":[]}}";
     kvl_vocab_data v;

@@ -112,9 +112,11 @@ static bool next_number(const char *base, const char *p, const char **start, con
             continue;
         }
         size_t o = 0;
-#define PUT(c)                           \
-    do {                                 \
-        if (o + 1 < outcap) out[o++] = (c); \
+/* c is evaluated exactly once, also when the output is full (PUT(*r++) must still advance r) */
+#define PUT(c)                              \
+    do {                                    \
+        char put_c_ = (c);                  \
+        if (o + 1 < outcap) out[o++] = put_c_; \
     } while (0)
         if (neg) PUT('-');
         const char *r = q;
