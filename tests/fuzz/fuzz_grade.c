@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* a number outside double's range (1e309, 1e-400) is documented as not parsing, so equal to nothing */
         errno = 0;
         double d = strtod(num, NULL);
-        bool representable = isfinite(d) && errno != ERANGE;
+        /* numbers longer than 127 bytes are documented to be cut (possibly mid-exponent): no property then */
+        bool representable = isfinite(d) && errno != ERANGE && strlen(num) < 127;
         FUZZ_REQUIRE(!representable || kvl_numbers_equal(num, num, 1e-6), "extracted number '%s' differs from itself",
                      num);
         free(num);
