@@ -20,6 +20,9 @@ int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_o
     } else if (cli_is(a, "--max-tokens", NULL)) {
         if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad --max-tokens '%s'", v), -1;
         o->max_tokens = (int)x;
+    } else if (cli_is(a, "--parallel", "-np")) {
+        if (cli_parse_int(v, 1, 4096, &x)) return cli_usage(cmd, "bad --parallel '%s' (1..4096)", v), -1;
+        o->parallel = (int)x;
     } else if (cli_is(a, "--limit", NULL)) {
         if (cli_parse_int(v, 0, INT32_MAX, &x)) return cli_usage(cmd, "bad --limit '%s'", v), -1;
         o->limit = (int)x;
@@ -32,125 +35,184 @@ int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_o
 int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) {
     memset(s, 0, sizeof *s);
     kvl_status st = kvl_model_load(p->model, &s->model);
-    if (!st) st = kvl_tokenizer_load(p->model, &s->tok);
+    if (!st) st = kvl_model_tokenizer(s->model, &s->tok);
     if (st) return cli_fail(cmd, st);
-    s->cp = kvl_chat_default_params();
-    s->cp.think = p->think;
     const char *open, *close;
-    if (p->think != KVL_THINK_DEFAULT && kvl_chat_think_tags(s->tok, NULL, &open, &close))
+    if ((p->think != KVL_THINK_DEFAULT || p->adapt >= 0) && kvl_chat_think_tags(s->tok, NULL, &open, &close))
         return cli_error(cmd, "--think %s needs a hybrid-thinking chat template: %s", p->think_name, kvl_last_error());
-    kvl_ctx_params xp = kvl_ctx_default_params();
-    xp.n_threads = p->n_threads;
-    xp.n_ctx = p->n_ctx;
-    xp.keep_hidden = p->keep_hidden;
-    if ((st = kvl_ctx_new(s->model, &xp, &s->ctx)) || (st = kvl_sampler_new(&p->sp, &s->smp))) return cli_fail(cmd, st);
-    s->max_tokens = p->max_tokens;
-    if (!(s->gen = malloc(((size_t)p->max_tokens + 1) * sizeof *s->gen))) return cli_error(cmd, "out of memory");
-    if (p->probe) {
-        if ((st = kvl_probe_load(p->probe, &s->probe)) || (st = kvl_probe_check_model(s->probe, s->model)))
-            return cli_error(cmd, "%s: %s", p->probe, kvl_last_error());
-        s->adapt = (kvl_adapt_mode)p->adapt;
-        s->delta = p->delta;
-        s->every = p->every;
+    kvl_session_params sp = kvl_session_default_params();
+    sp.ctx.n_threads = p->n_threads;
+    sp.ctx.n_ctx = p->n_ctx;
+    sp.ctx.keep_hidden = p->keep_hidden;
+    sp.ctx.n_seq_max = p->parallel > 0 ? p->parallel : 1;
+    sp.chat.think = p->think;
+    sp.sampling = p->sp;
+    sp.max_tokens = p->max_tokens;
+    sp.scores = p->scores;
+    sp.score_layers = p->score_layers;
+    if (p->adapt >= 0) {
+        sp.controller = true;
+        sp.think.mode = (kvl_adapt_mode)p->adapt;
+        sp.think.delta = p->delta;
+        sp.think.every = p->every;
+        if (p->probe) {
+            if ((st = kvl_probe_load(p->probe, &s->probe)) || (st = kvl_probe_check_model(s->probe, s->model)))
+                return cli_error(cmd, "%s: %s", p->probe, kvl_last_error());
+            sp.think.probe = s->probe;
+        }
     }
+    if ((st = kvl_session_new(s->model, &sp, &s->ses))) return cli_fail(cmd, st);
+    s->parallel = sp.ctx.n_seq_max;
     return 0;
 }
 
 void cli_solver_free(cli_solver *s) {
+    kvl_session_free(s->ses);
     kvl_probe_free(s->probe);
-    kvl_sampler_free(s->smp);
-    kvl_ctx_free(s->ctx);
-    kvl_tokenizer_free(s->tok);
     kvl_model_free(s->model);
-    free(s->gen);
     memset(s, 0, sizeof *s);
 }
 
-kvl_status cli_generate(cli_solver *s, const int32_t *ids, int n_ids, kvl_logit_stats *stats, cli_gen_result *g) {
-    const int V = kvl_model_hparams(s->model)->n_vocab;
-    g->n_gen = 0;
-    g->stop = "length";
-    kvl_status st = kvl_ctx_truncate(s->ctx, 0);
-    double t0 = cli_now();
-    if (!st) st = kvl_eval(s->ctx, ids, n_ids, KVL_LOGITS_LAST);
-    double t1 = cli_now();
-    while (!st && g->n_gen < s->max_tokens) {
-        if (stats) kvl_logit_stats_add(stats, kvl_logits(s->ctx, 0), V);
-        int32_t t = kvl_sample(s->smp, kvl_logits(s->ctx, 0), V);
-        s->gen[g->n_gen++] = t;
-        if (kvl_model_is_eog(s->model, t)) {
-            g->stop = "eog";
-            break;
-        }
-        if (g->n_gen == s->max_tokens) break;
-        if (kvl_ctx_n_pos(s->ctx) >= kvl_ctx_n_ctx(s->ctx)) {
-            g->stop = "context";
-            break;
-        }
-        st = kvl_eval(s->ctx, &t, 1, KVL_LOGITS_LAST);
-    }
-    g->t_prompt = t1 - t0;
-    g->t_gen = cli_now() - t1;
-    return st;
-}
-
 void cli_solved_free(cli_solved *r) {
-    kvl_think_result_free(&r->think);
     kvl_problem_free(&r->pb);
-    free(r->ids);
-    free(r->text);
+    kvl_answer_free(&r->a);
     free(r->grade.extracted);
+    free(r->extra);
     memset(r, 0, sizeof *r);
 }
 
-/* --think auto1|auto2: the controller renders, decides and generates; its tokens go to s->gen as cli_generate
- * leaves them (every inserted control token counted). */
-static kvl_status adaptive(cli_solver *s, const char *user, cli_solved *r) {
-    kvl_think_prompt pr;
-    kvl_status st = cli_think_prompt(s->tok, NULL, user, &pr);
-    if (st) return st;
-    int n_start = pr.n_fast > pr.n_slow ? pr.n_fast : pr.n_slow;
-    r->n_ids = pr.n_prefix + n_start;
-    if (r->n_ids < kvl_ctx_n_ctx(s->ctx)) { /* else "prompt too long", as without a probe */
-        kvl_think_params tp = kvl_think_default_params();
-        tp.mode = s->adapt;
-        tp.probe = s->probe;
-        tp.delta = s->delta;
-        tp.every = s->every;
-        tp.max_tokens = s->max_tokens;
-        st = kvl_think_generate(s->ctx, s->smp, &pr, &tp, &r->think);
-        memcpy(s->gen, r->think.tokens, (size_t)r->think.n_tokens * sizeof *s->gen);
-        r->g = (cli_gen_result){r->think.n_tokens, r->think.stop, r->think.t_prompt, r->think.t_gen};
-        r->n_ids = r->think.n_prompt;
+/* The rows in flight: item k (row-major over the modes) lives in slot k % cap until it is emitted. */
+typedef struct {
+    cli_solver *sv;
+    const cli_rows_hooks *h;
+    cli_solved *items;    /* [cap] */
+    bool *ready;          /* [cap] answer delivered and graded */
+    long cap;
+    long next_emit, n_items;
+    kvl_status err;       /* the first failure of a hook or a grade */
+    char err_msg[512];
+} rows_state;
+
+static void item_done(void *user, kvl_answer *a) {
+    rows_state *st = user;
+    const long k = a->index % st->cap;
+    cli_solved *r = &st->items[k];
+    r->a = *a;
+    memset(a, 0, sizeof *a); /* ours now: the session frees an empty answer */
+    kvl_status s = r->a.status;
+    if (s) {
+        snprintf(st->err_msg, sizeof st->err_msg, "%s", r->a.error);
+    } else if ((s = kvl_grade(r->fmt, r->a.text ? r->a.text : "", r->pb.reference, r->pb.answer_type, &r->grade))) {
+        snprintf(st->err_msg, sizeof st->err_msg, "%s", kvl_last_error());
     }
-    kvl_think_prompt_free(&pr);
-    return st;
+    if (s && !st->err) st->err = s;
+    st->ready[k] = true;
 }
 
-kvl_status cli_solve_row(cli_solver *s, const char *row, int format, const char *field, kvl_logit_stats *stats,
-                         cli_solved *r) {
-    memset(r, 0, sizeof *r);
-    kvl_status st = kvl_problem_parse(row, format, field, &r->pb, &r->fmt);
-    if (st) return st;
-    char *user = kvl_solve_prompt(r->fmt, r->pb.question), *prompt = NULL;
-    r->g = (cli_gen_result){0, "prompt too long", 0, 0};
-    r->think.switch_at = -1;
-    if (s->probe) {
-        st = user ? adaptive(s, user, r) : KVL_ERR_NOMEM;
-    } else {
-        kvl_chat_msg msg = {"user", user};
-        size_t plen;
-        st = user ? kvl_chat_render(s->tok, &msg, 1, &s->cp, &prompt, &plen) : KVL_ERR_NOMEM;
-        if (!st) st = kvl_tokenize(s->tok, prompt, plen, false, &r->ids, &r->n_ids);
-        if (!st && r->n_ids < kvl_ctx_n_ctx(s->ctx)) st = cli_generate(s, r->ids, r->n_ids, stats, &r->g);
+static kvl_status item_cache(void *user, const kvl_view *v, const kvl_answer *a) {
+    rows_state *st = user;
+    cli_solved *r = &st->items[a->index % st->cap];
+    r->a = *a; /* a view for the hook: the answer stays the session's until item_done */
+    kvl_status s = st->h->on_cache(st->h->user, v, r);
+    memset(&r->a, 0, sizeof r->a);
+    return s;
+}
+
+/* Emit the items that are ready, in order. */
+static int flush(rows_state *st, cli_progress *prog, long rows_done_base) {
+    (void)rows_done_base;
+    while (st->next_emit < st->n_items && st->ready[st->next_emit % st->cap]) {
+        cli_solved *r = &st->items[st->next_emit % st->cap];
+        int rc = st->h->emit(st->h->user, r);
+        cli_progress_update(prog, r->row + 1);
+        cli_solved_free(r);
+        st->ready[st->next_emit % st->cap] = false;
+        st->next_emit++;
+        if (rc) return rc;
     }
-    free(user);
-    free(prompt);
-    int n_text = r->g.n_gen > 0 && !strcmp(r->g.stop, "eog") ? r->g.n_gen - 1 : r->g.n_gen; /* no end token */
-    if (!st) st = kvl_detokenize(s->tok, s->gen, n_text, &r->text, &r->text_len);
-    if (!st) st = kvl_grade(r->fmt, r->text, r->pb.reference, r->pb.answer_type, &r->grade);
-    if (st) cli_solved_free(r);
-    return st;
+    return 0;
+}
+
+int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_problem_opts *po, const cli_rows_hooks *h,
+                   cli_progress *prog) {
+    static const int one_mode[1] = {-1};
+    const int *modes = h->modes ? h->modes : one_mode;
+    const int n_modes = h->modes ? h->n_modes : 1;
+    rows_state st = {.sv = sv, .h = h};
+    st.cap = 2L * sv->parallel * n_modes + 2;
+    st.items = calloc((size_t)st.cap, sizeof *st.items);
+    st.ready = calloc((size_t)st.cap, sizeof *st.ready);
+    if (!st.items || !st.ready) {
+        free(st.items);
+        free(st.ready);
+        return cli_error(cmd, "out of memory");
+    }
+    int rc = 0;
+    long line_no = 0, row = -1, wanted = 0;
+    char *p = data, *line;
+    bool more = true;
+    int left = 0;
+    while (!rc && (more || left > 0 || st.next_emit < st.n_items)) {
+        /* keep the window full: up to cap items submitted and not yet emitted */
+        while (!rc && more && st.n_items + n_modes - st.next_emit <= st.cap) {
+            if ((h->max_rows && row + 1 >= h->max_rows) || (h->max_items && wanted >= h->max_items) ||
+                !(line = cli_next_row(&p, &line_no))) {
+                more = false;
+                break;
+            }
+            row++;
+            kvl_problem pb;
+            kvl_format fmt;
+            if (kvl_problem_parse(line, po->format, po->field, &pb, &fmt)) {
+                rc = cli_error(cmd, "%s:%ld: %s", po->data, line_no, kvl_last_error());
+                break;
+            }
+            if (h->want && !h->want(h->user, row, &pb)) {
+                kvl_problem_free(&pb);
+                cli_progress_update(prog, row + 1);
+                continue;
+            }
+            wanted++;
+            char *user = kvl_solve_prompt(fmt, pb.question);
+            for (int k = 0; k < n_modes && !rc; k++) {
+                const long item = st.n_items++;
+                cli_solved *r = &st.items[item % st.cap];
+                memset(r, 0, sizeof *r);
+                r->row = row;
+                r->line_no = line_no;
+                r->mode = modes[k];
+                r->fmt = fmt;
+                r->pb = pb;
+                if (k + 1 < n_modes) { /* every item owns its problem */
+                    kvl_problem dup;
+                    if (kvl_problem_parse(line, po->format, po->field, &dup, &fmt)) dup = pb;
+                    pb = dup;
+                }
+                kvl_chat_msg msg = {"user", user};
+                kvl_answer_opts o = {.index = item, .mode = modes[k], .done = item_done, .user = &st,
+                                     .on_cache = h->on_cache ? item_cache : NULL};
+                kvl_status s = user ? kvl_session_submit(sv->ses, &msg, 1, &o) : KVL_ERR_NOMEM;
+                if (s) rc = cli_error(cmd, "%s:%ld: %s", po->data, line_no, user ? kvl_last_error() : "out of memory");
+            }
+            free(user);
+        }
+        if (!rc && st.err) rc = cli_error(cmd, "%s", st.err_msg);
+        if (!rc) rc = flush(&st, prog, 0);
+        if (rc) break;
+        if (st.next_emit < st.n_items) {
+            kvl_status s = kvl_session_step(sv->ses, &left);
+            if (s) rc = cli_fail(cmd, s);
+            else if (left == 0 && !st.ready[st.next_emit % st.cap]) /* never: every answer is delivered */
+                rc = cli_error(cmd, "internal error: the answer to row %ld was lost", st.items[st.next_emit % st.cap].row);
+        } else {
+            left = 0;
+        }
+    }
+    for (long k = st.next_emit; k < st.n_items; k++) /* after a failure: what never came out */
+        if (st.ready[k % st.cap]) cli_solved_free(&st.items[k % st.cap]);
+    free(st.items);
+    free(st.ready);
+    return rc;
 }
 
 void cli_solved_json(FILE *f, long index, const cli_solved *r) {
@@ -160,7 +222,7 @@ void cli_solved_json(FILE *f, long index, const cli_solved *r) {
     fputs("\"question\": ", f);
     cli_json_string(f, r->pb.question, strlen(r->pb.question));
     fputs(", \"output\": ", f);
-    cli_json_string(f, r->text, r->text_len);
+    cli_json_string(f, r->a.text ? r->a.text : "", r->a.text_len);
     fputs(", \"extracted\": ", f);
     if (r->grade.extracted) cli_json_string(f, r->grade.extracted, strlen(r->grade.extracted));
     else fputs("null", f);
@@ -171,7 +233,7 @@ void cli_solved_json(FILE *f, long index, const cli_solved *r) {
     cli_json_string(f, shown, strlen(shown));
     free(ref);
     fprintf(f, ", \"correct\": %s, \"tokens\": %d, \"prompt_tokens\": %d, \"time_s\": %.3f, \"stop\": \"%s\"",
-            r->grade.correct ? "true" : "false", r->g.n_gen, r->n_ids, r->g.t_prompt + r->g.t_gen, r->g.stop);
+            r->grade.correct ? "true" : "false", r->a.n_tokens, r->a.n_prompt, r->a.t_prompt + r->a.t_gen, r->a.stop);
 }
 
 long cli_count_rows(const char *data, long limit) {

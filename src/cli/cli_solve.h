@@ -5,83 +5,92 @@
 #define KVL_CLI_SOLVE_H
 #include <stdio.h>
 
+#include "cli/cli.h"
 #include "kvlens.h"
 #include "solve/grade.h"
 #include "solve/problem.h"
 
-/* The data-file options of solve, selfeval and label: --data, --out, --field, --format, --max-tokens, --limit. */
+/* The data-file options of solve, selfeval and label: --data, --out, --field, --format, --max-tokens, --limit,
+ * --parallel. */
 typedef struct {
     const char *data, *out, *field;
     int format;            /* -1 = guessed per row */
     int max_tokens, limit; /* limit 0 = no limit */
+    int parallel;          /* problems decoded at once */
 } cli_problem_opts;
 
-#define CLI_PROBLEM_OPTS_INIT {.format = -1, .max_tokens = 1024}
+/* Problems decoded at once unless --parallel says otherwise: on the project's 2-core machines and the shipped model
+ * this many was fastest (BENCHMARKS.md, "--parallel"). */
+#define CLI_PARALLEL_DEFAULT 8
+#define CLI_PROBLEM_OPTS_INIT {.format = -1, .max_tokens = 1024, .parallel = CLI_PARALLEL_DEFAULT}
 
 /* With a the option and v its value: 1 when it was one of the above (stored), 0 when not, -1 on a bad value (usage
  * printed), as cli_threads_ctx_opt. */
 int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_opts *o);
 
+/* A model with its tokenizer and a session (context of `parallel` sequences, scheduler, optional controller). */
 typedef struct {
     kvl_model *model;
-    kvl_tokenizer *tok;
-    kvl_ctx *ctx;
-    kvl_sampler *smp;
-    kvl_chat_params cp;   /* the chat template's parameters (thinking mode) */
-    int max_tokens;
-    int32_t *gen;         /* [max_tokens + 1]: the generated ids of the last problem */
-    kvl_probe *probe;     /* --think auto1|auto2: the controller decides the mode (NULL: the template's mode) */
-    kvl_adapt_mode adapt;
-    float delta;
-    int every;
+    const kvl_tokenizer *tok;
+    kvl_session *ses;
+    kvl_probe *probe;
+    int parallel;
 } cli_solver;
 
 typedef struct {
     const char *model;
     kvl_think think;
     const char *think_name; /* for messages */
-    int n_threads, n_ctx, max_tokens;
+    int n_threads, n_ctx, max_tokens, parallel;
     bool keep_hidden;       /* hidden states in the context (the hidden-state CoE) */
-    kvl_sampler_params sp;
+    kvl_sampler_params sp;  /* problem i draws with seed + i */
     const char *probe;      /* with adapt, delta, every: --think auto1|auto2 (NULL: off) */
-    int adapt;
+    int adapt;              /* -1 = none; a kvl_adapt_mode runs every problem through the controller */
     float delta;
     int every;
+    bool scores;            /* self-evaluation scores of every answer */
+    kvl_layer_sel score_layers;
 } cli_solver_params;
 
-/* Load the model and its tokenizer, refuse a thinking mode its template lacks, make the context and sampler.
+/* Load the model and its tokenizer, refuse a thinking mode its template lacks, make the session.
  * Returns 0 or the exit status (message printed). Free with cli_solver_free (also after a failure). */
 int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd);
 void cli_solver_free(cli_solver *s);
 
-/* Generate after prompt ids[0..n) into s->gen; stops at an end-of-generation token (kept as the last id), at
- * max_tokens or when the context is full. stats (optional) receives the logits each generated token was drawn
- * from: after the call the cache and stats hold the answer span of docs/METHOD.md section 2. */
+/* One problem (in one mode), solved and graded. */
 typedef struct {
-    int n_gen;
-    const char *stop;      /* "eog", "length", "context", or "prompt too long" */
-    double t_prompt, t_gen;
-} cli_gen_result;
-kvl_status cli_generate(cli_solver *s, const int32_t *ids, int n_ids, kvl_logit_stats *stats, cli_gen_result *g);
-
-/* One problem, solved and graded. */
-typedef struct {
+    long row;              /* non-blank row of the data file, from 0 */
+    long line_no;
+    int mode;              /* the controller mode asked for (-1 = the solver's) */
     kvl_problem pb;
     kvl_format fmt;
-    int32_t *ids;          /* the prompt */
-    int n_ids;
-    cli_gen_result g;      /* n_gen = 0 and stop "prompt too long" when the prompt does not fit */
-    char *text;            /* the output without its end token */
-    size_t text_len;
+    kvl_answer a;          /* prompt, tokens, text, stop, times, think, stats, scores */
     kvl_grade_result grade;
-    kvl_think_result think; /* with a probe: the controller's decisions (else switch_at = -1, zeros) */
+    void *extra;           /* the command's (filled by its on_cache hook), freed with free() */
 } cli_solved;
 
-/* Parse a data row (format < 0: guessed; field NULL: the default question fields), solve it and grade it. On
- * failure kvl_last_error() names the problem; r is then already freed. */
-kvl_status cli_solve_row(cli_solver *s, const char *row, int format, const char *field, kvl_logit_stats *stats,
-                         cli_solved *r);
 void cli_solved_free(cli_solved *r);
+/* Tokens generated, and whether the prompt did not fit (nothing generated). */
+static inline int cli_solved_tokens(const cli_solved *r) { return r->a.n_tokens; }
+
+typedef struct {
+    /* optional: whether to solve a parsed row (selfeval's levels, label's resume) */
+    bool (*want)(void *user, long row, const kvl_problem *pb);
+    /* optional: read the answer's cache before its slot is reused (selfeval's trajectories) */
+    kvl_status (*on_cache)(void *user, const kvl_view *v, cli_solved *r);
+    /* every solved item in data order (for each row, one item per mode); returns 0 or an exit status to stop */
+    int (*emit)(void *user, cli_solved *r);
+    void *user;
+    const int *modes;      /* controller modes per row (label: fast, slow); NULL = one item in the solver's mode */
+    int n_modes;
+    long max_rows;         /* stop after this many non-blank rows (0 = all) */
+    long max_items;        /* stop after this many wanted rows (0 = all) */
+} cli_rows_hooks;
+
+/* Solve the rows of a data file (modified in place), `parallel` at once, emitting them in order; progress counts
+ * rows. Returns 0 or the exit status (message printed, naming file:line for a bad row). */
+int cli_solve_rows(cli_solver *s, const char *cmd, char *data, const cli_problem_opts *po, const cli_rows_hooks *h,
+                   cli_progress *prog);
 
 /* The per-problem JSON record without its closing brace: {"index", "id"?, "level"?, "question", "output",
  * "extracted", "reference", "correct", "tokens", "prompt_tokens", "time_s", "stop". */

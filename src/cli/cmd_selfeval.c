@@ -102,18 +102,6 @@ static int parse_opts(int argc, char **argv, opts *o) {
     return 0;
 }
 
-/* Whether a row passes --levels (rows without a level never do). Malformed rows pass: solving reports them. */
-static int level_ok(const opts *o, const char *row) {
-    if (!o->n_levels) return 1;
-    cJSON *j = cJSON_Parse(row);
-    if (!j) return 1;
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "level");
-    int ok = 0;
-    for (int i = 0; cJSON_IsNumber(l) && i < o->n_levels; i++) ok |= l->valuedouble == o->levels[i];
-    cJSON_Delete(j);
-    return ok;
-}
-
 /* Sums of the trajectories of one group (correct or incorrect): token axis resampled, layer axis. */
 typedef struct {
     double *tok, *lay;
@@ -221,6 +209,99 @@ static void write_table(FILE *f, const opts *o, const score_table *t, const char
             o->boot);
 }
 
+/* What the selfeval run accumulates, in data order. */
+typedef struct {
+    const opts *o;
+    const kvl_layer_sel *sel;
+    FILE *per;
+    score_table *tab;
+    traj_sum *grp;
+    const char **names;
+    int K, dim, n_sel;
+    double t_gen, t_score;
+    long done_rows, skipped, tokens;
+} run_state;
+
+/* Read from an answer's cache before its slot is reused: its scores and its two trajectories. */
+typedef struct {
+    kvl_answer_scores sc;
+    double t_score;
+    double traj[]; /* [K][dim] token axis resampled, then [n_sel][dim] layer axis */
+} cache_reads;
+
+static bool want_row(void *user, long row, const kvl_problem *pb) {
+    const run_state *rs = user;
+    (void)row;
+    if (!rs->o->n_levels) return true;
+    for (int i = 0; i < rs->o->n_levels; i++) /* rows without a level never pass */
+        if (pb->level >= 0 && pb->level == rs->o->levels[i]) return true;
+    return false;
+}
+
+static kvl_status read_cache(void *user, const kvl_view *v, cli_solved *r) {
+    const run_state *rs = user;
+    if (r->a.n_tokens < 1) return KVL_OK;
+    cache_reads *c = malloc(sizeof *c + ((size_t)rs->K + rs->n_sel) * rs->dim * sizeof(double));
+    if (!c) return KVL_ERR_NOMEM;
+    r->extra = c;
+    const double t0 = cli_now();
+    kvl_status s = kvl_answer_score(v, rs->sel, r->a.n_prompt, r->a.n_tokens, &r->a.stats, &c->sc);
+    if (s) return s;
+    c->t_score = cli_now() - t0;
+    /* the mean trajectories for the plot (not part of the scoring cost) */
+    const int t0p = r->a.n_prompt - 1, t1p = r->a.n_prompt + r->a.n_tokens - 1;
+    double *x = NULL;
+    int nx, dx;
+    if ((s = kvl_kv_trajectory(v, rs->sel, KVL_COE_TOKEN, t0p, t1p, &x, &nx, &dx))) return s;
+    kvl_coe_resample(x, nx, dx, rs->K, c->traj);
+    free(x);
+    if ((s = kvl_kv_trajectory(v, rs->sel, KVL_COE_LAYER, t0p, t1p, &x, &nx, &dx))) return s;
+    memcpy(c->traj + (size_t)rs->K * rs->dim, x, (size_t)rs->n_sel * rs->dim * sizeof *x);
+    free(x);
+    return KVL_OK;
+}
+
+static int emit(void *user, cli_solved *r) {
+    run_state *rs = user;
+    const opts *o = rs->o;
+    FILE *per = rs->per;
+    cli_solved_json(per, rs->done_rows++, r);
+    const cache_reads *c = r->extra;
+    if (r->a.n_tokens < 1 || !c) { /* nothing generated (the prompt did not fit): no answer span to score */
+        fputs(", \"scores\": null}\n", per);
+        rs->skipped++;
+        return 0;
+    }
+    const kvl_answer_scores *sc = &c->sc;
+    rs->t_score += c->t_score;
+    rs->t_gen += r->a.t_prompt + r->a.t_gen;
+    rs->tokens += r->a.n_tokens;
+    const int g = r->grade.correct ? 0 : 1;
+    for (size_t i = 0; i < (size_t)rs->K * rs->dim; i++) rs->grp[g].tok[i] += c->traj[i];
+    for (size_t i = 0; i < (size_t)rs->n_sel * rs->dim; i++) rs->grp[g].lay[i] += c->traj[(size_t)rs->K * rs->dim + i];
+    rs->grp[g].n++;
+    double v[KVL_MAX_SCORES];
+    score_table *tab = rs->tab;
+    kvl_answer_score_list(sc, !o->no_hidden, NULL, v);
+    const unsigned w[3] = {sc->kv_token.warn, sc->kv_layer.warn, sc->hidden.warn};
+    const int n_coe = o->no_hidden ? 8 : 12; /* the list starts with 4 scores per CoE */
+    for (int k = 0; k < tab->n_scores; k++) /* per score: degenerate trajectories (or a floored output score) */
+        tab->warn[k] += k < n_coe ? w[k / 4] != 0 : sc->out.warn != 0;
+    fputs(", \"scores\": {", per);
+    for (int k = 0; k < tab->n_scores; k++) fprintf(per, "%s\"%s\": %.9g", k ? ", " : "", rs->names[k], v[k]);
+    fputs("}, ", per);
+    coe_record(per, "kv_token", &sc->kv_token);
+    fputs(", ", per);
+    coe_record(per, "kv_layer", &sc->kv_layer);
+    if (sc->has_hidden) {
+        fputs(", ", per);
+        coe_record(per, "hidden", &sc->hidden);
+    }
+    fprintf(per, ", \"maxprob\": %.9g, \"ppl\": %.9g, \"entropy\": %.9g}\n", sc->out.maxprob, sc->out.ppl, sc->out.entropy);
+    if (table_add(tab, v, r->grade.correct)) return cli_error("selfeval", "out of memory");
+    return 0;
+}
+
 int cmd_selfeval(int argc, char **argv) {
     opts o = {.p = CLI_PROBLEM_OPTS_INIT, .think = KVL_THINK_DEFAULT, .think_name = "default", .boot = 1000,
               .seed = 42, .points = DEFAULT_POINTS, .layers = "all"};
@@ -237,7 +318,6 @@ int cmd_selfeval(int argc, char **argv) {
     cli_solver sv = {0};
     score_table tab = {0};
     traj_sum grp[2] = {{0}};
-    double *traj_tmp = NULL;
     score_metrics *sm = NULL;
     FILE *per = NULL;
     size_t data_len;
@@ -249,8 +329,8 @@ int cmd_selfeval(int argc, char **argv) {
     }
     if ((rc = make_dir(o.p.out))) goto done;
     cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
-                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .keep_hidden = !o.no_hidden,
-                            .sp = kvl_sampler_default_params()};
+                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .parallel = o.p.parallel,
+                            .keep_hidden = !o.no_hidden, .sp = kvl_sampler_default_params(), .adapt = -1};
     if ((rc = cli_solver_open(&sv, &sp, "selfeval"))) goto done;
     const kvl_hparams *hp = kvl_model_hparams(sv.model);
     int n_sel = sel.last_n > 0 ? sel.last_n : sel.n_layers > 0 ? sel.n_layers : hp->n_layer; /* layer-axis points */
@@ -263,9 +343,8 @@ int cmd_selfeval(int argc, char **argv) {
             goto done;
         }
     }
-    traj_tmp = malloc((size_t)K * dim * sizeof *traj_tmp);
-    if (!traj_tmp || !(per = open_out(o.p.out, "problems.jsonl", path, sizeof path))) {
-        rc = traj_tmp ? 1 : cli_error("selfeval", "out of memory");
+    if (!(per = open_out(o.p.out, "problems.jsonl", path, sizeof path))) {
+        rc = 1;
         goto done;
     }
     const char *names[KVL_MAX_SCORES];
@@ -273,83 +352,16 @@ int cmd_selfeval(int argc, char **argv) {
         kvl_answer_scores dummy = {0};
         tab.n_scores = kvl_answer_score_list(&dummy, !o.no_hidden, names, NULL);
     }
-
-    long n_rows = cli_count_rows(data, o.n_levels ? 0 : o.p.limit), line_no = 0, done_rows = 0, skipped = 0, tokens = 0;
-    double t_gen = 0, t_score = 0;
+    long n_rows = cli_count_rows(data, o.n_levels ? 0 : o.p.limit);
     cli_progress prog;
-    cli_progress_start(&prog, "selfeval", o.n_levels && o.p.limit ? o.p.limit : n_rows);
-    char *p = data, *line;
-    while ((!o.p.limit || done_rows < o.p.limit) && (line = cli_next_row(&p, &line_no))) {
-        if (!level_ok(&o, line)) continue;
-        kvl_logit_stats st = {0};
-        cli_solved r;
-        kvl_answer_scores sc;
-        kvl_status s = cli_solve_row(&sv, line, o.p.format, o.p.field, &st, &r);
-        if (s) {
-            cli_progress_end(&prog);
-            rc = cli_error("selfeval", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
-            goto done;
-        }
-        done_rows++;
-        cli_solved_json(per, done_rows - 1, &r);
-        if (r.g.n_gen < 1) { /* nothing generated (the prompt did not fit): no answer span to score */
-            fputs(", \"scores\": null}\n", per);
-            skipped++;
-            cli_solved_free(&r);
-            continue;
-        }
-        double t0 = cli_now();
-        s = kvl_answer_score(kvl_seq_view(sv.ctx, 0), &sel, r.n_ids, r.g.n_gen, &st, &sc);
-        t_score += cli_now() - t0;
-        t_gen += r.g.t_prompt + r.g.t_gen;
-        tokens += r.g.n_gen;
-        /* the mean trajectories for the plot (not part of the scoring cost) */
-        const int t0p = r.n_ids - 1, t1p = r.n_ids + r.g.n_gen - 1, g = r.grade.correct ? 0 : 1;
-        double *x = NULL;
-        int nx, dx;
-        if (!s && !(s = kvl_kv_trajectory(kvl_seq_view(sv.ctx, 0), &sel, KVL_COE_TOKEN, t0p, t1p, &x, &nx, &dx))) {
-            kvl_coe_resample(x, nx, dx, K, traj_tmp);
-            for (size_t i = 0; i < (size_t)K * dim; i++) grp[g].tok[i] += traj_tmp[i];
-            free(x);
-            s = kvl_kv_trajectory(kvl_seq_view(sv.ctx, 0), &sel, KVL_COE_LAYER, t0p, t1p, &x, &nx, &dx);
-        }
-        if (!s) {
-            for (size_t i = 0; i < (size_t)n_sel * dim; i++) grp[g].lay[i] += x[i];
-            grp[g].n++;
-            free(x);
-        }
-        if (s) {
-            cli_progress_end(&prog);
-            rc = cli_error("selfeval", "%s:%ld: scoring: %s", o.p.data, line_no, kvl_last_error());
-            cli_solved_free(&r);
-            goto done;
-        }
-        double v[KVL_MAX_SCORES];
-        kvl_answer_score_list(&sc, !o.no_hidden, NULL, v);
-        const unsigned w[3] = {sc.kv_token.warn, sc.kv_layer.warn, sc.hidden.warn};
-        const int n_coe = o.no_hidden ? 8 : 12; /* the list starts with 4 scores per CoE */
-        for (int k = 0; k < tab.n_scores; k++) /* per score: degenerate trajectories (or a floored output score) */
-            tab.warn[k] += k < n_coe ? w[k / 4] != 0 : sc.out.warn != 0;
-        fputs(", \"scores\": {", per);
-        for (int k = 0; k < tab.n_scores; k++) fprintf(per, "%s\"%s\": %.9g", k ? ", " : "", names[k], v[k]);
-        fputs("}, ", per);
-        coe_record(per, "kv_token", &sc.kv_token);
-        fputs(", ", per);
-        coe_record(per, "kv_layer", &sc.kv_layer);
-        if (sc.has_hidden) {
-            fputs(", ", per);
-            coe_record(per, "hidden", &sc.hidden);
-        }
-        fprintf(per, ", \"maxprob\": %.9g, \"ppl\": %.9g, \"entropy\": %.9g}\n", sc.out.maxprob, sc.out.ppl, sc.out.entropy);
-        if (table_add(&tab, v, r.grade.correct)) {
-            cli_solved_free(&r);
-            rc = cli_error("selfeval", "out of memory");
-            goto done;
-        }
-        cli_solved_free(&r);
-        cli_progress_update(&prog, done_rows);
-    }
-    cli_progress_end(&prog);
+    cli_progress_start(&prog, "selfeval", n_rows);
+    run_state rs = {.o = &o, .sel = &sel, .per = per, .tab = &tab, .grp = grp, .names = names, .K = K, .dim = dim,
+                    .n_sel = n_sel};
+    cli_rows_hooks hooks = {.want = want_row, .on_cache = read_cache, .emit = emit, .user = &rs,
+                            .max_rows = o.n_levels ? 0 : n_rows, .max_items = o.p.limit};
+    rc = cli_solve_rows(&sv, "selfeval", data, &o.p, &hooks, &prog);
+    const double t_gen = rs.t_gen, t_score = rs.t_score;
+    const long done_rows = rs.done_rows, skipped = rs.skipped, tokens = rs.tokens;
     if (fclose(per) != 0) {
         per = NULL;
         rc = cli_error("selfeval", "cannot write %s/problems.jsonl", o.p.out);
@@ -445,7 +457,6 @@ done:
     if (per) fclose(per);
     cli_solver_free(&sv);
     for (int g = 0; g < 2; g++) free(grp[g].tok), free(grp[g].lay);
-    free(traj_tmp);
     free(tab.scores);
     free(tab.correct);
     free(sm);

@@ -28,6 +28,8 @@ static void help(void) {
            "  --every K             two-step: re-score after every K generated tokens (default 1)\n"
            "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
            "  --limit N             only the first N problems\n"
+           "  --parallel N          problems decoded at once (default %d); results do not depend on it: problem i\n"
+           "                        samples with seed + i, and greedy answers equal those of --parallel 1\n"
            "  --out FILE            write one JSON line per problem: question, output, extracted, reference,\n"
            "                        correct, tokens, prompt_tokens, time_s, stop (and id, level when given)\n"
            "  --json                print the summary as one JSON object\n"
@@ -35,7 +37,7 @@ static void help(void) {
            "  -t, --threads N       threads (default: all cores)\n"
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
            "  --temp T, --top-k K, --top-p P, --seed S   sampling (default: greedy)\n\n"
-           "The prompt is the question, a newline and one instruction per format:\n");
+           "The prompt is the question, a newline and one instruction per format:\n", CLI_PARALLEL_DEFAULT);
     for (int f = 0; f < 4; f++) printf("  %-10s %s\n", kvl_format_name((kvl_format)f), kvl_solve_instruction((kvl_format)f));
 }
 
@@ -120,6 +122,55 @@ typedef struct {
     long n, correct, tokens;
 } tally;
 
+/* What the emit hook accumulates, in data order. */
+typedef struct {
+    const solve_opts *o;
+    FILE *out;
+    int *n_tokens; /* generated tokens per problem, for the median */
+    tally all, by_level[MAX_LEVEL];
+    double t_gen, t_prompt, t_probe;
+    long prompt_tokens, n_slow_first, n_switch, skipped;
+    kvl_format fmt_used;
+    bool mixed;
+    cli_progress *prog;
+} solve_run;
+
+static int emit(void *user, cli_solved *r) {
+    solve_run *sr = user;
+    const solve_opts *o = sr->o;
+    if (sr->all.n > 0 && r->fmt != sr->fmt_used) sr->mixed = true;
+    sr->fmt_used = r->fmt;
+    if (sr->out) {
+        cli_solved_json(sr->out, sr->all.n, r);
+        if (o->adapt >= 0) fputs(", \"think\": ", sr->out), cli_think_json(sr->out, &r->a.think);
+        fputs("}\n", sr->out);
+    }
+    if (o->show) {
+        cli_progress_end(sr->prog);
+        /* gsm8k references are whole worked answers: show their number */
+        char *ref_num = r->fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(r->pb.reference) : NULL;
+        const char *shown = ref_num ? ref_num : r->pb.reference;
+        char lv[32] = "";
+        if (r->pb.level >= 0) snprintf(lv, sizeof lv, " (level %d)", r->pb.level);
+        printf("--- problem %ld%s: %s\n%s\n=> %s, reference %s: %s, %d tokens, %.2f s\n\n", sr->all.n + 1, lv,
+               r->pb.question, r->a.text ? r->a.text : "", r->grade.extracted ? r->grade.extracted : "no answer", shown,
+               r->grade.correct ? "RIGHT" : "WRONG", r->a.n_tokens, r->a.t_prompt + r->a.t_gen);
+        free(ref_num);
+    }
+    sr->n_tokens[sr->all.n] = r->a.n_tokens;
+    tally *t[2] = {&sr->all, r->pb.level >= 0 && r->pb.level < MAX_LEVEL ? &sr->by_level[r->pb.level] : NULL};
+    for (int k = 0; k < 2; k++)
+        if (t[k]) t[k]->n++, t[k]->correct += r->grade.correct, t[k]->tokens += r->a.n_tokens;
+    sr->t_gen += r->a.t_gen;
+    sr->t_prompt += r->a.t_prompt;
+    sr->prompt_tokens += r->a.n_prompt - r->a.n_prompt_cached;
+    sr->skipped += !strcmp(r->a.stop, "prompt too long");
+    sr->n_slow_first += r->a.has_think && r->a.think.initial_slow;
+    sr->n_switch += r->a.has_think && r->a.think.switch_at >= 0;
+    sr->t_probe += r->a.think.t_probe;
+    return 0;
+}
+
 int cmd_solve(int argc, char **argv) {
     solve_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .think = KVL_THINK_DEFAULT, .think_name = "default", .adapt = -1,
                     .delta = 20, .every = 1};
@@ -130,12 +181,12 @@ int cmd_solve(int argc, char **argv) {
     cli_solver sv = {0};
     char *data = NULL;
     FILE *out = NULL;
-    int *n_tokens = NULL; /* generated tokens per problem, for the median */
+    int *n_tokens = NULL;
     size_t data_len;
     if (!(data = cli_read_file(o.p.data, &data_len))) return 1;
     cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
-                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .sp = o.sp, .probe = o.probe,
-                            .adapt = o.adapt, .delta = (float)o.delta, .every = (int)o.every};
+                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .parallel = o.p.parallel, .sp = o.sp,
+                            .probe = o.probe, .adapt = o.adapt, .delta = (float)o.delta, .every = (int)o.every};
     if ((rc = cli_solver_open(&sv, &sp, "solve"))) goto done;
     if (o.p.out && !(out = fopen(o.p.out, "w"))) {
         rc = cli_error("solve", "cannot write %s", o.p.out);
@@ -147,72 +198,39 @@ int cmd_solve(int argc, char **argv) {
         rc = cli_error("solve", "out of memory");
         goto done;
     }
-
-    tally all = {0}, by_level[MAX_LEVEL] = {{0}};
-    double t_gen = 0, t_prompt = 0, t_start = cli_now();
-    long prompt_tokens = 0, line_no = 0, n_slow_first = 0, n_switch = 0;
-    double t_probe = 0;
-    kvl_format fmt_used = KVL_FMT_GSM8K;
-    bool mixed = false;
+    double t_start = cli_now();
     cli_progress prog;
+    solve_run sr = {.o = &o, .out = out, .n_tokens = n_tokens, .fmt_used = KVL_FMT_GSM8K, .prog = &prog};
+    cli_rows_hooks hooks = {.emit = emit, .user = &sr, .max_rows = n_rows};
     cli_progress_start(&prog, "solve", n_rows);
-    char *p = data, *line;
-    while (all.n < n_rows && (line = cli_next_row(&p, &line_no))) {
-        cli_solved r;
-        if (cli_solve_row(&sv, line, o.p.format, o.p.field, NULL, &r)) {
-            cli_progress_end(&prog);
-            rc = cli_error("solve", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
-            goto done;
-        }
-        if (all.n > 0 && r.fmt != fmt_used) mixed = true;
-        fmt_used = r.fmt;
-        if (out) {
-            cli_solved_json(out, all.n, &r);
-            if (o.adapt >= 0) fputs(", \"think\": ", out), cli_think_json(out, &r.think);
-            fputs("}\n", out);
-        }
-        if (o.show) {
-            cli_progress_end(&prog);
-            /* gsm8k references are whole worked answers: show their number */
-            char *ref_num = r.fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(r.pb.reference) : NULL;
-            const char *shown = ref_num ? ref_num : r.pb.reference;
-            char lv[32] = "";
-            if (r.pb.level >= 0) snprintf(lv, sizeof lv, " (level %d)", r.pb.level);
-            printf("--- problem %ld%s: %s\n%s\n=> %s, reference %s: %s, %d tokens, %.2f s\n\n", all.n + 1, lv,
-                   r.pb.question, r.text, r.grade.extracted ? r.grade.extracted : "no answer", shown,
-                   r.grade.correct ? "RIGHT" : "WRONG", r.g.n_gen, r.g.t_prompt + r.g.t_gen);
-            free(ref_num);
-        }
-        n_tokens[all.n] = r.g.n_gen;
-        tally *t[2] = {&all, r.pb.level >= 0 && r.pb.level < MAX_LEVEL ? &by_level[r.pb.level] : NULL};
-        for (int k = 0; k < 2; k++)
-            if (t[k]) t[k]->n++, t[k]->correct += r.grade.correct, t[k]->tokens += r.g.n_gen;
-        t_gen += r.g.t_gen;
-        t_prompt += r.g.t_prompt;
-        prompt_tokens += r.n_ids;
-        n_slow_first += r.think.initial_slow;
-        n_switch += r.think.switch_at >= 0;
-        t_probe += r.think.t_probe;
-        cli_solved_free(&r);
-        cli_progress_update(&prog, all.n);
-    }
+    rc = cli_solve_rows(&sv, "solve", data, &o.p, &hooks, &prog);
     cli_progress_end(&prog);
+    if (rc) goto done;
     if (out && fflush(out)) {
         rc = cli_error("solve", "cannot write %s", o.p.out);
         goto done;
     }
+    const tally all = sr.all, *by_level = sr.by_level;
+    const double t_wall = cli_now() - t_start, t_gen = sr.t_gen, t_prompt = sr.t_prompt, t_probe = sr.t_probe;
+    const long n_slow_first = sr.n_slow_first, n_switch = sr.n_switch;
+    const bool mixed = sr.mixed;
+    const kvl_format fmt_used = sr.fmt_used;
+    (void)t_prompt;
 
     qsort(n_tokens, (size_t)all.n, sizeof *n_tokens, cmp_int);
     double median = all.n == 0 ? 0
                     : all.n % 2 ? n_tokens[all.n / 2]
                                 : 0.5 * (n_tokens[all.n / 2 - 1] + n_tokens[all.n / 2]);
     double acc = all.n ? (double)all.correct / all.n : 0, mean = all.n ? (double)all.tokens / all.n : 0;
-    double tok_s = t_gen > 0 ? all.tokens / t_gen : 0, ptok_s = t_prompt > 0 ? prompt_tokens / t_prompt : 0;
+    /* answers run side by side: throughput is tokens over the wall time of the whole run */
+    double tok_s = t_wall > 0 ? all.tokens / t_wall : 0;
     const char *fname = mixed ? "mixed" : kvl_format_name(fmt_used);
     if (o.json) {
         printf("{\"n\": %ld, \"correct\": %ld, \"accuracy\": %.4f, \"mean_tokens\": %.2f, \"median_tokens\": %.1f, "
-               "\"tok_s\": %.1f, \"prompt_tok_s\": %.1f, \"time_s\": %.2f, \"format\": \"%s\", \"think\": \"%s\", ",
-               all.n, all.correct, acc, mean, median, tok_s, ptok_s, cli_now() - t_start, fname, o.think_name);
+               "\"tok_s\": %.1f, \"prompt_tokens\": %ld, \"time_s\": %.2f, \"parallel\": %d, \"skipped\": %ld, "
+               "\"format\": \"%s\", \"think\": \"%s\", ",
+               all.n, all.correct, acc, mean, median, tok_s, sr.prompt_tokens, t_wall, sv.parallel, sr.skipped, fname,
+               o.think_name);
         if (o.adapt >= 0)
             printf("\"initial_slow\": %ld, \"switches\": %ld, \"probe_s\": %.4f, \"delta\": %g, \"every\": %lld, ",
                    n_slow_first, n_switch, t_probe, o.delta, o.every);
@@ -229,8 +247,9 @@ int cmd_solve(int argc, char **argv) {
         printf("%ld problems (%s, think %s) from %s\n", all.n, fname, o.think_name, o.p.data);
         printf("accuracy   %.4f (%ld/%ld)\n", acc, all.correct, all.n);
         printf("tokens     mean %.1f, median %.1f generated per problem\n", mean, median);
-        printf("speed      %.1f tok/s generation, %.1f tok/s prompt; %.1f s in all\n", tok_s, ptok_s,
-               cli_now() - t_start);
+        printf("speed      %.1f generated tok/s over %.1f s in all, %d problems at once; %ld prompt tokens evaluated\n",
+               tok_s, t_wall, sv.parallel, sr.prompt_tokens);
+        if (sr.skipped) printf("skipped    %ld problems whose prompt does not fit the context (counted wrong)\n", sr.skipped);
         if (o.adapt >= 0)
             printf("controller %ld of %ld started slow, %ld switched; probe checks %.3f s (%.2f%% of decoding)\n",
                    n_slow_first, all.n, n_switch, t_probe, t_gen > 0 ? 100 * t_probe / t_gen : 0.0);
