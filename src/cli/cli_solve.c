@@ -38,8 +38,10 @@ int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) 
     if (!st) st = kvl_model_tokenizer(s->model, &s->tok);
     if (st) return cli_fail(cmd, st);
     const char *open, *close;
-    if ((p->think != KVL_THINK_DEFAULT || p->adapt >= 0) && kvl_chat_think_tags(s->tok, NULL, &open, &close))
+    if ((p->think != KVL_THINK_DEFAULT || p->adapt >= 0) && kvl_chat_think_tags(s->tok, NULL, &open, &close)) {
+        if (p->think == KVL_THINK_DEFAULT) return cli_error(cmd, "labels need a hybrid-thinking model: %s", kvl_last_error());
         return cli_error(cmd, "--think %s needs a hybrid-thinking chat template: %s", p->think_name, kvl_last_error());
+    }
     kvl_session_params sp = kvl_session_default_params();
     sp.ctx.n_threads = p->n_threads;
     sp.ctx.n_ctx = p->n_ctx;
@@ -54,7 +56,7 @@ int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) 
         sp.controller = true;
         sp.think.mode = (kvl_adapt_mode)p->adapt;
         sp.think.delta = p->delta;
-        sp.think.every = p->every;
+        if (p->every > 0) sp.think.every = p->every;
         if (p->probe) {
             if ((st = kvl_probe_load(p->probe, &s->probe)) || (st = kvl_probe_check_model(s->probe, s->model)))
                 return cli_error(cmd, "%s: %s", p->probe, kvl_last_error());

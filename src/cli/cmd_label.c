@@ -30,8 +30,10 @@ static void help(void) {
            "                        fast length; the summary prints the median)\n"
            "  --max-tokens N        tokens per answer at most (default 1024)\n"
            "  --limit N             only the first N problems of the file\n"
+           "  --parallel N          answers decoded at once (default %d); the labels do not depend on it\n"
            "  -t, --threads N       threads (default: all cores)\n"
-           "  -c, --ctx N           context size (default: the model's, at most 4096)\n");
+           "  -c, --ctx N           context size (default: the model's, at most 4096)\n",
+           CLI_PARALLEL_DEFAULT);
 }
 
 typedef struct {
@@ -91,16 +93,13 @@ static int resume(const label_opts *o, label_state *st) {
     size_t len;
     char *text = cli_read_file(o->p.out, &len);
     if (!text) return cli_error("label", "cannot read %s", o->p.out);
+    if (memchr(text, 0, len)) {
+        free(text);
+        return cli_error("label", "%s holds a NUL byte: not a labels file (left as it is)", o->p.out);
+    }
     size_t keep = len;
     while (keep > 0 && text[keep - 1] != '\n') keep--;
-    if (keep < len) {
-        if (truncate(o->p.out, (off_t)keep)) {
-            free(text);
-            return cli_error("label", "cannot drop the incomplete last line of %s", o->p.out);
-        }
-        fprintf(stderr, "kvlens label: dropped an incomplete last line of %s (an interrupted run)\n", o->p.out);
-        text[keep] = 0;
-    }
+    text[keep] = 0; /* an incomplete last line (an interrupted write) is dropped once the rest is checked */
     long line_no = 0;
     int rc = 0;
     for (char *p = text; *p && !rc;) {
@@ -132,6 +131,11 @@ static int resume(const label_opts *o, label_state *st) {
         p = nl + 1;
     }
     free(text);
+    if (!rc && keep < len) { /* every complete line is a label of this data: the file is ours to continue */
+        if (truncate(o->p.out, (off_t)keep))
+            return cli_error("label", "cannot drop the incomplete last line of %s", o->p.out);
+        fprintf(stderr, "kvlens label: dropped an incomplete last line of %s (an interrupted run)\n", o->p.out);
+    }
     return rc;
 }
 
@@ -140,27 +144,68 @@ static int cmp_int(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Solve one prompt in a fixed mode; the text (without a final end token) and whether it is right. */
-static kvl_status solve_mode(kvl_ctx *c, kvl_sampler *smp, const kvl_tokenizer *tok, const kvl_think_prompt *pr,
-                             kvl_adapt_mode mode, int max_tokens, kvl_format fmt, const kvl_problem *pb, int *correct,
-                             int *n_tokens) {
-    kvl_think_params tp = kvl_think_default_params();
-    tp.mode = mode;
-    tp.max_tokens = max_tokens;
-    kvl_think_result r;
-    kvl_status s = kvl_think_generate(c, smp, pr, &tp, &r);
-    char *text = NULL;
-    size_t len;
-    int n_text = r.n_tokens > 0 && !strcmp(r.stop, "eog") ? r.n_tokens - 1 : r.n_tokens;
-    if (!s) s = kvl_detokenize(tok, r.tokens, n_text, &text, &len);
-    kvl_grade_result g = {NULL, false};
-    if (!s) s = kvl_grade(fmt, text, pb->reference, pb->answer_type, &g);
-    *correct = g.correct;
-    *n_tokens = r.n_tokens;
-    free(g.extracted);
+/* What the emit hook needs: the fast answer of a row waits for its slow one. */
+typedef struct {
+    const label_opts *o;
+    label_state *st;
+    FILE *out;
+    int fast_ok, fast_n;
+    long n_new;
+} label_run;
+
+static bool want_row(void *user, long row, const kvl_problem *pb) {
+    const label_run *lr = user;
+    (void)pb; /* rows already labelled were checked against this data before the run */
+    return !lr->st->done[row];
+}
+
+static int emit(void *user, cli_solved *r) {
+    label_run *lr = user;
+    if (r->mode == KVL_ADAPT_FAST) {
+        lr->fast_ok = r->grade.correct;
+        lr->fast_n = r->a.n_tokens;
+        return 0;
+    }
+    char *user_msg = kvl_solve_prompt(r->fmt, r->pb.question);
+    if (!user_msg) return cli_error("label", "out of memory");
+    const int slow_ok = r->grade.correct, slow_n = r->a.n_tokens, sb = (int)lr->o->short_bound;
+    kvl_label_row row = {.index = r->row, .id = r->pb.id, .level = r->pb.level, .question = r->pb.question,
+                         .user = user_msg, .format = (char *)kvl_format_name(r->fmt), .fast_correct = lr->fast_ok,
+                         .slow_correct = slow_ok, .fast_tokens = lr->fast_n, .slow_tokens = slow_n, .short_bound = sb};
+    row.label = kvl_think_label(lr->fast_ok, lr->fast_n, slow_ok, sb);
+    char *text = kvl_label_format(&row);
+    int rc = 0;
+    if (!text || fputs(text, lr->out) == EOF || fflush(lr->out)) rc = cli_error("label", "cannot write %s", lr->o->p.out);
     free(text);
-    kvl_think_result_free(&r);
-    return s;
+    free(user_msg);
+    note(lr->st, row.label, lr->fast_n);
+    lr->n_new++;
+    return rc;
+}
+
+/* Rows already labelled must hold the same questions as the data file: checked before anything is written. */
+static int check_resumed(const label_opts *o, const label_state *st, const char *data) {
+    char *copy = strdup(data), *p = copy, *line;
+    if (!copy) return cli_error("label", "out of memory");
+    long line_no = 0, row = 0;
+    int rc = 0;
+    while (!rc && row < st->n_rows && (line = cli_next_row(&p, &line_no))) {
+        if (st->done[row]) {
+            kvl_problem pb;
+            kvl_format fmt;
+            if (kvl_problem_parse(line, o->p.format, o->p.field, &pb, &fmt)) {
+                rc = cli_error("label", "%s:%ld: %s", o->p.data, line_no, kvl_last_error());
+                break;
+            }
+            if (strcmp(st->done[row], pb.question))
+                rc = cli_error("label", "%s holds another question for row %ld than %s: labels of another data file?",
+                               o->p.out, row, o->p.data);
+            kvl_problem_free(&pb);
+        }
+        row++;
+    }
+    free(copy);
+    return rc;
 }
 
 int cmd_label(int argc, char **argv) {
@@ -183,34 +228,19 @@ int cmd_label(int argc, char **argv) {
     st.n_rows = n_rows;
     st.done = calloc((size_t)n_rows + 1, sizeof *st.done);
     st.fast_tokens = malloc(((size_t)n_rows + 1) * sizeof *st.fast_tokens);
-    kvl_model *m = NULL;
-    kvl_ctx *c = NULL;
-    kvl_sampler *smp = NULL;
+    cli_solver sv = {0};
     FILE *out = NULL;
-    const kvl_tokenizer *tok = NULL;
-    kvl_status s = KVL_OK;
     if (!st.done || !st.fast_tokens) {
         rc = cli_error("label", "out of memory");
         goto done;
     }
-    if ((rc = resume(&o, &st))) goto done;
-    if ((s = kvl_model_load(o.model, &m)) || (s = kvl_model_tokenizer(m, &tok))) {
-        rc = cli_fail("label", s);
-        goto done;
-    }
-    const char *open, *close;
-    if (kvl_chat_think_tags(tok, NULL, &open, &close)) {
-        rc = cli_error("label", "labels need a hybrid-thinking model: %s", kvl_last_error());
-        goto done;
-    }
-    kvl_ctx_params xp = kvl_ctx_default_params();
-    xp.n_threads = o.n_threads;
-    xp.n_ctx = o.n_ctx;
-    kvl_sampler_params sp = kvl_sampler_default_params();
-    if ((s = kvl_ctx_new(m, &xp, &c)) || (s = kvl_sampler_new(&sp, &smp))) {
-        rc = cli_fail("label", s);
-        goto done;
-    }
+    if ((rc = resume(&o, &st)) || (rc = check_resumed(&o, &st, data))) goto done;
+    /* both answers of a problem go through the controller in a fixed mode: the fast and the slow prompt share the
+     * prefix, which the slow answer copies from the fast one's sequence instead of evaluating it again */
+    cli_solver_params sp = {.model = o.model, .think = KVL_THINK_DEFAULT, .think_name = "fast/slow",
+                            .n_threads = o.n_threads, .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens,
+                            .parallel = o.p.parallel, .sp = kvl_sampler_default_params(), .adapt = KVL_ADAPT_FAST};
+    if ((rc = cli_solver_open(&sv, &sp, "label"))) goto done;
     if (!(out = fopen(o.p.out, "a"))) {
         rc = cli_error("label", "cannot write %s", o.p.out);
         goto done;
@@ -218,58 +248,14 @@ int cmd_label(int argc, char **argv) {
     if (st.n_done) fprintf(stderr, "kvlens label: %ld of %ld problems already labelled in %s\n", st.n_done, n_rows, o.p.out);
     cli_progress prog;
     cli_progress_start(&prog, "label", n_rows);
-    long index = 0, line_no = 0, n_new = 0;
     double t0 = cli_now();
-    for (char *p = data; *p && index < n_rows && !rc;) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        char *line = p;
-        p = nl ? nl + 1 : p + strlen(p);
-        line_no++;
-        if (strspn(line, " \t\r") == strlen(line)) continue;
-        long i = index++;
-        kvl_problem pb;
-        kvl_format fmt;
-        if (kvl_problem_parse(line, o.p.format, o.p.field, &pb, &fmt)) {
-            rc = cli_error("label", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
-            break;
-        }
-        if (st.done[i]) {
-            if (strcmp(st.done[i], pb.question))
-                rc = cli_error("label", "%s holds another question for row %ld than %s: labels of another data file?",
-                               o.p.out, i, o.p.data);
-            kvl_problem_free(&pb);
-            cli_progress_update(&prog, i + 1);
-            continue;
-        }
-        char *user = kvl_solve_prompt(fmt, pb.question);
-        kvl_think_prompt pr;
-        int fast_ok = 0, slow_ok = 0, fast_n = 0, slow_n = 0;
-        s = user ? cli_think_prompt(tok, NULL, user, &pr) : KVL_ERR_NOMEM;
-        if (!s) {
-            s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_FAST, o.p.max_tokens, fmt, &pb, &fast_ok, &fast_n);
-            if (!s) s = solve_mode(c, smp, tok, &pr, KVL_ADAPT_SLOW, o.p.max_tokens, fmt, &pb, &slow_ok, &slow_n);
-            kvl_think_prompt_free(&pr);
-        }
-        if (s) {
-            rc = cli_error("label", "%s:%ld: %s", o.p.data, line_no, kvl_last_error());
-        } else {
-            kvl_label_row r = {.index = i, .id = pb.id, .level = pb.level, .question = pb.question, .user = user,
-                               .format = (char *)kvl_format_name(fmt), .fast_correct = fast_ok,
-                               .slow_correct = slow_ok, .fast_tokens = fast_n, .slow_tokens = slow_n,
-                               .short_bound = (int)o.short_bound};
-            r.label = kvl_think_label(fast_ok, fast_n, slow_ok, (int)o.short_bound);
-            char *text = kvl_label_format(&r);
-            if (!text || fputs(text, out) == EOF || fflush(out)) rc = cli_error("label", "cannot write %s", o.p.out);
-            free(text);
-            note(&st, r.label, fast_n);
-            n_new++;
-        }
-        free(user);
-        kvl_problem_free(&pb);
-        cli_progress_update(&prog, i + 1);
-    }
+    static const int modes[2] = {KVL_ADAPT_FAST, KVL_ADAPT_SLOW};
+    label_run lr = {.o = &o, .st = &st, .out = out};
+    cli_rows_hooks hooks = {.want = want_row, .emit = emit, .user = &lr, .modes = modes, .n_modes = 2,
+                            .max_rows = n_rows};
+    rc = cli_solve_rows(&sv, "label", data, &o.p, &hooks, &prog);
     cli_progress_end(&prog);
+    const long n_new = lr.n_new;
     if (rc) goto done;
     long total = st.count[0] + st.count[1] + st.count[2] + st.count[3];
     qsort(st.fast_tokens, (size_t)st.n_fast, sizeof *st.fast_tokens, cmp_int);
@@ -287,10 +273,8 @@ done:
     for (long i = 0; st.done && i < n_rows; i++) free(st.done[i]);
     free(st.done);
     free(st.fast_tokens);
-    if (out) fclose(out);
-    kvl_sampler_free(smp);
-    kvl_ctx_free(c);
-    kvl_model_free(m);
+    if (out && fclose(out) && !rc) rc = cli_error("label", "cannot write %s", o.p.out);
+    cli_solver_free(&sv);
     free(data);
     return rc;
 }
