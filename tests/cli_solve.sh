@@ -40,6 +40,10 @@ expect_rc "bad --format" $? 2
 grep -q "gsm9k" "$T/err" && ok || bad "bad --format message: $(cat "$T/err")"
 "$BIN" solve -m x.gguf --data x.jsonl --think medium >/dev/null 2>&1
 expect_rc "bad --think" $? 2
+for np in 0 -1 x 5000; do
+    "$BIN" solve -m x.gguf --data x.jsonl --parallel "$np" >/dev/null 2>&1
+    expect_rc "bad --parallel $np" $? 2
+done
 "$BIN" solve -m x.gguf --data "$T/missing.jsonl" 2>"$T/err" >/dev/null
 expect_rc "missing data file" $? 1
 
@@ -70,6 +74,14 @@ run() { # name think file -> summary JSON in $T/name.json, results in $T/name.ou
     expect_rc "solve $1 ($(cat "$T/$1.err"))" $rc 0
 }
 run slow slow "$T/mix.jsonl"
+# Many problems at once (the default) against one at a time: greedy results are identical, row by row, in order.
+KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/mix.jsonl" --think slow --max-tokens 400 -t 1 --parallel 1 --json \
+    --out "$T/slow1.out" >"$T/slow1.json" 2>"$T/slow1.err"
+expect_rc "solve --parallel 1 ($(cat "$T/slow1.err"))" $? 0
+same=$(paste -d '\n' <(sed 's/"time_s": [0-9.]*//' "$T/slow.out") <(sed 's/"time_s": [0-9.]*//' "$T/slow1.out") |
+    awk 'NR % 2 { a = $0; next } { n++; s += (a == $0) } END { print s + 0 "/" n + 0 }')
+expect_cmp "rows identical with --parallel 1 and the default ($same)" "${same%/*}" "==" "$n_mix"
+expect_cmp "parallel in the summary" "$(field parallel "$(cat "$T/slow.json")")" ">" 1
 run fast fast "$T/mix.jsonl"
 run fast1 fast "$T/l1.jsonl"
 run fast8 fast "$T/l8.jsonl"
@@ -96,5 +108,5 @@ KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/l1.jsonl" --limit 1 --think f
 expect_rc "--show" $? 0
 grep -q '^=> .*, reference .*: \(RIGHT\|WRONG\), [0-9]* tokens' "$T/show" && ok || bad "--show output: $(cat "$T/show")"
 
-echo "cli_solve: $checks checks, $fails failed (slow $(field accuracy "$slow"), fast L1 $(field accuracy "$fast1"), fast L8 $(field accuracy "$fast8"), token ratio $ratio)"
+echo "cli_solve: $checks checks, $fails failed (--parallel vs 1: $same rows identical; slow $(field accuracy "$slow"), fast L1 $(field accuracy "$fast1"), fast L8 $(field accuracy "$fast8"), token ratio $ratio)"
 [ $fails -eq 0 ]

@@ -40,6 +40,21 @@ head -c -40 "$T/lab.jsonl" >"$T/cut.jsonl" # the last line loses its end: an int
 "$BIN" label -m "$MODEL" --data "$SRC/data/train.jsonl" --limit 10 --short-bound 16 -o "$T/cut.jsonl" $K >/dev/null 2>"$T/ce"
 grep -q "dropped an incomplete last line" "$T/ce" && ok || bad "incomplete line: $(cat "$T/ce")"
 cmp -s "$T/cut.jsonl" "$T/lab.jsonl" && ok || bad "the redone line differs from the original"
+# The same 10 labels one problem at a time (the runs above decode several at once, the slow answer copying the fast
+# one's prefix): identical files.
+"$BIN" label -m "$MODEL" --data "$SRC/data/train.jsonl" --limit 10 --short-bound 16 -o "$T/lab1.jsonl" $K \
+    --parallel 1 >/dev/null 2>&1
+cmp -s "$T/lab1.jsonl" "$T/lab.jsonl" && ok || bad "labels with --parallel 1 differ: $(diff "$T/lab1.jsonl" "$T/lab.jsonl" | head -4)"
+# A file that is not a labels file is refused and left exactly as it was (no truncation, even of a last line
+# without a newline), and so is one holding a NUL byte.
+printf 'my notes\nnot json, no newline at the end' >"$T/notes.txt"
+cp "$T/notes.txt" "$T/notes.orig"
+expect 1 "notes.txt:1" -- "$BIN" label -m "$MODEL" --data "$SRC/data/train.jsonl" --limit 2 -o "$T/notes.txt" $K
+cmp -s "$T/notes.txt" "$T/notes.orig" && ok || bad "label changed a file that is not a labels file"
+printf '{"question": "x", "label": 0}\n\0\n' >"$T/nul.jsonl"
+cp "$T/nul.jsonl" "$T/nul.orig"
+expect 1 "NUL byte" -- "$BIN" label -m "$MODEL" --data "$SRC/data/train.jsonl" --limit 2 -o "$T/nul.jsonl" $K
+cmp -s "$T/nul.jsonl" "$T/nul.orig" && ok || bad "label changed a file holding a NUL byte"
 # every label follows from its outcomes (the parser checks it), and the distribution adds up
 n=$(awk '/^label /{s += $3} END {print s}' "$T/l2")
 expect_eq "distribution total" "$n" 10
