@@ -18,8 +18,8 @@ asan:
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
 # libFuzzer harnesses (clang) in build-fuzz/: the committed seed and regression inputs must pass, then each
-# harness fuzzes for FUZZ_SECONDS (default 15) on one core. See tests/fuzz/README.md.
-FUZZ_SECONDS ?= 15
+# harness fuzzes for FUZZ_SECONDS (default 10) on one core. See tests/fuzz/README.md.
+FUZZ_SECONDS ?= 10
 fuzz-check:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash tests/fuzz/check.sh
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make fuzz-check`: build the libFuzzer harnesses with clang in build-fuzz/, run every harness once over its
 # committed seed corpus and regression inputs (tests/fuzz/corpus/<name>, tests/fuzz/regress/<name>; any crash,
-# leak, sanitizer report or broken property fails), then fuzz each one for FUZZ_SECONDS (default 15) on one core.
+# leak, sanitizer report or broken property fails), then fuzz each one for FUZZ_SECONDS (default 10) on one core.
 # Bounded: about 10 x FUZZ_SECONDS plus the build. New inputs go to build-fuzz/corpus/, crashes to
 # build-fuzz/artifacts/<name>/ (the committed corpora are never written).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 B=${FUZZ_BUILD:-build-fuzz}
-SECS=${FUZZ_SECONDS:-15}
+SECS=${FUZZ_SECONDS:-10}
 JOBS=${JOBS:-$(nproc)}
 CC_FUZZ=${CC_FUZZ:-$(command -v clang-14 || command -v clang || true)}
 if [ -z "$CC_FUZZ" ]; then
@@ -50,7 +50,7 @@ for h in "${harnesses[@]}"; do
   if timeout $((SECS + 60)) "$B/$h" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=20 \
        -max_len=8192 -print_final_stats=1 -artifact_prefix="$B/artifacts/$name/" "$B/corpus/$name" "${seeds[@]}" \
        > "$B/$h.fuzz.log" 2>&1; then
-    echo "$h: $(grep -E '^#[0-9]+ *DONE' "$B/$h.fuzz.log" | tail -1 | sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+(cov: [0-9]+).*/\1 runs, \2/')"
+    echo "$h: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$B/$h.fuzz.log" | tail -1 | sed -E 's/^#([0-9]+)[[:space:]]+DONE[[:space:]]+(cov: [0-9]+).*/\1 runs, \2/')"
   else
     echo "$h: FAILED while fuzzing (log: $B/$h.fuzz.log, inputs: $B/artifacts/$name/)"; tail -40 "$B/$h.fuzz.log"; fail=1
   fi
