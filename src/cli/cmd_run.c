@@ -32,6 +32,7 @@ typedef struct {
     kvl_model *m;
     kvl_ctx *c;
     kvl_sampler *smp;
+    kvl_sched *sched;         /* sequence 0 of c, kept between chat turns */
     const kvl_tokenizer *tok; /* NULL: print ids */
     long long n_predict;
     int ignore_eos, json;
@@ -65,61 +66,69 @@ static void append_text(runner *r, const char *s, size_t n) {
     r->text[r->text_len] = 0;
 }
 
-/* Evaluate ids[n_keep..n) on top of the first n_keep cached positions, then generate. */
-static kvl_status generate(runner *r, const int32_t *ids, int n, int n_keep) {
-    const kvl_hparams *hp = kvl_model_hparams(r->m);
+/* Streams each generated token (ids without a tokenizer); an end token that stops the answer is not shown. */
+static void on_token(void *user, int32_t t, bool inserted) {
+    runner *r = user;
+    (void)inserted;
+    if (r->tok && !r->ignore_eos && kvl_model_is_eog(r->m, t)) return;
+    const char *piece;
+    size_t len;
+    char num[16];
+    if (r->d) {
+        if (kvl_detok_push(r->d, t, &piece, &len)) return;
+    } else {
+        len = (size_t)snprintf(num, sizeof num, "%s%d", r->text_len ? " " : "", t);
+        piece = num;
+    }
+    append_text(r, piece, len);
+    if (!r->json) {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
+}
+
+static void on_logits(void *user, const float *logits, int n_vocab) {
+    runner *r = user;
+    if (r->conf) kvl_logit_stats_add(r->conf, logits, n_vocab);
+}
+
+/* Generate after ids[0..n) with the library's engine. The runner's scheduler keeps sequence 0 between calls, so a
+ * chat turn evaluates only what follows the cached conversation. */
+static kvl_status generate(runner *r, const int32_t *ids, int n) {
     r->n_out = 0;
     r->text_len = 0;
     r->stop = "length";
     if (n > kvl_ctx_n_ctx(r->c)) return KVL_ERR_RANGE;
-    if (n_keep > kvl_ctx_n_pos(r->c)) n_keep = kvl_ctx_n_pos(r->c);
-    kvl_ctx_truncate(r->c, n_keep);
-    double t0 = cli_now();
-    kvl_status s = n > n_keep ? kvl_eval(r->c, ids + n_keep, n - n_keep, KVL_LOGITS_LAST) : KVL_OK;
-    double t1 = cli_now();
-    kvl_detok *d = NULL;
-    if (!s && r->tok) s = kvl_detok_new(r->tok, &d);
-    while (!s && r->n_out < r->n_predict) {
-        if (r->conf) kvl_logit_stats_add(r->conf, kvl_logits(r->c, 0), hp->n_vocab);
-        int32_t t = kvl_sample(r->smp, kvl_logits(r->c, 0), hp->n_vocab);
-        r->out[r->n_out++] = t;
-        int eog = kvl_model_is_eog(r->m, t);
-        if (eog && !r->ignore_eos) {
-            r->stop = "eog";
-            break;
-        }
+    kvl_status s = r->sched ? KVL_OK : kvl_sched_new(r->c, 1, &r->sched);
+    if (!s && r->tok) s = kvl_detok_new(r->tok, &r->d);
+    kvl_gen_params g = kvl_gen_default_params();
+    g.prompt = ids;
+    g.n_prompt = n;
+    g.max_tokens = (int)r->n_predict;
+    g.ignore_eos = r->ignore_eos;
+    g.sampler = r->smp;
+    g.on_token = on_token;
+    g.on_logits = on_logits;
+    g.user = r;
+    kvl_gen_result res = {0};
+    if (!s) s = kvl_sched_submit(r->sched, &g, &res, NULL);
+    if (!s) s = kvl_sched_run(r->sched);
+    if (!s && res.status) s = res.status; /* kvl_last_error() still names it */
+    if (r->d) {
         const char *piece;
         size_t len;
-        char num[16];
-        if (d) {
-            s = kvl_detok_push(d, t, &piece, &len);
-        } else {
-            len = (size_t)snprintf(num, sizeof num, "%s%d", r->n_out > 1 ? " " : "", t);
-            piece = num;
-        }
-        if (s) break;
-        append_text(r, piece, len);
-        if (!r->json) {
-            fwrite(piece, 1, len, stdout);
-            fflush(stdout);
-        }
-        if (r->n_out == r->n_predict) break;
-        if (kvl_ctx_n_pos(r->c) >= kvl_ctx_n_ctx(r->c)) {
-            r->stop = "context";
-            break;
-        }
-        s = kvl_eval(r->c, &t, 1, KVL_LOGITS_LAST);
-    }
-    if (d) {
-        const char *piece;
-        size_t len;
-        kvl_detok_flush(d, &piece, &len);
+        kvl_detok_flush(r->d, &piece, &len);
         append_text(r, piece, len);
         if (!r->json) fwrite(piece, 1, len, stdout);
-        kvl_detok_free(d);
+        kvl_detok_free(r->d);
+        r->d = NULL;
     }
-    r->t_prompt = t1 - t0;
-    r->t_gen = cli_now() - t1;
+    if (res.n_tokens) memcpy(r->out, res.tokens, (size_t)res.n_tokens * sizeof *r->out);
+    r->n_out = res.n_tokens;
+    if (res.stop && *res.stop) r->stop = res.stop;
+    r->t_prompt = res.t_prompt;
+    r->t_gen = res.t_gen;
+    kvl_gen_result_free(&res);
     return s;
 }
 
@@ -135,19 +144,7 @@ static int confidence(const runner *r, int n_prompt, kvl_answer_scores *sc) {
 }
 
 /* Streams a controlled generation's tokens as generate() does (the end token is not shown). */
-static void on_think_token(void *user, int32_t id, bool inserted) {
-    runner *r = user;
-    (void)inserted;
-    if (!r->ignore_eos && kvl_model_is_eog(r->m, id)) return;
-    const char *piece;
-    size_t len;
-    if (kvl_detok_push(r->d, id, &piece, &len)) return;
-    append_text(r, piece, len);
-    if (!r->json) {
-        fwrite(piece, 1, len, stdout);
-        fflush(stdout);
-    }
-}
+static void on_think_token(void *user, int32_t id, bool inserted) { on_token(user, id, inserted); }
 
 /* --think auto1|auto2: the conversation rendered for the controller, generated from a cleared cache. */
 static kvl_status think_generate(runner *r, const kvl_chat_msg *msgs, int n) {
@@ -225,8 +222,7 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
     int cap = 16, n = 0;
     kvl_chat_msg *msgs = malloc(cap * sizeof *msgs);
     char **owned = malloc(cap * sizeof *owned);
-    int32_t *prev = NULL;
-    int n_prev = 0, rc = 0;
+    int rc = 0;
     if (mo->system) msgs[n] = (kvl_chat_msg){"system", mo->system}, owned[n++] = NULL;
     fprintf(stderr, "kvlens chat: type a message, an empty line or Ctrl-D to quit.\n");
     char line[8192];
@@ -252,9 +248,7 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
         kvl_status s = kvl_chat_render(r->tok, msgs, n, &cp, &prompt, &plen);
         if (!s) s = kvl_tokenize(r->tok, prompt, plen, false, &ids, &n_ids);
         free(prompt);
-        int keep = 0;
-        while (!s && keep < n_prev && keep < n_ids - 1 && prev[keep] == ids[keep]) keep++;
-        if (!s) s = r->adapt >= 0 ? think_generate(r, msgs, n) : generate(r, ids, n_ids, keep);
+        if (!s) s = r->adapt >= 0 ? think_generate(r, msgs, n) : generate(r, ids, n_ids);
         if (s) {
             rc = s == KVL_ERR_RANGE ? cli_error("run", "the conversation no longer fits in the context (-c)")
                                     : cli_fail("run", s);
@@ -266,19 +260,11 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
         owned[n] = strndup(r->text ? r->text : "", r->text_len);
         msgs[n] = (kvl_chat_msg){"assistant", owned[n]};
         n++;
-        /* what the cache now holds: the prompt and the generated tokens */
-        free(prev);
-        prev = malloc((n_ids + r->n_out) * sizeof *prev);
-        if (!prev) break;
-        memcpy(prev, ids, n_ids * sizeof *prev);
-        memcpy(prev + n_ids, r->out, r->n_out * sizeof *prev);
-        n_prev = kvl_ctx_n_pos(r->c);
-        free(ids);
+        free(ids); /* the scheduler remembers what the cache holds: the next turn continues from it */
     }
     for (int i = 0; owned && i < n; i++) free(owned[i]);
     free(owned);
     free(msgs);
-    free(prev);
     fprintf(stderr, "\n");
     return rc;
 }
@@ -409,12 +395,13 @@ int cmd_run(int argc, char **argv) {
     } else if (n_ids > kvl_ctx_n_ctx(r.c)) {
         rc = cli_error("run", "the prompt has %d tokens but the context holds %d (use -c to enlarge it)", n_ids,
                        kvl_ctx_n_ctx(r.c));
-    } else if ((s = r.adapt >= 0 ? run_think(&r, &mo, &n_ids) : generate(&r, ids, n_ids, 0))) {
+    } else if ((s = r.adapt >= 0 ? run_think(&r, &mo, &n_ids) : generate(&r, ids, n_ids))) {
         rc = cli_fail("run", s);
     } else {
         if (!strcmp(r.stop, "context")) fprintf(stderr, "kvlens run: the context is full (%d positions)\n", kvl_ctx_n_ctx(r.c));
         report(&r, n_ids);
     }
+    kvl_sched_free(r.sched);
     kvl_sampler_free(r.smp);
     kvl_probe_free(r.probe);
     kvl_think_result_free(&r.think);
