@@ -515,6 +515,18 @@ typedef enum { KVL_TRUNCATE_NONE = 0, KVL_TRUNCATE_LEFT, KVL_TRUNCATE_RIGHT } kv
  * no forward pass runs. Source hidden needs a context made with keep_hidden. */
 kvl_status kvl_embed_ids(kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int32_t *ids, int n,
                          kvl_truncate truncate, const void *key, size_t key_len, float *const *out);
+/* Several texts at once, as kvl_embed_ids does one: text i goes to sequence i (n <= kvl_ctx_n_seq), all of them
+ * are prefilled in one batch, then each is pooled from its own sequence. *failed (optional) = the item a failure
+ * is about, or -1. */
+typedef struct {
+    const int32_t *ids;
+    int n;
+    const void *key;        /* seeds source random (NULL: the ids' bytes) */
+    size_t key_len;
+    float *const *out;      /* out[j]: kvl_repr_dim floats for cfgs[j] */
+} kvl_embed_item;
+kvl_status kvl_embed_many(kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const kvl_embed_item *items, int n,
+                          kvl_truncate truncate, int *failed);
 
 /* MTEB-style classification of embeddings: a multinomial logistic regression (L2-regularised as scikit-learn's
  * LogisticRegression with C, unpenalised intercept, L-BFGS) trained on the train rows, scored on the test rows. */

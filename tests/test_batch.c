@@ -206,6 +206,51 @@ static void two_threads(kvl_model *m, ref_seq *ref) {
     printf("two contexts in two threads: worst relative error %.3g\n", worst);
 }
 
+/* Texts embedded together (kvl_embed_many, one batch over 5 sequences) against one at a time (kvl_embed_ids). */
+static void embed_many(kvl_model *m, const char *what) {
+    const int V = kvl_model_hparams(m)->n_vocab;
+    kvl_ctx_params p = kvl_ctx_default_params();
+    p.n_ctx = 64;
+    p.n_threads = 2;
+    p.n_seq_max = 5;
+    kvl_ctx *c = NULL;
+    CHECK(kvl_ctx_new(m, &p, &c) == KVL_OK);
+    kvl_repr_config cfg[2] = {kvl_repr_embedding_config(), kvl_repr_classifier_config(8, 2)};
+    cfg[0].layers.last_n = 2; /* the tiny shape has 2 layers */
+    int dim[2];
+    CHECK(kvl_repr_dim(m, &cfg[0], &dim[0]) == KVL_OK && kvl_repr_dim(m, &cfg[1], &dim[1]) == KVL_OK);
+    int32_t ids[5][70];
+    const int lens[5] = {3, 40, 1, 70, 17}; /* the 70-token text is cut to the last 64 (truncate left) */
+    float *got[5][2], *want[5][2];
+    kvl_embed_item items[5];
+    for (int i = 0; i < 5; i++) {
+        for (int t = 0; t < lens[i]; t++) ids[i][t] = (t * 31 + i * 977 + 3) % V;
+        for (int j = 0; j < 2; j++) got[i][j] = malloc(dim[j] * sizeof(float)), want[i][j] = malloc(dim[j] * sizeof(float));
+        items[i] = (kvl_embed_item){.ids = ids[i], .n = lens[i], .out = got[i]};
+    }
+    int failed = 0;
+    CHECK_MSG(kvl_embed_many(c, cfg, 2, items, 5, KVL_TRUNCATE_LEFT, &failed) == KVL_OK && failed == -1, "%s",
+              kvl_last_error());
+    double worst = 0;
+    for (int i = 0; i < 5; i++) {
+        CHECK(kvl_embed_ids(c, cfg, 2, ids[i], lens[i], KVL_TRUNCATE_LEFT, NULL, 0, want[i]) == KVL_OK);
+        for (int j = 0; j < 2; j++) {
+            double e = rel_err(got[i][j], want[i][j], dim[j]);
+            if (e > worst) worst = e;
+            CHECK_MSG(e <= 1e-5, "%s: text %d config %d: %.3g", what, i, j, e);
+        }
+    }
+    printf("%s: 5 texts embedded in one batch vs one at a time: worst relative error %.3g\n", what, worst);
+    items[3].n = 70;
+    CHECK(kvl_embed_many(c, cfg, 2, items, 5, KVL_TRUNCATE_NONE, &failed) == KVL_ERR_RANGE && failed == 3);
+    ids[2][0] = V;
+    CHECK(kvl_embed_many(c, cfg, 2, items, 5, KVL_TRUNCATE_LEFT, &failed) == KVL_ERR_ARG && failed == 2);
+    CHECK(kvl_embed_many(c, cfg, 2, items, 6, KVL_TRUNCATE_LEFT, &failed) == KVL_ERR_ARG); /* 6 > 5 sequences */
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 2; j++) free(got[i][j]), free(want[i][j]);
+    kvl_ctx_free(c);
+}
+
 int main(void) {
     const struct {
         int type;
@@ -231,6 +276,7 @@ int main(void) {
         }
         mixed_batches(m, ref, 1e-5, types[ti].name);
         if (ti == 0) two_threads(m, ref);
+        embed_many(m, types[ti].name);
         for (int q = 0; q < NSEQ; q++) free(ref[q].logits), free(ref[q].k_last);
         kvl_model_free(m);
     }

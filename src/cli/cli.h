@@ -41,6 +41,11 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd);
 /* -t/--threads N (1..1024) and -c/--ctx N (1..2^24), the same in every command that runs a model: with a the option
  * and v its value, returns 1 when it was one of them (stored), 0 when not, -1 on a bad value (usage printed).
  * n_ctx may be NULL for commands without a context. */
+/* Sequences decoded at once unless --parallel says otherwise (solve, selfeval, label, embed, embed-eval): on the
+ * project's 2-core machines and the shipped model this many was fastest (BENCHMARKS.md, "--parallel"). */
+#define CLI_PARALLEL_DEFAULT 8
+/* --parallel N / -np N (sequences decoded at once, 1..4096), as cli_threads_ctx_opt. */
+int cli_parallel_opt(const char *cmd, const char *a, const char *v, int *parallel);
 int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx);
 
 /* Read a whole file (or stdin for "-"); NUL-terminated, *len without the NUL. NULL on failure (message set). */

@@ -192,8 +192,8 @@ int cli_items_tokenize(const char *cmd, const kvl_model *m, cli_item *items, int
 int cli_embed_items(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int *dims,
                     const cli_item *items, int n, kvl_truncate truncate, bool bench, float **out, cli_embed_stats *st) {
     memset(st, 0, sizeof *st);
-    float *outs[8];
     if (n_cfg > 8) return cli_error(cmd, "too many representations at once");
+    const int P = kvl_ctx_n_seq(c); /* texts prefilled together */
     int max_dim = 0;
     bool forward = false;
     for (int j = 0; j < n_cfg; j++) {
@@ -201,37 +201,52 @@ int cli_embed_items(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, in
         forward |= cfgs[j].source != KVL_SOURCE_RANDOM;
     }
     float *scratch = bench ? malloc((size_t)max_dim * sizeof *scratch) : NULL;
-    if (bench && !scratch) return cli_error(cmd, "out of memory");
+    float *outs = malloc((size_t)P * 8 * sizeof(float *)); /* P x n_cfg output pointers */
+    kvl_embed_item *batch = malloc((size_t)P * sizeof *batch);
+    if ((bench && !scratch) || !outs || !batch) {
+        free(scratch), free(outs), free(batch);
+        return cli_error(cmd, "out of memory");
+    }
+    float **ptrs = (float **)outs;
     cli_progress bar;
     cli_progress_start(&bar, cmd, n);
     const int n_ctx = kvl_ctx_n_ctx(c);
-    for (int i = 0; i < n; i++) {
-        const cli_item *it = &items[i];
-        for (int j = 0; j < n_cfg; j++) outs[j] = out[j] + (size_t)i * dims[j];
+    int rc = 0;
+    for (int i0 = 0; i0 < n && !rc; i0 += P) {
+        const int k = n - i0 < P ? n - i0 : P;
+        for (int q = 0; q < k; q++) {
+            const cli_item *it = &items[i0 + q];
+            for (int j = 0; j < n_cfg; j++) ptrs[q * 8 + j] = out[j] + (size_t)(i0 + q) * dims[j];
+            batch[q] = (kvl_embed_item){.ids = it->ids, .n = it->n_ids, .key = it->text, .key_len = it->len,
+                                        .out = &ptrs[q * 8]};
+        }
         double t0 = cli_now();
-        kvl_status s = kvl_embed_ids(c, cfgs, n_cfg, it->ids, it->n_ids, truncate, it->text, it->len, outs);
+        int failed = -1;
+        kvl_status s = kvl_embed_many(c, cfgs, n_cfg, batch, k, truncate, &failed);
         st->seconds += cli_now() - t0;
-        if (s) free(scratch);
+        const cli_item *bad = &items[i0 + (failed >= 0 ? failed : 0)];
         if (s == KVL_ERR_RANGE) {
-            cli_progress_end(&bar);
-            return cli_error(cmd, "line %d: %d tokens, more than the context's %d positions (give --truncate "
-                                  "left|right, or a larger -c)", it->line, it->n_ids, n_ctx);
+            rc = cli_error(cmd, "line %d: %d tokens, more than the context's %d positions (give --truncate left|right, "
+                                "or a larger -c)", bad->line, bad->n_ids, n_ctx);
+        } else if (s) {
+            rc = cli_error(cmd, "line %d: %s", bad->line, kvl_last_error());
         }
-        if (s) {
-            cli_progress_end(&bar);
-            return cli_error(cmd, "line %d: %s", it->line, kvl_last_error());
+        for (int q = 0; q < k && !rc; q++) {
+            const cli_item *it = &items[i0 + q];
+            if (forward) st->tokens += it->n_ids < n_ctx ? it->n_ids : n_ctx;
+            if (bench && forward) { /* the same pooling again, alone, on the live cache */
+                int T = kvl_seq_n_pos(c, q);
+                double p0 = cli_now();
+                for (int j = 0; j < n_cfg; j++)
+                    if (cfgs[j].source != KVL_SOURCE_RANDOM) kvl_repr_compute(kvl_seq_view(c, q), &cfgs[j], 0, T, scratch);
+                st->pool_seconds += cli_now() - p0;
+            }
         }
-        if (forward) st->tokens += it->n_ids < n_ctx ? it->n_ids : n_ctx;
-        if (bench && forward) { /* the same pooling again, alone, on the live cache */
-            int T = kvl_ctx_n_pos(c);
-            double p0 = cli_now();
-            for (int j = 0; j < n_cfg; j++)
-                if (cfgs[j].source != KVL_SOURCE_RANDOM) kvl_repr_compute(kvl_seq_view(c, 0), &cfgs[j], 0, T, scratch);
-            st->pool_seconds += cli_now() - p0;
-        }
-        cli_progress_update(&bar, i + 1);
+        if (!rc) cli_progress_update(&bar, i0 + k);
     }
     cli_progress_end(&bar);
     free(scratch);
-    return 0;
+    free(outs);
+    free(batch);
+    return rc;
 }

@@ -21,8 +21,7 @@ int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_o
         if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad --max-tokens '%s'", v), -1;
         o->max_tokens = (int)x;
     } else if (cli_is(a, "--parallel", "-np")) {
-        if (cli_parse_int(v, 1, 4096, &x)) return cli_usage(cmd, "bad --parallel '%s' (1..4096)", v), -1;
-        o->parallel = (int)x;
+        return cli_parallel_opt(cmd, a, v, &o->parallel);
     } else if (cli_is(a, "--limit", NULL)) {
         if (cli_parse_int(v, 0, INT32_MAX, &x)) return cli_usage(cmd, "bad --limit '%s'", v), -1;
         o->limit = (int)x;

@@ -19,9 +19,6 @@ typedef struct {
     int parallel;          /* problems decoded at once */
 } cli_problem_opts;
 
-/* Problems decoded at once unless --parallel says otherwise: on the project's 2-core machines and the shipped model
- * this many was fastest (BENCHMARKS.md, "--parallel"). */
-#define CLI_PARALLEL_DEFAULT 8
 #define CLI_PROBLEM_OPTS_INIT {.format = -1, .max_tokens = 1024, .parallel = CLI_PARALLEL_DEFAULT}
 
 /* With a the option and v its value: 1 when it was one of the above (stored), 0 when not, -1 on a bad value (usage

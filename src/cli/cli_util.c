@@ -46,6 +46,14 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
     return 0;
 }
 
+int cli_parallel_opt(const char *cmd, const char *a, const char *v, int *parallel) {
+    long long x;
+    if (!cli_is(a, "--parallel", "-np")) return 0;
+    if (cli_parse_int(v, 1, 4096, &x)) return cli_usage(cmd, "bad --parallel '%s' (1..4096)", v), -1;
+    *parallel = (int)x;
+    return 1;
+}
+
 int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx) {
     long long x;
     if (cli_is(a, "-t", "--threads")) {

@@ -25,12 +25,14 @@ static void help(void) {
            "\noutput and model:\n"
            "  -o, --output OUT       OUT.npy (or OUT as given when it ends in .npy); jsonl: OUT, - = stdout\n"
            "  --output-format npy|jsonl\n"
+           "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
            "  -t, --threads N        threads (default: all cores)\n"
            "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n"
            "  --cache-f16            keep the KV cache in f16\n"
            "  --shape NAME           random weights of a real model's shape instead of -m (with --format ids)\n"
            "  --type TYPE            weight type for --shape (default q8_0)\n"
-           "  --bench                print throughput, the pooling's share of the time and peak memory\n");
+           "  --bench                print throughput, the pooling's share of the time and peak memory\n",
+           CLI_PARALLEL_DEFAULT);
 }
 
 static int write_jsonl(const char *path, const float *v, int n, int dim) {
@@ -52,7 +54,7 @@ int cmd_embed(int argc, char **argv) {
     cli_input_spec spec = {CLI_FMT_LINES, "text", NULL, NULL};
     kvl_repr_config cfg = kvl_repr_embedding_config();
     int truncate = KVL_TRUNCATE_NONE, type = KVL_TYPE_Q8_0, jsonl = 0, chat = 0, bench = 0, f16 = 0;
-    int threads = 0, n_ctx = 0;
+    int threads = 0, n_ctx = 0, parallel = CLI_PARALLEL_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_repr_opt(argc, argv, &i, &cfg, "embed");
@@ -91,6 +93,8 @@ int cmd_embed(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
             if (strcmp(v, "npy") && strcmp(v, "jsonl")) return cli_usage("embed", "unknown --output-format '%s' (expected npy|jsonl)", v);
             jsonl = !strcmp(v, "jsonl");
+        } else if (cli_is(a, "--parallel", "-np")) {
+            if (!(v = cli_value(argc, argv, &i, "embed")) || cli_parallel_opt("embed", a, v, &parallel) < 0) return 2;
         } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
             if (!(v = cli_value(argc, argv, &i, "embed")) || cli_threads_ctx_opt("embed", a, v, &threads, &n_ctx) < 0)
                 return 2;
@@ -134,6 +138,7 @@ int cmd_embed(int argc, char **argv) {
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     kvl_ctx_params cp = kvl_ctx_default_params();
     cp.n_threads = threads;
+    cp.n_seq_max = parallel;
     cp.cache_type = f16 ? KVL_CACHE_F16 : KVL_CACHE_F32;
     cp.keep_hidden = cfg.source == KVL_SOURCE_HIDDEN;
     cp.n_ctx = n_ctx ? n_ctx : longest < cap ? longest : cap;

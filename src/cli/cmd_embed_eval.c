@@ -30,8 +30,10 @@ static void help(void) {
            "  --json                 one JSON object instead of the table\n\n"
            "model:\n"
            "  -m, --model FILE       GGUF model\n"
+           "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
            "  -t, --threads N        threads (default: all cores)\n"
-           "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n");
+           "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n",
+           CLI_PARALLEL_DEFAULT);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -74,7 +76,7 @@ int cmd_embed_eval(int argc, char **argv) {
     kvl_repr_config cfg = kvl_repr_embedding_config();
     kvl_clf_params cp = kvl_clf_default_params();
     kvl_repr_source sources[3] = {KVL_SOURCE_KV, KVL_SOURCE_HIDDEN, KVL_SOURCE_RANDOM};
-    int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0, threads = 0, n_ctx = 0;
+    int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0, threads = 0, n_ctx = 0, parallel = CLI_PARALLEL_DEFAULT;
     long long x;
     double d;
     for (int i = 1; i < argc; i++) {
@@ -126,6 +128,8 @@ int cmd_embed_eval(int argc, char **argv) {
             cp.C = d;
         } else if (cli_is(a, "--json", NULL)) {
             json = 1;
+        } else if (cli_is(a, "--parallel", "-np")) {
+            if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_parallel_opt("embed-eval", a, v, &parallel) < 0) return 2;
         } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_threads_ctx_opt("embed-eval", a, v, &threads, &n_ctx) < 0)
                 return 2;
@@ -188,6 +192,7 @@ int cmd_embed_eval(int argc, char **argv) {
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     kvl_ctx_params pp = kvl_ctx_default_params();
     pp.n_threads = threads;
+    pp.n_seq_max = parallel;
     pp.keep_hidden = hidden;
     pp.n_ctx = n_ctx ? n_ctx : longest < cap ? longest : cap;
     if ((s = kvl_ctx_new(m, &pp, &c))) {
