@@ -55,6 +55,13 @@ expect 1 "version" -- "$BIN" info -m "$T/ver.gguf"
 # reading the file into memory instead of mapping it computes the same thing
 "$BIN" dump -m "$T/m.gguf" --no-mmap --tokens 1,2,3 -o "$T/d2" && cmp -s "$T/d/k.npy" "$T/d2/k.npy" && cmp -s "$T/d/logits.npy" "$T/d2/logits.npy" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --no-mmap dump differs"; }
 expect 1 "cannot open" -- "$BIN" run -m "$T/missing.gguf" --no-mmap --tokens 1
+# --backend: a backend this build lacks is refused by name, in every command that makes a context
+for cmd in "run --tokens 1" "dump --tokens 1 -o $T/bd" "embed --input $T/none.txt -o $T/be" "solve --data $T/none.jsonl" \
+           "label --data $T/none.jsonl -o $T/bl.jsonl" "selfeval --data $T/none.jsonl --out $T/bs"; do
+  expect 2 "unknown --backend 'warp'" -- "$BIN" $cmd -m "$T/m.gguf" --backend warp
+done
+"$BIN" run -m "$T/m.gguf" --tokens 1,2 -n 2 --backend cpu >/dev/null 2>&1 && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --backend cpu"; }
+"$BIN" run -m "$T/m.gguf" --tokens 1,2 -n 2 --backend auto >/dev/null 2>&1 && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: --backend auto"; }
 
 echo "cli_errors: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -44,6 +44,10 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd);
 /* Sequences decoded at once unless --parallel says otherwise (solve, selfeval, label, embed, embed-eval): on the
  * project's 2-core machines and the shipped model this many was fastest (BENCHMARKS.md, "--parallel"). */
 #define CLI_PARALLEL_DEFAULT 8
+/* --backend auto|cpu|...: validated and kept for every context the command makes (cli_ctx_defaults); handled by
+ * cli_threads_ctx_opt too. */
+int cli_backend_opt(const char *cmd, const char *a, const char *v);
+kvl_ctx_params cli_ctx_defaults(void); /* kvl_ctx_default_params with the --backend choice */
 /* --parallel N / -np N (sequences decoded at once, 1..4096), as cli_threads_ctx_opt. */
 int cli_parallel_opt(const char *cmd, const char *a, const char *v, int *parallel);
 int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx);
@@ -107,6 +111,7 @@ typedef struct {
     "  -p, --prompt TEXT     prompt text\n"                                                 \
     "  --tokens 1,2,3        prompt as token ids (instead of -p)\n"                         \
     "  -t, --threads N       threads (default: all cores)\n"                                \
+    "  --backend NAME        compute backend: auto (default) or cpu\n"                       \
     "  -c, --ctx N           context size in positions (default: the model's, at most 4096)\n" \
     "  --cache-f16           keep the KV cache in f16 instead of f32\n"                     \
     "  --no-mmap             read the model into (huge-page) memory instead of mapping it: faster decoding\n" \

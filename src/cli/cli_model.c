@@ -14,7 +14,7 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *
         if (!(o->prompt = cli_value(argc, argv, i, cmd))) return -1;
     } else if (cli_is(a, "--tokens", NULL)) {
         if (!(o->tokens = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
+    } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--backend", NULL)) {
         if (!(v = cli_value(argc, argv, i, cmd)) || cli_threads_ctx_opt(cmd, a, v, &o->n_threads, &o->n_ctx) < 0) return -1;
     } else if (cli_is(a, "--cache-f16", NULL)) {
         o->cache_f16 = 1;
@@ -41,7 +41,7 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *
 }
 
 kvl_ctx_params cli_ctx_params(const cli_model_opts *o) {
-    kvl_ctx_params p = kvl_ctx_default_params();
+    kvl_ctx_params p = cli_ctx_defaults();
     p.n_threads = o->n_threads;
     p.n_ctx = o->n_ctx;
     p.cache_type = o->cache_f16 ? KVL_CACHE_F16 : KVL_CACHE_F32;

@@ -42,6 +42,7 @@ int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) 
         return cli_error(cmd, "--think %s needs a hybrid-thinking chat template: %s", p->think_name, kvl_last_error());
     }
     kvl_session_params sp = kvl_session_default_params();
+    sp.ctx = cli_ctx_defaults();
     sp.ctx.n_threads = p->n_threads;
     sp.ctx.n_ctx = p->n_ctx;
     sp.ctx.keep_hidden = p->keep_hidden;

@@ -54,8 +54,32 @@ int cli_parallel_opt(const char *cmd, const char *a, const char *v, int *paralle
     return 1;
 }
 
+/* --backend: the compute backend of every context the command makes */
+static const char *backend_name;
+
+kvl_ctx_params cli_ctx_defaults(void) {
+    kvl_ctx_params p = kvl_ctx_default_params();
+    p.backend = backend_name;
+    return p;
+}
+
+int cli_backend_opt(const char *cmd, const char *a, const char *v) {
+    if (!cli_is(a, "--backend", NULL)) return 0;
+    bool known = !strcmp(v, "auto");
+    char list[128] = "auto";
+    for (const char *const *n = kvl_backend_names(); *n; n++) {
+        known |= !strcmp(v, *n);
+        snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", *n);
+    }
+    if (!known) return cli_usage(cmd, "unknown --backend '%s' (this build has: %s)", v, list), -1;
+    backend_name = v;
+    return 1;
+}
+
 int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx) {
     long long x;
+    int r = cli_backend_opt(cmd, a, v);
+    if (r) return r;
     if (cli_is(a, "-t", "--threads")) {
         if (cli_parse_int(v, 1, 1024, &x)) return cli_usage(cmd, "bad thread count '%s'", v), -1;
         *n_threads = (int)x;

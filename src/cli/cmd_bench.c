@@ -85,7 +85,7 @@ typedef struct {
  * sequence, every row with logits (as llama-batched-bench). Medians over reps; B-row throughput in *pp, *tg. */
 static kvl_status bench_batch_one(kvl_model *m, const batch_opts *o, int B, double *pp_med, double *tg_med) {
     const kvl_hparams *hp = kvl_model_hparams(m);
-    kvl_ctx_params cp = kvl_ctx_default_params();
+    kvl_ctx_params cp = cli_ctx_defaults();
     cp.n_threads = o->threads;
     cp.n_seq_max = B;
     cp.n_ctx = (int)(o->n_pp + o->n_tg + 16);
@@ -245,7 +245,7 @@ int cmd_bench(int argc, char **argv) {
         return rc;
     }
     const kvl_hparams *hp = kvl_model_hparams(m);
-    kvl_ctx_params cp = kvl_ctx_default_params();
+    kvl_ctx_params cp = cli_ctx_defaults();
     cp.n_threads = threads;
     cp.n_ctx = (int)(n_pp > n_tg ? n_pp : n_tg);
     cp.cache_type = cache;

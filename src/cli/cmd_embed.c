@@ -27,6 +27,7 @@ static void help(void) {
            "  --output-format npy|jsonl\n"
            "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
            "  -t, --threads N        threads (default: all cores)\n"
+           "  --backend NAME         compute backend: auto (default) or cpu\n"
            "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n"
            "  --cache-f16            keep the KV cache in f16\n"
            "  --shape NAME           random weights of a real model's shape instead of -m (with --format ids)\n"
@@ -95,7 +96,7 @@ int cmd_embed(int argc, char **argv) {
             jsonl = !strcmp(v, "jsonl");
         } else if (cli_is(a, "--parallel", "-np")) {
             if (!(v = cli_value(argc, argv, &i, "embed")) || cli_parallel_opt("embed", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--backend", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed")) || cli_threads_ctx_opt("embed", a, v, &threads, &n_ctx) < 0)
                 return 2;
         } else if (cli_is(a, "--cache-f16", NULL)) {
@@ -136,7 +137,7 @@ int cmd_embed(int argc, char **argv) {
     for (int i = 0; i < n; i++) longest = items[i].n_ids > longest ? items[i].n_ids : longest;
     const kvl_hparams *hp = kvl_model_hparams(m);
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    kvl_ctx_params cp = kvl_ctx_default_params();
+    kvl_ctx_params cp = cli_ctx_defaults();
     cp.n_threads = threads;
     cp.n_seq_max = parallel;
     cp.cache_type = f16 ? KVL_CACHE_F16 : KVL_CACHE_F32;

@@ -32,6 +32,7 @@ static void help(void) {
            "  -m, --model FILE       GGUF model\n"
            "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
            "  -t, --threads N        threads (default: all cores)\n"
+           "  --backend NAME         compute backend: auto (default) or cpu\n"
            "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n",
            CLI_PARALLEL_DEFAULT);
 }
@@ -130,7 +131,7 @@ int cmd_embed_eval(int argc, char **argv) {
             json = 1;
         } else if (cli_is(a, "--parallel", "-np")) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_parallel_opt("embed-eval", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx")) {
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--backend", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_threads_ctx_opt("embed-eval", a, v, &threads, &n_ctx) < 0)
                 return 2;
         } else {
@@ -190,7 +191,7 @@ int cmd_embed_eval(int argc, char **argv) {
     for (int i = 0; i < n; i++) longest = items[i].n_ids > longest ? items[i].n_ids : longest;
     const kvl_hparams *hp = kvl_model_hparams(m);
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    kvl_ctx_params pp = kvl_ctx_default_params();
+    kvl_ctx_params pp = cli_ctx_defaults();
     pp.n_threads = threads;
     pp.n_seq_max = parallel;
     pp.keep_hidden = hidden;

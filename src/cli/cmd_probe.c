@@ -198,7 +198,7 @@ static int open_model(const probe_opts *o, kvl_model **m, const kvl_tokenizer **
     const char *open, *close;
     if (kvl_chat_think_tags(*tok, NULL, &open, &close))
         return cli_error("probe", "the thinking probe needs a hybrid-thinking model: %s", kvl_last_error());
-    kvl_ctx_params xp = kvl_ctx_default_params();
+    kvl_ctx_params xp = cli_ctx_defaults();
     xp.n_threads = o->n_threads;
     if ((s = kvl_ctx_new(*m, &xp, c))) return cli_fail("probe", s);
     return 0;

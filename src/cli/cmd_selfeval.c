@@ -42,6 +42,7 @@ static void help(void) {
            "  --points K            points of the resampled token-axis trajectories (default %d)\n"
            "  --json                print the summary JSON to stdout\n"
            "  -t, --threads N       threads (default: all cores)\n"
+           "  --backend NAME        compute backend: auto (default) or cpu\n"
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n",
            DEFAULT_POINTS);
 }
