@@ -119,6 +119,37 @@ s=$(cat "$T/se/summary.json")
 [ "$(grep -c '<polyline' "$T/se/roc.svg")" = 15 ] && ok || bad "15 ROC curves"
 grep -qi nan "$T/se/summary.json" "$T/se/problems.jsonl" "$T/se/table.md" && bad "NaN in selfeval outputs" || ok
 cmp -s "$T/se.json" "$T/se/summary.json" && ok || bad "--json prints the summary"
+# one problem at a time gives the same per-problem scores (each answer scored from its own sequence before the slot
+# is reused) as the default, which decodes several at once
+KVL_PROGRESS=0 "$BIN" selfeval -m "$MODEL" --data "$T/mix.jsonl" --think fast --max-tokens 200 -t 1 --boot 200 \
+    --parallel 1 --out "$T/se1" >/dev/null 2>&1
+# outputs, verdicts and token counts identical; scores equal to 1e-3 relative (a row decoded inside a batch differs
+# from one decoded alone by float rounding: logits and K/V by ~2e-7, which the CoE's differences of nearby vectors
+# amplify to ~2e-4 measured); ppl and entropy to 2e-2 (1 / mean -log p with p within 1e-5 of 1 is ill-conditioned:
+# 6e-3 measured); times left out
+cmp_out=$(python3 - "$T/se/problems.jsonl" "$T/se1/problems.jsonl" "$T/se/summary.json" "$T/se1/summary.json" <<'PY'
+import json, sys
+def close(a, b, path):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            if "time" not in k: close(a[k], b[k], path + "." + k)
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)): close(x, y, path + "[%d]" % i)
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        tol = 2e-2 if path.endswith((".ppl", ".entropy")) else 1e-3
+        assert abs(a - b) <= tol * max(1.0, abs(a), abs(b)) or path.endswith(("_ci[0]", "_ci[1]")) and abs(a - b) <= 1, (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+rows = [open(f).read().splitlines() for f in sys.argv[1:3]]
+assert len(rows[0]) == len(rows[1])
+for i, (x, y) in enumerate(zip(*rows)): close(json.loads(x), json.loads(y), "row %d" % i)
+close(json.load(open(sys.argv[3])), json.load(open(sys.argv[4])), "summary")
+print("same")
+PY
+)
+[ "$cmp_out" = same ] && ok || bad "--parallel 1 against the default: $cmp_out"
 # the same answers as kvlens solve (shared generation and grading)
 KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/mix.jsonl" --think fast --max-tokens 200 -t 1 --json >"$T/solve.json"
 [ "$(field accuracy "$(cat "$T/solve.json")")" = "$(field accuracy "$s")" ] && ok || bad "accuracy differs from solve"
