@@ -13,19 +13,9 @@
 #include <string.h>
 
 #include "kvlens.h"
-#include "test_util.h"
+#include "fixture_util.h"
 
 enum { NSEQ = 4, STEPS = 6, MAXP = 40 };
-
-static double rel_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > num || d != d) num = d != d ? INFINITY : d;
-        if (fabs(b[i]) > den) den = fabs(b[i]);
-    }
-    return den > 0 ? num / den : num;
-}
 
 static int argmax(const float *x, int n) {
     int b = 0;
@@ -71,7 +61,7 @@ static void check_rows(const float *got, const float *want, int V, double bound,
                        double *worst) {
     CHECK_MSG(got != NULL, "%s: seq %d step %d has no logits", what, seq, step);
     if (!got) return;
-    double e = rel_err(got, want, V);
+    double e = fx_rel_err(got, want, V);
     if (e > *worst) *worst = e;
     CHECK_MSG(e <= bound, "%s: seq %d step %d: logits differ by %.3g (bound %g)", what, seq, step, e, bound);
 }
@@ -121,7 +111,7 @@ static void mixed_batches(kvl_model *m, ref_seq *ref, double bound, const char *
         const int n = ref[q].n_prompt + STEPS, nk = hp->n_head_kv * n * hp->head_dim;
         float *k = malloc((size_t)nk * sizeof *k);
         CHECK(kvl_seq_cache_k(c, q, hp->n_layer - 1, 0, n, k) == KVL_OK);
-        double e = rel_err(k, ref[q].k_last, nk);
+        double e = fx_rel_err(k, ref[q].k_last, nk);
         CHECK_MSG(e <= bound, "%s: seq %d: K differs by %.3g", what, q, e);
         if (e > worst) worst = e;
         free(k);
@@ -198,7 +188,7 @@ static void two_threads(kvl_model *m, ref_seq *ref) {
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     double worst = 0;
     for (int i = 0; i < 2; i++) {
-        double e = rel_err(j[i].logits, ref[i].logits, (size_t)(STEPS + 1) * V);
+        double e = fx_rel_err(j[i].logits, ref[i].logits, (size_t)(STEPS + 1) * V);
         if (e > worst) worst = e;
         CHECK_MSG(e <= 1e-5, "thread %d: logits differ by %.3g", i, e);
         free(j[i].logits);
@@ -235,7 +225,7 @@ static void embed_many(kvl_model *m, const char *what) {
     for (int i = 0; i < 5; i++) {
         CHECK(kvl_embed_ids(c, cfg, 2, ids[i], lens[i], KVL_TRUNCATE_LEFT, NULL, 0, want[i]) == KVL_OK);
         for (int j = 0; j < 2; j++) {
-            double e = rel_err(got[i][j], want[i][j], dim[j]);
+            double e = fx_rel_err(got[i][j], want[i][j], dim[j]);
             if (e > worst) worst = e;
             CHECK_MSG(e <= 1e-5, "%s: text %d config %d: %.3g", what, i, j, e);
         }

@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "repr/repr_internal.h"
 #include "util/error.h"
 
-/* A non-negative decimal integer below `limit`, the whole string; -1 otherwise. */
-static long parse_count(const char *s, size_t len, long limit) {
+long kvl_parse_count(const char *s, size_t len, long limit) {
     if (len == 0 || len > 9) return -1;
     long v = 0;
     for (size_t i = 0; i < len; i++) {
@@ -23,7 +23,7 @@ kvl_status kvl_layer_sel_parse(kvl_layer_sel *sel, const char *value) {
         return KVL_OK;
     }
     if (!strncmp(value, "last:", 5)) {
-        long n = parse_count(value + 5, strlen(value + 5), KVL_REPR_MAX_LAYERS + 1);
+        long n = kvl_parse_count(value + 5, strlen(value + 5), KVL_REPR_MAX_LAYERS + 1);
         if (n < 1) return kvl_fail(KVL_ERR_ARG, "bad layers '%s' (expected all, last:N with N >= 1, or a list i,j,k)", value);
         memset(sel, 0, sizeof *sel);
         sel->last_n = (int)n;
@@ -33,7 +33,7 @@ kvl_status kvl_layer_sel_parse(kvl_layer_sel *sel, const char *value) {
     for (const char *p = value;;) {
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
-        long l = parse_count(p, len, KVL_REPR_MAX_LAYERS);
+        long l = kvl_parse_count(p, len, KVL_REPR_MAX_LAYERS);
         if (l < 0)
             return kvl_fail(KVL_ERR_ARG, "bad layers '%s' (expected all, last:N, or a list i,j,k of layer indices)", value);
         if (n == KVL_REPR_MAX_LAYERS) return kvl_fail(KVL_ERR_ARG, "too many layers in '%s'", value);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "repr/repr_internal.h"
 #include "util/error.h"
 #include "util/rng.h"
 
@@ -54,23 +55,12 @@ static kvl_status bad_value(const char *knob, const char *value, const char *con
     return kvl_fail(KVL_ERR_ARG, "unknown %s '%s' (expected %s)", knob, value, list);
 }
 
-/* A non-negative decimal integer below `limit`, the whole string; -1 otherwise. */
-static long parse_count(const char *s, size_t len, long limit) {
-    if (len == 0 || len > 9) return -1;
-    long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    return v < limit ? v : -1;
-}
-
 kvl_status kvl_repr_set(kvl_repr_config *cfg, const char *knob, const char *value) {
     if (!cfg || !knob || !value) return kvl_fail(KVL_ERR_ARG, "kvl_repr_set: NULL argument");
     int i;
     if (!strcmp(knob, "layers")) return kvl_layer_sel_parse(&cfg->layers, value);
     if (!strcmp(knob, "window")) {
-        long w = parse_count(value, strlen(value), 1L << 30);
+        long w = kvl_parse_count(value, strlen(value), 1L << 30);
         if (w < 0) return kvl_fail(KVL_ERR_ARG, "bad window '%s' (expected a number of positions, 0 = off)", value);
         cfg->window = (int)w;
         return KVL_OK;
