@@ -608,7 +608,7 @@ typedef struct {
 
 void kvl_logit_stats_add(kvl_logit_stats *s, const float *logits, int n_vocab);
 
-/* The scores of the seen rows. ppl and entropy are the plain quantities; the scores are METHOD.md's 1 / (mean
+/* The scores of the seen rows. ppl and entropy are the plain quantities; the scores are docs/METHOD.md's 1 / (mean
  * -log top probability) and 1 / (mean entropy), with the mean floored at 1e-12 (warn = 1 when that happened or
  * when no row was seen, which gives maxprob 0, ppl 1, entropy 0). */
 typedef struct {
@@ -703,7 +703,7 @@ kvl_status kvl_svg_trajectories(const char *title, const kvl_traj_panel *panels,
  * prompt is counted, sampled or inserted.
  */
 
-/* Difficulty label of a problem from one fast and one slow run (METHOD.md section 5): 0 = fast correct in fewer
+/* Difficulty label of a problem from one fast and one slow run (docs/METHOD.md section 5): 0 = fast correct in fewer
  * than short_bound generated tokens, 25 = fast correct but longer, 75 = fast wrong and slow correct, 100 = both
  * wrong. */
 int kvl_think_label(bool fast_correct, int fast_tokens, bool slow_correct, int short_bound);
@@ -807,7 +807,7 @@ kvl_status kvl_think_prompt_build(const kvl_tokenizer *t, const kvl_chat_msg *me
                                   const kvl_chat_params *cp, kvl_think_prompt *out);
 void kvl_think_prompt_free(kvl_think_prompt *p);
 
-/* The probe's training features of one question (METHOD.md section 5: each question twice): tmpl = features of the
+/* The probe's training features of one question (docs/METHOD.md section 5: each question twice): tmpl = features of the
  * prefix of `pr` (the question inside the chat template), raw = features of `question` tokenized as plain text
  * (with a BOS when the tokenizer adds one). Each holds kvl_repr_dim floats; the context is cleared first. */
 kvl_status kvl_think_features(kvl_ctx *c, const kvl_tokenizer *t, const kvl_repr_config *cfg,

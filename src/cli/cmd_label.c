@@ -1,6 +1,6 @@
 /* kvlens label: difficulty labels for the thinking probe. Each problem is solved once fast and once slow (the same
  * prompts and graders as `kvlens solve --think fast|slow`), both answers are graded and the label follows from
- * METHOD.md section 5. The output is appended line by line and flushed, so an interrupted run resumes: problems
+ * docs/METHOD.md section 5. The output is appended line by line and flushed, so an interrupted run resumes: problems
  * already in the file are skipped (an incomplete last line is dropped first). */
 #include <stdlib.h>
 #include <string.h>

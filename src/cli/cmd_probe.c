@@ -1,4 +1,4 @@
-/* kvlens probe train | eval: the fast/slow thinking probe. Features are the classifier features of METHOD.md
+/* kvlens probe train | eval: the fast/slow thinking probe. Features are the classifier features of docs/METHOD.md
  * section 3 read from the cache after the prompt; each labelled question gives two rows, the question inside the
  * chat template (up to where the fast and slow prompts part: what the controllers score) and the question as raw
  * text, as the paper trained. */

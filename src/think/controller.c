@@ -1,4 +1,4 @@
-/* The controllers (METHOD.md section 5), online in the live cache: the prompt's shared prefix is evaluated once,
+/* The controllers (docs/METHOD.md section 5), online in the live cache: the prompt's shared prefix is evaluated once,
  * scored, and followed by the chosen mode's start; the two-step controller re-scores the sliding window every
  * `every` sampled tokens and switches by evaluating the template's close or open tokens on top of what is already
  * cached - nothing is evaluated twice. Every token after the prompt is counted, sampled or inserted. */

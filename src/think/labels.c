@@ -1,4 +1,4 @@
-/* Difficulty labels (METHOD.md section 5) and the labels file: one strict JSON object per line. Unknown fields and
+/* Difficulty labels (docs/METHOD.md section 5) and the labels file: one strict JSON object per line. Unknown fields and
  * labels that contradict their own outcomes are errors, so a typo or a hand edit cannot silently train a probe on
  * wrong data. */
 #include <math.h>
