@@ -31,11 +31,121 @@ static void deinterleave_heads(float *v, int n_heads, int hd, float *tmp) {
 
 /* Attention of single rows against their own sequence's cache (which already holds them): row r at position pos[r]
  * of sequence seq[r] attends to positions 0..pos[r]. Output rows [n_head*hd] into out. Work is split over (kv head,
- * row) pairs. */
+ * row) pairs. With AVX-512 and head_dim a multiple of 64, the query heads of a KV group go through the cache
+ * together, two at a time (every K and V row is read once per pair instead of once per head), straight from f32 or
+ * f16 rows (converted in registers: an f16 cache is read at half the bytes). */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define ATT_AVX512 1
+
+/* 16 elements of an f32 (F16 = 0) or f16 (F16 = 1) cache at element offset i, as f32 */
+static inline __attribute__((always_inline)) __m512 att_ld(const void *p, size_t i, const int F16) {
+    if (F16) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+    return _mm512_loadu_ps((const float *)p + i);
+}
+
+/* The sums of a, b, c, d as one vector [sum a, sum b, sum c, sum d]. */
+static inline __m128 att_hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+#define ATT_HALF(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
+    const __m256 ab = _mm256_hadd_ps(ATT_HALF(a), ATT_HALF(b)), cd = _mm256_hadd_ps(ATT_HALF(c), ATT_HALF(d));
+#undef ATT_HALF
+    const __m256 abcd = _mm256_hadd_ps(ab, cd);
+    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+}
+
+/* s_h[j] = scale * (q_h . K[j]) for j < nk and NQ (1 or 2) query heads; K rows of hd elements. */
+static inline __attribute__((always_inline)) void att_scores(const float *q0, const float *q1, const void *K, int nk,
+                                                             int hd, float scale, float *s0, float *s1, const int NQ,
+                                                             const int F16) {
+    const __m128 sc = _mm_set1_ps(scale);
+    int j = 0;
+    for (; j + 4 <= nk; j += 4) {
+        __m512 a[2][4];
+        for (int h = 0; h < NQ; h++)
+            for (int u = 0; u < 4; u++) a[h][u] = _mm512_setzero_ps();
+        const size_t r = (size_t)j * hd;
+        for (int d = 0; d < hd; d += 16) {
+            const __m512 x0 = _mm512_loadu_ps(q0 + d), x1 = NQ > 1 ? _mm512_loadu_ps(q1 + d) : x0;
+            for (int u = 0; u < 4; u++) {
+                const __m512 k = att_ld(K, r + (size_t)u * hd + d, F16);
+                a[0][u] = _mm512_fmadd_ps(x0, k, a[0][u]);
+                if (NQ > 1) a[1][u] = _mm512_fmadd_ps(x1, k, a[1][u]);
+            }
+        }
+        _mm_storeu_ps(s0 + j, _mm_mul_ps(sc, att_hsum4(a[0][0], a[0][1], a[0][2], a[0][3])));
+        if (NQ > 1) _mm_storeu_ps(s1 + j, _mm_mul_ps(sc, att_hsum4(a[1][0], a[1][1], a[1][2], a[1][3])));
+    }
+    for (; j < nk; j++) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        for (int d = 0; d < hd; d += 16) {
+            const __m512 k = att_ld(K, (size_t)j * hd + d, F16);
+            a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q0 + d), k, a0);
+            if (NQ > 1) a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q1 + d), k, a1);
+        }
+        s0[j] = scale * _mm512_reduce_add_ps(a0);
+        if (NQ > 1) s1[j] = scale * _mm512_reduce_add_ps(a1);
+    }
+}
+
+/* o_h = sum_j p_h[j] V[j] for NQ (1 or 2) heads, in chunks of 64 values of the rows (8 accumulators). */
+static inline __attribute__((always_inline)) void att_values(const float *p0, const float *p1, const void *V, int nk,
+                                                             int hd, float *o0, float *o1, const int NQ, const int F16) {
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+        __m512 a[2][4];
+        for (int h = 0; h < NQ; h++)
+            for (int c = 0; c < 4; c++) a[h][c] = _mm512_setzero_ps();
+        for (int j = 0; j < nk; j++) {
+            const __m512 w0 = _mm512_set1_ps(p0[j]), w1 = NQ > 1 ? _mm512_set1_ps(p1[j]) : w0;
+            const size_t r = (size_t)j * hd + d0;
+            for (int c = 0; c < 4; c++) {
+                const __m512 v = att_ld(V, r + 16 * c, F16);
+                a[0][c] = _mm512_fmadd_ps(w0, v, a[0][c]);
+                if (NQ > 1) a[1][c] = _mm512_fmadd_ps(w1, v, a[1][c]);
+            }
+        }
+        for (int c = 0; c < 4; c++) {
+            _mm512_storeu_ps(o0 + d0 + 16 * c, a[0][c]);
+            if (NQ > 1) _mm512_storeu_ps(o1 + d0 + 16 * c, a[1][c]);
+        }
+    }
+}
+
+/* The query heads h0..h0+NQ-1 of one row against K, V (nk rows each); sc has room for 2 * n_ctx scores. */
+static inline __attribute__((always_inline)) void att_heads(const float *q, const void *K, const void *V, int nk,
+                                                            int hd, float scale, float *sc, int n_ctx, float *o,
+                                                            const int NQ, const int F16) {
+    float *s0 = sc, *s1 = sc + n_ctx;
+    att_scores(q, q + hd, K, nk, hd, scale, s0, s1, NQ, F16);
+    kvl_softmax(s0, nk);
+    if (NQ > 1) kvl_softmax(s1, nk);
+    att_values(s0, s1, V, nk, hd, o, o + hd, NQ, F16);
+}
+
+/* All grp query heads of KV group g of one row; q and o point at the group's first head. */
+static void att_group(const kvl_kvcache *kv, int il, int g, int nk, const float *q, float *o, int grp, float scale,
+                      float *sc) {
+    const int hd = kv->hd, f16 = kv->type == KVL_CACHE_F16;
+    const size_t off = kvl_kv_index(kv, il, g, 0) * (f16 ? 2 : 4);
+    const void *K = (const char *)kv->k + off, *V = (const char *)kv->v + off;
+    int h = 0;
+    for (; h + 2 <= grp; h += 2) {
+        if (f16) att_heads(q + (size_t)h * hd, K, V, nk, hd, scale, sc, kv->n_ctx, o + (size_t)h * hd, 2, 1);
+        else att_heads(q + (size_t)h * hd, K, V, nk, hd, scale, sc, kv->n_ctx, o + (size_t)h * hd, 2, 0);
+    }
+    if (h < grp) {
+        if (f16) att_heads(q + (size_t)h * hd, K, V, nk, hd, scale, sc, kv->n_ctx, o + (size_t)h * hd, 1, 1);
+        else att_heads(q + (size_t)h * hd, K, V, nk, hd, scale, sc, kv->n_ctx, o + (size_t)h * hd, 1, 0);
+    }
+}
+#endif
+
 static void attention_rows(kvl_cpu_state *c, int il, const int *rows, int n_rows, const kvl_ubatch *ub, float *out) {
     const kvl_hparams *hp = &c->m->hp;
     const int hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv, grp = nh / nkv, qd = nh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
+#ifdef ATT_AVX512
+    const int fast = hd % 64 == 0;
+#endif
 #pragma omp parallel num_threads(c->n_threads) if (n_rows * nkv > 1)
     {
         float *scr = c->att_scratch + (size_t)omp_get_thread_num() * c->att_stride;
@@ -45,6 +155,13 @@ static void attention_rows(kvl_cpu_state *c, int il, const int *rows, int n_rows
             for (int i = 0; i < n_rows; i++) {
                 const int t = rows[i], nk = ub->pos[t] + 1;
                 const kvl_kvcache *kv = &c->kv[ub->seq[t]];
+#ifdef ATT_AVX512
+                if (fast) {
+                    const size_t at = (size_t)t * qd + (size_t)g * grp * hd;
+                    att_group(kv, il, g, nk, c->q + at, out + at, grp, scale, scr);
+                    continue;
+                }
+#endif
                 const float *K = kvl_kv_f32(kv, 0, il, g, 0), *V = kvl_kv_f32(kv, 1, il, g, 0);
                 if (!K) {
                     kvl_kv_read(kv, 0, il, g, 0, nk, kbuf);
