@@ -2,6 +2,7 @@
  * Each command returns the process exit status (0 ok, 1 runtime failure, 2 usage error). */
 #ifndef KVL_CLI_H
 #define KVL_CLI_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -35,7 +36,9 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *s, double *out);
 /* Parse "1,2,3" into a malloc'd array; returns count or -1. */
 int cli_parse_int_list(const char *s, int32_t **out);
-/* Is argv[i] equal to one of the names; fetch its value argv[i+1] (error if missing). */
+/* Is argv[i] equal to one of the names; fetch its value argv[i+1] (usage error, NULL, if it is missing, or if the
+ * option (or an alias: -o/--out/--output, -c/--ctx/--ctx-size, ...) was given before: single-value options are
+ * given once; --stop may repeat). */
 int cli_is(const char *arg, const char *a, const char *b);
 const char *cli_value(int argc, char **argv, int *i, const char *cmd);
 /* -t/--threads N (1..1024) and -c/--ctx N (1..2^24), the same in every command that runs a model: with a the option
@@ -68,8 +71,23 @@ void cli_progress_end(cli_progress *p);
 
 double cli_now(void); /* seconds, monotonic */
 
-/* JSON string output with escaping. */
+/* The one JSON string writer: escaping, and bytes that are not well-formed UTF-8 (a character cut by a token
+ * limit) written as U+FFFD, so every JSON output is valid UTF-8 JSON. */
 void cli_json_string(FILE *f, const char *s, size_t len);
+/* A number with fmt, or null when it is not finite (an undefined metric). */
+void cli_json_num(FILE *f, const char *fmt, double v);
+
+/* Outputs. cli_close: ferror + fclose of an output file, a message on failure; returns 0 or 1 (NULL f: 0).
+ * cli_check_output: before anything is written, refuse (usage, 2) an output that is an existing directory (a file
+ * is expected) or not a directory (is_dir), or that is one of the inputs (same device and inode); NULL and "-"
+ * inputs are skipped. cli_check_output_in: the same for DIR/NAME. cli_input_file: an input that is a directory is
+ * refused (2), a missing one is an error (1). cli_finish_stdout: at the end of every command (main): flush stdout
+ * and turn a write error into a message and a non-zero status. */
+int cli_close(FILE *f, const char *cmd, const char *path);
+int cli_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs, bool is_dir);
+int cli_check_output_in(const char *cmd, const char *dir, const char *name, const char *const *inputs, int n_inputs);
+int cli_input_file(const char *cmd, const char *path);
+int cli_finish_stdout(const char *cmd, int rc);
 
 
 /* Thinking controllers (cli_think.c): "fast|slow|auto1|auto2" -> mode (0 on success); its name; the per-problem

@@ -82,6 +82,8 @@ int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int3
     if (sources != 1) return cli_usage(cmd, "give exactly one of -p TEXT, --tokens IDS and --messages FILE");
     if ((o->chat || o->system || o->think) && !o->prompt && !o->messages)
         return cli_usage(cmd, "--chat, --system and --think apply to -p or --messages");
+    if (o->add_bos >= 0 && (o->tokens || o->chat || o->messages || o->system || o->think))
+        return cli_usage(cmd, "--add-bos and --no-bos apply to raw text (-p without --chat)");
     if (o->tokens) {
         *n_ids = cli_parse_int_list(o->tokens, ids);
         if (*n_ids < 0) return cli_usage(cmd, "--tokens must be a comma-separated list of integers");

@@ -1,26 +1,41 @@
 /* Printing the self-evaluation scores of one answer, as JSON or as a small table. */
+#include <math.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/cli_scores.h"
 
-static void coe_json(FILE *f, const kvl_coe *c) {
+void cli_coe_json(FILE *f, const kvl_coe *c) {
     char w[96];
     kvl_coe_warn_str(c->warn, w, sizeof w);
-    fprintf(f, "{\"mag\": %.9g, \"ang\": %.9g, \"r\": %.9g, \"c\": %.9g, \"warn\": \"%s\"}", c->mag, c->ang, c->r, c->c, w);
+    const double v[4] = {c->mag, c->ang, c->r, c->c};
+    static const char *const names[4] = {"mag", "ang", "r", "c"};
+    fputc('{', f);
+    for (int k = 0; k < 4; k++) { /* a degenerate trajectory leaves a value undefined (NaN): null */
+        fprintf(f, "\"%s\": ", names[k]);
+        cli_json_num(f, "%.9g", v[k]);
+        fputs(", ", f);
+    }
+    fputs("\"warn\": ", f);
+    cli_json_string(f, w, strlen(w));
+    fputc('}', f);
 }
 
 void cli_scores_json(FILE *f, const kvl_answer_scores *s, const char *layers) {
     fprintf(f, "{\"kv_coe\": {\"token\": ");
-    coe_json(f, &s->kv_token);
+    cli_coe_json(f, &s->kv_token);
     fprintf(f, ", \"layer\": ");
-    coe_json(f, &s->kv_layer);
+    cli_coe_json(f, &s->kv_layer);
     fprintf(f, "}, \"hidden_coe\": ");
-    if (s->has_hidden) coe_json(f, &s->hidden);
+    if (s->has_hidden) cli_coe_json(f, &s->hidden);
     else fprintf(f, "null");
-    fprintf(f, ", \"maxprob\": %.9g, \"ppl\": %.9g, \"entropy\": %.9g, \"ppl_score\": %.9g, \"entropy_score\": %.9g, "
-               "\"answer_tokens\": %d, \"layers\": ",
-            s->out.maxprob, s->out.ppl, s->out.entropy, s->out.ppl_score, s->out.entropy_score, s->answer_tokens);
+    const double v[5] = {s->out.maxprob, s->out.ppl, s->out.entropy, s->out.ppl_score, s->out.entropy_score};
+    static const char *const names[5] = {"maxprob", "ppl", "entropy", "ppl_score", "entropy_score"};
+    for (int k = 0; k < 5; k++) {
+        fprintf(f, ", \"%s\": ", names[k]);
+        cli_json_num(f, "%.9g", v[k]);
+    }
+    fprintf(f, ", \"answer_tokens\": %d, \"layers\": ", s->answer_tokens);
     cli_json_string(f, layers, strlen(layers));
     fprintf(f, "}");
 }
@@ -28,7 +43,12 @@ void cli_scores_json(FILE *f, const kvl_answer_scores *s, const char *layers) {
 static void coe_row(FILE *f, const char *name, const kvl_coe *c) {
     char w[96];
     kvl_coe_warn_str(c->warn, w, sizeof w);
-    fprintf(f, "%-18s %9.4f %9.4f %9.4f %9.4f%s%s\n", name, c->mag, c->ang, c->r, c->c, *w ? "  warning: " : "", w);
+    const double v[4] = {c->mag, c->ang, c->r, c->c};
+    fprintf(f, "%-18s", name);
+    for (int k = 0; k < 4; k++) /* undefined (a degenerate trajectory): n/a */
+        if (isfinite(v[k])) fprintf(f, " %9.4f", v[k]);
+        else fprintf(f, " %9s", "n/a");
+    fprintf(f, "%s%s\n", *w ? "  warning: " : "", w);
 }
 
 void cli_scores_text(FILE *f, const kvl_answer_scores *s, const char *layers) {

@@ -135,6 +135,26 @@ static int flush(rows_state *st, cli_progress *prog, long rows_done_base) {
     return 0;
 }
 
+int cli_validate_rows(const char *cmd, const char *data, const cli_problem_opts *po, long max_rows) {
+    char *copy = strdup(data), *p = copy, *line;
+    if (!copy) return cli_error(cmd, "out of memory");
+    long line_no = 0, row = 0;
+    int rc = 0;
+    while (!rc && (!max_rows || row < max_rows) && (line = cli_next_row(&p, &line_no))) {
+        kvl_problem pb;
+        kvl_format fmt;
+        if (kvl_problem_parse(line, po->format, po->field, &pb, &fmt))
+            rc = cli_error(cmd, "%s:%ld: %s (nothing was solved)", po->data, line_no, kvl_last_error());
+        else kvl_problem_free(&pb);
+        row++;
+    }
+    if (!rc && row == 0) rc = cli_error(cmd, "%s holds no problems", po->data);
+    free(copy);
+    return rc;
+}
+
+bool cli_solved_skipped(const cli_solved *r) { return r->a.stop && !strcmp(r->a.stop, "prompt too long"); }
+
 int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_problem_opts *po, const cli_rows_hooks *h,
                    cli_progress *prog) {
     static const int one_mode[1] = {-1};
@@ -234,8 +254,11 @@ void cli_solved_json(FILE *f, long index, const cli_solved *r) {
     fputs(", \"reference\": ", f);
     cli_json_string(f, shown, strlen(shown));
     free(ref);
-    fprintf(f, ", \"correct\": %s, \"tokens\": %d, \"prompt_tokens\": %d, \"time_s\": %.3f, \"stop\": \"%s\"",
-            r->grade.correct ? "true" : "false", r->a.n_tokens, r->a.n_prompt, r->a.t_prompt + r->a.t_gen, r->a.stop);
+    /* a skipped row (its prompt does not fit the context) was not answered: neither right nor wrong */
+    const bool skipped = cli_solved_skipped(r);
+    fprintf(f, ", \"correct\": %s, \"skipped\": %s, \"tokens\": %d, \"prompt_tokens\": %d, \"time_s\": %.3f, "
+               "\"stop\": \"%s\"",
+            skipped ? "null" : r->grade.correct ? "true" : "false", skipped ? "true" : "false", r->a.n_tokens, r->a.n_prompt, r->a.t_prompt + r->a.t_gen, r->a.stop);
 }
 
 long cli_count_rows(const char *data, long limit) {

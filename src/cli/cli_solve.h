@@ -89,8 +89,15 @@ typedef struct {
 int cli_solve_rows(cli_solver *s, const char *cmd, char *data, const cli_problem_opts *po, const cli_rows_hooks *h,
                    cli_progress *prog);
 
+/* Parse every row (at most max_rows non-blank rows; 0 = all) before any work: a bad row is reported as file:line
+ * and nothing is solved; a file without rows is refused. Returns 0 or the exit status (message printed). */
+int cli_validate_rows(const char *cmd, const char *data, const cli_problem_opts *po, long max_rows);
+/* Whether the row was skipped: its prompt does not fit the context, nothing was generated. Every command reports
+ * such rows as skipped ("skipped": true, "correct": null) and leaves them out of its counts. */
+bool cli_solved_skipped(const cli_solved *r);
+
 /* The per-problem JSON record without its closing brace: {"index", "id"?, "level"?, "question", "output",
- * "extracted", "reference", "correct", "tokens", "prompt_tokens", "time_s", "stop". */
+ * "extracted", "reference", "correct" (null when skipped), "skipped", "tokens", "prompt_tokens", "time_s", "stop". */
 void cli_solved_json(FILE *f, long index, const cli_solved *r);
 
 /* Non-blank lines of a data file, at most limit (0 = all). */

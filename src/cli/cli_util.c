@@ -1,14 +1,18 @@
 /* Shared helpers of the CLI: errors, strict number parsing, files, progress bar, JSON strings. */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "tokenizer/utf8.h"
 
 int cli_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
@@ -143,15 +147,97 @@ int cli_is(const char *arg, const char *a, const char *b) {
     return (a && !strcmp(arg, a)) || (b && !strcmp(arg, b));
 }
 
+/* Options that take one value may be given once: the canonical name of each seen so far (aliases map to one). */
+static const char *const ALIASES[][2] = {{"-m", "--model"},   {"-p", "--prompt"},  {"-o", "--out"},
+                                         {"--output", "--out"}, {"-n", "--n-predict"}, {"-t", "--threads"},
+                                         {"-c", "--ctx"},     {"--ctx-size", "--ctx"}, {"-np", "--parallel"},
+                                         {"-i", "--input"},   {"-f", "--file"}};
+static const char *const REPEATABLE[] = {"--stop"};
+static const char *seen_opts[256];
+static int n_seen_opts;
+
+static const char *canonical(const char *a) {
+    for (size_t k = 0; k < sizeof ALIASES / sizeof *ALIASES; k++)
+        if (!strcmp(a, ALIASES[k][0])) return ALIASES[k][1];
+    return a;
+}
+
 const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
     if (*i + 1 >= argc) {
         cli_usage(cmd, "option %s needs a value", argv[*i]);
         return NULL;
     }
+    const char *name = canonical(argv[*i]);
+    bool repeatable = false;
+    for (size_t k = 0; k < sizeof REPEATABLE / sizeof *REPEATABLE; k++) repeatable |= !strcmp(name, REPEATABLE[k]);
+    if (!repeatable) {
+        for (int k = 0; k < n_seen_opts; k++)
+            if (!strcmp(seen_opts[k], name)) {
+                cli_usage(cmd, "option %s is given more than once", argv[*i]);
+                return NULL;
+            }
+        if (n_seen_opts < (int)(sizeof seen_opts / sizeof *seen_opts)) seen_opts[n_seen_opts++] = name;
+    }
     return argv[++*i];
 }
 
+int cli_close(FILE *f, const char *cmd, const char *path) {
+    if (!f) return 0;
+    int err = ferror(f);
+    int e = errno;
+    if (fclose(f)) err = 1, e = errno;
+    if (!err) return 0;
+    return cli_error(cmd, "cannot write %s: %s", path, e ? strerror(e) : "write error");
+}
+
+int cli_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs, bool is_dir) {
+    struct stat so, si;
+    if (!out || !strcmp(out, "-")) return 0;
+    if (stat(out, &so)) return 0; /* a new file: nothing to destroy */
+    if (!is_dir && S_ISDIR(so.st_mode)) return cli_usage(cmd, "%s is a directory, not a file", out);
+    if (is_dir && !S_ISDIR(so.st_mode)) return cli_usage(cmd, "%s exists and is not a directory", out);
+    for (int k = 0; k < n_inputs; k++) {
+        if (!inputs[k] || !strcmp(inputs[k], "-") || stat(inputs[k], &si)) continue;
+        if (so.st_dev == si.st_dev && so.st_ino == si.st_ino)
+            return cli_usage(cmd, "the output %s is the input %s: refusing to overwrite it", out, inputs[k]);
+    }
+    return 0;
+}
+
+int cli_check_output_in(const char *cmd, const char *dir, const char *name, const char *const *inputs, int n_inputs) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return cli_check_output(cmd, path, inputs, n_inputs, false);
+}
+
+int cli_input_file(const char *cmd, const char *path) {
+    struct stat st;
+    if (!path || !strcmp(path, "-")) return 0;
+    if (stat(path, &st)) return cli_error(cmd, "cannot open %s: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return cli_usage(cmd, "%s is a directory, not a file", path);
+    return 0;
+}
+
+int cli_finish_stdout(const char *cmd, int rc) {
+    int e = 0, bad = ferror(stdout);
+    if (bad) e = errno;
+    if (fflush(stdout)) bad = 1, e = errno;
+    if (!bad) return rc;
+    fprintf(stderr, "kvlens %s: cannot write to stdout: %s\n", cmd, e ? strerror(e) : "write error");
+    return rc ? rc : 1;
+}
+
+void cli_json_num(FILE *f, const char *fmt, double v) {
+    if (isfinite(v)) fprintf(f, fmt, v);
+    else fputs("null", f);
+}
+
 char *cli_read_file(const char *path, size_t *len) {
+    struct stat st;
+    if (strcmp(path, "-") && !stat(path, &st) && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "kvlens: %s is a directory, not a file\n", path);
+        return NULL;
+    }
     FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
     if (!f) {
         fprintf(stderr, "kvlens: cannot open %s: %s\n", path, strerror(errno));
@@ -220,10 +306,25 @@ void cli_progress_end(cli_progress *p) {
     fputc('\n', stderr);
 }
 
+/* The one JSON string writer: escapes, and repairs bytes that are not well-formed UTF-8 (text cut inside a
+ * character, e.g. by a token limit) with U+FFFD, as the streaming decoder does (kvl_utf8_bad_len's maximal
+ * subparts). */
 void cli_json_string(FILE *f, const char *s, size_t len) {
+    const unsigned char *u = (const unsigned char *)s;
     fputc('"', f);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        if (c >= 0x80) {
+            int k = kvl_utf8_seq_len(u + i, len - i);
+            if (k) {
+                fwrite(u + i, 1, (size_t)k, f);
+                i += (size_t)k;
+            } else {
+                fputs("\xEF\xBF\xBD", f);
+                i += (size_t)kvl_utf8_bad_len(u + i, len - i);
+            }
+            continue;
+        }
         switch (c) {
         case '"': fputs("\\\"", f); break;
         case '\\': fputs("\\\\", f); break;
@@ -231,9 +332,10 @@ void cli_json_string(FILE *f, const char *s, size_t len) {
         case '\r': fputs("\\r", f); break;
         case '\t': fputs("\\t", f); break;
         default:
-            if (c < 0x20) fprintf(f, "\\u%04x", c);
+            if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
             else fputc(c, f);
         }
+        i++;
     }
     fputc('"', f);
 }

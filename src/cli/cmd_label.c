@@ -151,7 +151,8 @@ typedef struct {
     label_state *st;
     FILE *out;
     int fast_ok, fast_n;
-    long n_new;
+    bool fast_skipped;
+    long n_new, skipped;
 } label_run;
 
 static bool want_row(void *user, long row, const kvl_problem *pb) {
@@ -165,6 +166,11 @@ static int emit(void *user, cli_solved *r) {
     if (r->mode == KVL_ADAPT_FAST) {
         lr->fast_ok = r->grade.correct;
         lr->fast_n = r->a.n_tokens;
+        lr->fast_skipped = cli_solved_skipped(r);
+        return 0;
+    }
+    if (lr->fast_skipped || cli_solved_skipped(r)) { /* not answered: no label (a later run with a larger -c may) */
+        lr->skipped++;
         return 0;
     }
     char *user_msg = kvl_solve_prompt(r->fmt, r->pb.question);
@@ -214,6 +220,8 @@ int cmd_label(int argc, char **argv) {
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
     size_t data_len;
+    const char *inputs[2] = {o.p.data, o.model};
+    if ((rc = cli_input_file("label", o.p.data)) || (rc = cli_check_output("label", o.p.out, inputs, 2, false))) return rc;
     char *data = cli_read_file(o.p.data, &data_len);
     if (!data) return cli_error("label", "cannot read %s", o.p.data);
     /* rows = non-blank lines, in order; index i is the i-th of them */
@@ -235,7 +243,9 @@ int cmd_label(int argc, char **argv) {
         rc = cli_error("label", "out of memory");
         goto done;
     }
-    if ((rc = resume(&o, &st)) || (rc = check_resumed(&o, &st, data))) goto done;
+    if ((rc = cli_validate_rows("label", data, &o.p, n_rows)) || (rc = resume(&o, &st)) ||
+        (rc = check_resumed(&o, &st, data)))
+        goto done;
     /* both answers of a problem go through the controller in a fixed mode: the fast and the slow prompt share the
      * prefix, which the slow answer copies from the fast one's sequence instead of evaluating it again */
     cli_solver_params sp = {.model = o.model, .think = KVL_THINK_DEFAULT, .think_name = "fast/slow",
@@ -257,13 +267,18 @@ int cmd_label(int argc, char **argv) {
     rc = cli_solve_rows(&sv, "label", data, &o.p, &hooks, &prog);
     cli_progress_end(&prog);
     const long n_new = lr.n_new;
+    if (!rc) rc = cli_close(out, "label", o.p.out);
+    out = NULL;
     if (rc) goto done;
     long total = st.count[0] + st.count[1] + st.count[2] + st.count[3];
     qsort(st.fast_tokens, (size_t)st.n_fast, sizeof *st.fast_tokens, cmp_int);
     printf("%ld problems labelled in %s (%ld new, %.1f s)\n", total, o.p.out, n_new, cli_now() - t0);
     static const int LABELS[4] = {0, 25, 75, 100};
     for (int k = 0; k < 4; k++)
-        printf("label %-4d %6ld  %5.1f%%\n", LABELS[k], st.count[k], total ? 100.0 * st.count[k] / total : 0.0);
+        if (total) printf("label %-4d %6ld  %5.1f%%\n", LABELS[k], st.count[k], 100.0 * st.count[k] / total);
+        else printf("label %-4d %6ld    n/a\n", LABELS[k], st.count[k]);
+    if (lr.skipped)
+        printf("skipped    %ld problems whose prompt does not fit the context (not labelled)\n", lr.skipped);
     if (st.n_fast) {
         int med = st.fast_tokens[st.n_fast / 2];
         printf("fast answers: median %d tokens (short bound %lld)\n", med, o.short_bound);
@@ -274,7 +289,7 @@ done:
     for (long i = 0; st.done && i < n_rows; i++) free(st.done[i]);
     free(st.done);
     free(st.fast_tokens);
-    if (out && fclose(out) && !rc) rc = cli_error("label", "cannot write %s", o.p.out);
+    if (out) fclose(out); /* after a failure */
     cli_solver_free(&sv);
     free(data);
     return rc;

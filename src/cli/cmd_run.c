@@ -2,6 +2,7 @@
  * Without a prompt and with a terminal on stdin it is an interactive chat that keeps the cache between turns. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -10,22 +11,35 @@
 #include "cli/cli_scores.h"
 
 static void help(void) {
-    printf("usage: kvlens run -m MODEL (-p TEXT | --tokens 1,2,3 | --messages FILE) [options]\n"
-           "       kvlens run -m MODEL [--system TEXT] [--think MODE]      (interactive chat on a terminal)\n\n"
+    printf("usage: kvlens run -m MODEL (-p TEXT | -p - | -f FILE | --tokens 1,2,3 | --messages FILE) [options]\n"
+           "       kvlens run -m MODEL [--system TEXT] [--think MODE] [-cnv]  (interactive chat)\n\n"
            "Generates a continuation of the prompt, streaming it to stdout.\n\n" CLI_MODEL_OPTS_HELP
-           "  -n, --n-predict N     tokens to generate at most (default 128; 512 per turn in chat)\n"
+           "  -p -                  read the prompt from stdin\n"
+           "  -f, --file FILE       read the prompt from FILE (one final newline is dropped, as llama.cpp does)\n"
+           "  --ctx-size N          the same as -c N\n"
+           "  -n, --n-predict N     tokens to generate at most (default 128; 512 per turn in chat); -1 = until the\n"
+           "                        context is full\n"
+           "  --stop STRING         end the text before STRING (repeatable; the stop is \"stop\")\n"
            "  --temp T              temperature; 0 = greedy (default 0)\n"
-           "  --top-k K             sample from the K most likely tokens (0 = off)\n"
-           "  --top-p P             nucleus sampling mass (1 = off)\n"
-           "  --seed S              random seed (default 42)\n"
+           "  --top-k K             sample from the K most likely tokens (0 = off; needs --temp > 0)\n"
+           "  --top-p P             nucleus sampling mass (1 = off; needs --temp > 0)\n"
+           "  --min-p P             drop tokens less likely than P times the most likely (0 = off; needs --temp > 0)\n"
+           "  --repeat-penalty R    llama.cpp's penalty of the last --repeat-last-n tokens (prompt and output): a\n"
+           "                        positive logit is divided by R, a negative one multiplied (1 = off, the default)\n"
+           "  --repeat-last-n N     tokens the penalty looks back over (default 64; -1 = the whole context)\n"
+           "  --seed S              random seed (default 42; -1 = a random seed, printed; needs --temp > 0)\n"
            "  --ignore-eos          do not stop at end-of-generation tokens\n"
-           "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming\n"
+           "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming; in\n"
+           "                        the interactive chat, one JSON line per reply (with \"turn\")\n"
+           "  -cnv, --conversation  the interactive chat even when stdin is not a terminal (one message per line)\n"
            "  --confidence          after the answer, print its self-evaluation scores (KV-CoE, MaxProb, PPL,\n"
            "                        Entropy; see kvlens score); with --json under \"confidence\"\n"
            "  --think auto1|auto2   adaptive thinking (with -p as the user message, --messages, or the chat): a probe\n"
            "                        picks fast or slow after the prompt (auto1) and may switch once while decoding\n"
            "                        (auto2); needs --probe\n"
-           "  --probe FILE          the probe (kvlens probe train); --delta D (default 20), --every K (default 1)\n");
+           "  --probe FILE          the probe (kvlens probe train); auto2 only: --delta D (default 20), --every K\n"
+           "                        (default 1)\n"
+           "An option that does not apply to the combination given is refused, never ignored.\n");
 }
 
 typedef struct {
@@ -51,6 +65,11 @@ typedef struct {
     int every;
     kvl_detok *d;             /* streaming decoder of a controlled generation */
     kvl_think_result think;   /* of the last one */
+    /* --stop STRING: the text ends before the first stop string; streaming holds back what may start one */
+    const char *stops[16];
+    int n_stops;
+    size_t printed;           /* bytes of text streamed so far */
+    volatile int cancel;      /* set when a stop string appeared: the engine ends the request */
 } runner;
 
 static void append_text(runner *r, const char *s, size_t n) {
@@ -66,10 +85,43 @@ static void append_text(runner *r, const char *s, size_t n) {
     r->text[r->text_len] = 0;
 }
 
+/* Stream the text not yet shown: all of it at the end, else all but a tail that may begin a stop string. */
+static void stream(runner *r, bool final) {
+    size_t safe = r->text_len;
+    if (!final && !r->cancel)
+        for (int k = 0; k < r->n_stops; k++) {
+            size_t sl = strlen(r->stops[k]);
+            for (size_t h = sl - 1; h > 0; h--) /* the longest tail that is a proper prefix of this stop string */
+                if (h <= r->text_len && !memcmp(r->text + r->text_len - h, r->stops[k], h)) {
+                    if (r->text_len - h < safe) safe = r->text_len - h;
+                    break;
+                }
+        }
+    if (r->json || safe <= r->printed) return;
+    fwrite(r->text + r->printed, 1, safe - r->printed, stdout);
+    fflush(stdout);
+    r->printed = safe;
+}
+
+/* The first stop string in the text (searched from where the last piece could have completed one) ends it. */
+static void check_stops(runner *r, size_t before) {
+    for (int k = 0; k < r->n_stops; k++) {
+        size_t sl = strlen(r->stops[k]), from = before >= sl ? before - sl + 1 : 0;
+        for (size_t p = from; p + sl <= r->text_len; p++)
+            if (!memcmp(r->text + p, r->stops[k], sl)) {
+                r->text_len = p;
+                r->text[p] = 0;
+                r->cancel = 1;
+                return;
+            }
+    }
+}
+
 /* Streams each generated token (ids without a tokenizer); an end token that stops the answer is not shown. */
 static void on_token(void *user, int32_t t, bool inserted) {
     runner *r = user;
     (void)inserted;
+    if (r->cancel) return; /* a stop string ended the text */
     if (r->tok && !r->ignore_eos && kvl_model_is_eog(r->m, t)) return;
     const char *piece;
     size_t len;
@@ -80,11 +132,27 @@ static void on_token(void *user, int32_t t, bool inserted) {
         len = (size_t)snprintf(num, sizeof num, "%s%d", r->text_len ? " " : "", t);
         piece = num;
     }
+    const size_t before = r->text_len;
     append_text(r, piece, len);
-    if (!r->json) {
-        fwrite(piece, 1, len, stdout);
-        fflush(stdout);
+    check_stops(r, before);
+    stream(r, false);
+}
+
+/* The end of a generation: what the streaming decoder held back, then the rest of the text. */
+static void end_text(runner *r) {
+    if (r->d) {
+        const char *piece;
+        size_t len;
+        kvl_detok_flush(r->d, &piece, &len);
+        if (!r->cancel) {
+            const size_t before = r->text_len;
+            append_text(r, piece, len);
+            check_stops(r, before);
+        }
+        kvl_detok_free(r->d);
+        r->d = NULL;
     }
+    stream(r, true);
 }
 
 static void on_logits(void *user, const float *logits, int n_vocab) {
@@ -97,6 +165,8 @@ static void on_logits(void *user, const float *logits, int n_vocab) {
 static kvl_status generate(runner *r, const int32_t *ids, int n) {
     r->n_out = 0;
     r->text_len = 0;
+    r->printed = 0;
+    r->cancel = 0;
     r->stop = "length";
     if (n > kvl_ctx_n_ctx(r->c)) return KVL_ERR_RANGE;
     kvl_status s = r->sched ? KVL_OK : kvl_sched_new(r->c, 1, &r->sched);
@@ -109,23 +179,17 @@ static kvl_status generate(runner *r, const int32_t *ids, int n) {
     g.sampler = r->smp;
     g.on_token = on_token;
     g.on_logits = on_logits;
+    g.cancel = &r->cancel;
     g.user = r;
     kvl_gen_result res = {0};
     if (!s) s = kvl_sched_submit(r->sched, &g, &res, NULL);
     if (!s) s = kvl_sched_run(r->sched);
     if (!s && res.status) s = res.status; /* kvl_last_error() still names it */
-    if (r->d) {
-        const char *piece;
-        size_t len;
-        kvl_detok_flush(r->d, &piece, &len);
-        append_text(r, piece, len);
-        if (!r->json) fwrite(piece, 1, len, stdout);
-        kvl_detok_free(r->d);
-        r->d = NULL;
-    }
+    end_text(r);
     if (res.n_tokens) memcpy(r->out, res.tokens, (size_t)res.n_tokens * sizeof *r->out);
     r->n_out = res.n_tokens;
     if (res.stop && *res.stop) r->stop = res.stop;
+    if (r->cancel) r->stop = "stop"; /* a --stop string */
     r->t_prompt = res.t_prompt;
     r->t_gen = res.t_gen;
     kvl_gen_result_free(&res);
@@ -151,6 +215,8 @@ static kvl_status think_generate(runner *r, const kvl_chat_msg *msgs, int n) {
     kvl_think_prompt pr;
     r->n_out = 0;
     r->text_len = 0;
+    r->printed = 0;
+    r->cancel = 0;
     kvl_think_result_free(&r->think);
     kvl_status s = kvl_think_prompt_build(r->tok, msgs, n, NULL, &pr);
     if (s) return s;
@@ -165,13 +231,7 @@ static kvl_status think_generate(runner *r, const kvl_chat_msg *msgs, int n) {
     tp.user = r;
     if (!(s = kvl_detok_new(r->tok, &r->d))) {
         s = kvl_think_generate(r->c, r->smp, &pr, &tp, &r->think);
-        const char *piece;
-        size_t len;
-        kvl_detok_flush(r->d, &piece, &len);
-        append_text(r, piece, len);
-        if (!r->json) fwrite(piece, 1, len, stdout);
-        kvl_detok_free(r->d);
-        r->d = NULL;
+        end_text(r);
     }
     r->n_out = r->think.n_tokens;
     memcpy(r->out, r->think.tokens, (size_t)r->n_out * sizeof *r->out);
@@ -190,15 +250,23 @@ static void think_note(const runner *r) {
     fprintf(stderr, "; %d sampled + %d inserted tokens]\n", t->n_sampled, t->n_inserted);
 }
 
-static void report(const runner *r, int n_prompt) {
+/* The JSON object of one generation (-p, or one turn of the chat), without its closing brace. */
+static void json_result(const runner *r, int n_prompt) {
     double pp = r->t_prompt > 0 ? n_prompt / r->t_prompt : 0, tg = r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0;
-    if (r->json) {
+    {
         printf("{\"tokens\": [");
         for (int i = 0; i < r->n_out; i++) printf("%s%d", i ? ", " : "", r->out[i]);
         printf("], \"text\": ");
         cli_json_string(stdout, r->text ? r->text : "", r->text_len);
         printf(", \"n_prompt\": %d, \"n_generated\": %d, \"stop\": \"%s\", \"prompt_tok_s\": %.2f, \"gen_tok_s\": %.2f",
                n_prompt, r->n_out, r->stop, pp, tg);
+    }
+}
+
+static void report(const runner *r, int n_prompt) {
+    double pp = r->t_prompt > 0 ? n_prompt / r->t_prompt : 0, tg = r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0;
+    if (r->json) {
+        json_result(r, n_prompt);
         kvl_answer_scores sc;
         if (r->conf && !confidence(r, n_prompt, &sc)) {
             printf(", \"confidence\": ");
@@ -222,7 +290,7 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
     int cap = 16, n = 0;
     kvl_chat_msg *msgs = malloc(cap * sizeof *msgs);
     char **owned = malloc(cap * sizeof *owned);
-    int rc = 0;
+    int rc = 0, turn = 0;
     if (mo->system) msgs[n] = (kvl_chat_msg){"system", mo->system}, owned[n++] = NULL;
     fprintf(stderr, "kvlens chat: type a message, an empty line or Ctrl-D to quit.\n");
     char line[8192];
@@ -255,8 +323,18 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
             free(ids);
             break;
         }
-        fprintf(stderr, "\n[%d tokens, %.1f tok/s]", r->n_out, r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0.0);
-        if (r->adapt >= 0) fputc('\n', stderr), think_note(r);
+        if (r->json) { /* one JSON line per turn: the reply is not streamed */
+            json_result(r, r->adapt >= 0 ? r->think.n_prompt : n_ids);
+            printf(", \"turn\": %d", turn);
+            if (r->adapt >= 0) fputs(", \"think\": ", stdout), cli_think_json(stdout, &r->think);
+            printf("}\n");
+            fflush(stdout);
+        } else {
+            fprintf(stderr, "\n[%d tokens, %.1f tok/s]", r->n_out, r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0.0);
+            if (r->adapt >= 0) fputc('\n', stderr), think_note(r);
+        }
+        turn++;
+        if (ferror(stdout)) break; /* stdout is gone (main reports it) */
         owned[n] = strndup(r->text ? r->text : "", r->text_len);
         msgs[n] = (kvl_chat_msg){"assistant", owned[n]};
         n++;
@@ -294,7 +372,8 @@ int cmd_run(int argc, char **argv) {
     double f;
     runner r = {.adapt = -1, .delta = 20, .every = 1};
     kvl_logit_stats conf = {0};
-    const char *probe = NULL;
+    const char *probe = NULL, *sampling_opt = NULL, *two_step_opt = NULL, *prompt_file = NULL;
+    int conversation = 0, random_seed = 0, until_full = 0;
     for (int i = 1; i < argc; i++) {
         if (cli_is(argv[i], "--think", NULL) && i + 1 < argc && !strncmp(argv[i + 1], "auto", 4)) {
             kvl_adapt_mode am;
@@ -312,7 +391,8 @@ int cmd_run(int argc, char **argv) {
             return 0;
         } else if (cli_is(a, "-n", "--n-predict")) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, 0, 1 << 24, &n_predict)) return cli_usage("run", "bad -n '%s'", v);
+            if (cli_parse_int(v, -1, 1 << 24, &n_predict)) return cli_usage("run", "bad -n '%s' (-1 = until the context is full)", v);
+            until_full = n_predict < 0;
         } else if (cli_is(a, "--temp", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
             if (cli_parse_float(v, &f) || f < 0) return cli_usage("run", "bad temperature '%s'", v);
@@ -321,14 +401,27 @@ int cmd_run(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
             if (cli_parse_int(v, 0, 1 << 24, &x)) return cli_usage("run", "bad --top-k '%s'", v);
             sp.top_k = (int)x;
+            sampling_opt = a;
         } else if (cli_is(a, "--top-p", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
             if (cli_parse_float(v, &f) || f <= 0 || f > 1) return cli_usage("run", "bad --top-p '%s' (0 < p <= 1)", v);
             sp.top_p = (float)f;
+            sampling_opt = a;
         } else if (cli_is(a, "--seed", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage("run", "bad --seed '%s'", v);
+            if (cli_parse_int(v, -1, INT64_MAX, &x)) return cli_usage("run", "bad --seed '%s' (-1 = random)", v);
+            random_seed = x < 0;
             sp.seed = (uint64_t)x;
+            sampling_opt = a;
+        } else if (cli_is(a, "-f", "--file")) {
+            if (!(prompt_file = cli_value(argc, argv, &i, "run"))) return 2;
+        } else if (cli_is(a, "--stop", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
+            if (!*v) return cli_usage("run", "--stop needs a non-empty string");
+            if (r.n_stops == (int)(sizeof r.stops / sizeof *r.stops)) return cli_usage("run", "at most 16 --stop strings");
+            r.stops[r.n_stops++] = v;
+        } else if (cli_is(a, "-cnv", "--conversation")) {
+            conversation = 1;
         } else if (cli_is(a, "--json", NULL)) {
             r.json = 1;
         } else if (cli_is(a, "--ignore-eos", NULL)) {
@@ -341,32 +434,79 @@ int cmd_run(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
             if (cli_parse_float(v, &f) || f < 0 || f > 50) return cli_usage("run", "bad --delta '%s' (0..50)", v);
             r.delta = (float)f;
+            two_step_opt = a;
         } else if (cli_is(a, "--every", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
             if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage("run", "bad --every '%s'", v);
             r.every = (int)x;
+            two_step_opt = a;
         } else {
             return cli_usage("run", "unknown option '%s'", a);
         }
     }
     if ((r.adapt >= 0) != (probe != NULL)) return cli_usage("run", "--think auto1|auto2 and --probe go together");
-    if (r.adapt >= 0 && r.conf) return cli_usage("run", "--confidence does not combine with --think auto1|auto2 yet");
-    if (r.adapt >= 0 && mo.tokens) return cli_usage("run", "--think auto1|auto2 needs text (-p or --messages), not --tokens");
+    /* no option is silently ignored: one that does not apply to this combination is refused */
+    if (sampling_opt && sp.temp <= 0)
+        return cli_usage("run", "%s applies to sampling, and decoding is greedy: give --temp T > 0", sampling_opt);
+    if (two_step_opt && r.adapt != KVL_ADAPT_TWO_STEP)
+        return cli_usage("run", "%s applies to the two-step controller only (--think auto2)", two_step_opt);
+    if (r.n_stops && r.adapt >= 0) return cli_usage("run", "--stop does not combine with --think auto1|auto2 yet");
+    if (prompt_file && mo.prompt) return cli_usage("run", "give the prompt once: -p TEXT, -p - (stdin) or -f FILE");
+    char *prompt_text = NULL;
+    if (prompt_file || (mo.prompt && !strcmp(mo.prompt, "-"))) { /* llama.cpp's -f FILE and -p - */
+        const char *src = prompt_file ? prompt_file : "-";
+        size_t plen;
+        if (cli_input_file("run", src) || !(prompt_text = cli_read_file(src, &plen))) return 1;
+        if (plen && prompt_text[plen - 1] == '\n') prompt_text[--plen] = 0; /* one final newline, as llama.cpp */
+        if (strlen(prompt_text) != plen) {
+            free(prompt_text);
+            return cli_error("run", "the prompt in %s holds a NUL byte", prompt_file ? prompt_file : "stdin");
+        }
+        mo.prompt = prompt_text;
+    }
+    const int has_source = mo.prompt || mo.tokens || mo.messages;
+    if (conversation && has_source) {
+        free(prompt_text);
+        return cli_usage("run", "--conversation is the interactive chat: it takes no -p, -f, --tokens or --messages");
+    }
+    int interactive = conversation || (!has_source && isatty(0)), urc = 0;
+    if (r.adapt >= 0 && r.conf) urc = cli_usage("run", "--confidence does not combine with --think auto1|auto2 yet");
+    else if (r.adapt >= 0 && mo.tokens)
+        urc = cli_usage("run", "--think auto1|auto2 needs text (-p or --messages), not --tokens");
+    else if (interactive && r.conf) urc = cli_usage("run", "--confidence needs a prompt; the interactive chat has none");
+    else if (interactive && mo.add_bos >= 0)
+        urc = cli_usage("run", "--add-bos and --no-bos apply to raw text (-p); the chat uses the chat template");
+    if (urc) {
+        free(prompt_text);
+        return urc;
+    }
     if (r.adapt >= 0 && mo.prompt) mo.chat = 1; /* -p is the user message */
-    int interactive = !mo.prompt && !mo.tokens && !mo.messages && isatty(0);
+    if (random_seed) { /* --seed -1: a random seed, printed so the run can be repeated */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sp.seed = ((uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32)) & INT64_MAX;
+        fprintf(stderr, "kvlens run: seed %llu\n", (unsigned long long)sp.seed);
+    }
     int32_t *ids = NULL;
     int n_ids = 0, rc;
     if (interactive) {
-        if (!mo.model) return cli_usage("run", "-m MODEL is required");
+        if (!mo.model) return free(prompt_text), cli_usage("run", "-m MODEL is required");
         kvl_model_params mp = kvl_model_default_params();
         mp.use_mmap = !mo.no_mmap;
         kvl_status s = kvl_model_load_ex(mo.model, &mp, &r.m);
-        if (s) return cli_fail("run", s);
+        if (s) return free(prompt_text), cli_fail("run", s);
     } else if ((rc = cli_model_open(&mo, "run", &r.m, &ids, &n_ids))) {
+        free(prompt_text);
         return rc;
     }
     if (kvl_model_tokenizer(r.m, &r.tok)) r.tok = NULL;
     rc = 0;
+    if (r.n_stops && !r.tok) {
+        kvl_model_free(r.m);
+        free(ids);
+        free(prompt_text);
+        return cli_error("run", "--stop needs the model's tokenizer (the output is token ids)");
+    }
     if (probe) { /* the model must think and the probe must fit it */
         const char *open, *close;
         kvl_status ps = KVL_OK;
@@ -379,12 +519,14 @@ int cmd_run(int argc, char **argv) {
             kvl_probe_free(r.probe);
             kvl_model_free(r.m);
             free(ids);
+            free(prompt_text);
             return rc;
         }
     }
-    r.n_predict = n_predict >= 0 ? n_predict : interactive ? 512 : 128;
     kvl_ctx_params cp = cli_ctx_params(&mo);
     kvl_status s = kvl_ctx_new(r.m, &cp, &r.c);
+    /* -n -1: until the context is full (the engine stops there, with stop "context") */
+    r.n_predict = until_full ? (s ? 1 : kvl_ctx_n_ctx(r.c)) : n_predict >= 0 ? n_predict : interactive ? 512 : 128;
     if (!s) s = kvl_sampler_new(&sp, &r.smp);
     r.out = malloc((r.n_predict + 1) * sizeof *r.out);
     rc = 0;
@@ -410,5 +552,6 @@ int cmd_run(int argc, char **argv) {
     free(ids);
     free(r.out);
     free(r.text);
+    free(prompt_text);
     return rc;
 }

@@ -3,6 +3,7 @@
  * score separates correct from incorrect answers: AUROC, FPR95 and AUPR with bootstrap intervals, a Markdown table,
  * the ROC curves and the mean KV-CoE trajectories of correct and incorrect answers as SVG. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -10,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/cli_scores.h"
 #include "cli/cli_solve.h"
 
 #define DEFAULT_POINTS 16 /* token-axis trajectories are resampled to this many points before averaging */
@@ -133,11 +135,11 @@ static int table_add(score_table *t, const double *v, bool correct) {
 }
 
 static void coe_record(FILE *f, const char *name, const kvl_coe *c) {
-    char w[96];
-    kvl_coe_warn_str(c->warn, w, sizeof w);
-    fprintf(f, "\"%s\": {\"mag\": %.9g, \"ang\": %.9g, \"r\": %.9g, \"c\": %.9g, \"warn\": \"%s\"}", name, c->mag, c->ang,
-            c->r, c->c, w);
+    fprintf(f, "\"%s\": ", name);
+    cli_coe_json(f, c);
 }
+
+static const char *g_data; /* --data: no output may be it */
 
 static int make_dir(const char *dir) {
     if (mkdir(dir, 0777) == 0 || errno == EEXIST) return 0;
@@ -146,8 +148,10 @@ static int make_dir(const char *dir) {
 
 static FILE *open_out(const char *dir, const char *name, char *path, size_t size) {
     snprintf(path, size, "%s/%s", dir, name);
+    const char *inputs[1] = {g_data}; /* never the data file */
+    if (cli_check_output("selfeval", path, inputs, 1, false)) return NULL;
     FILE *f = fopen(path, "w");
-    if (!f) cli_error("selfeval", "cannot write %s", path);
+    if (!f) cli_error("selfeval", "cannot write %s: %s", path, strerror(errno));
     return f;
 }
 
@@ -155,9 +159,8 @@ static int write_text(const char *dir, const char *name, const char *text) {
     char path[4096];
     FILE *f = open_out(dir, name, path, sizeof path);
     if (!f) return 1;
-    int bad = fputs(text, f) < 0;
-    bad |= fclose(f) != 0;
-    return bad ? cli_error("selfeval", "cannot write %s", path) : 0;
+    fputs(text, f);
+    return cli_close(f, "selfeval", path);
 }
 
 typedef struct {
@@ -174,18 +177,38 @@ static void write_summary(FILE *f, const opts *o, const score_table *t, const ch
     cli_json_string(f, o->p.data, strlen(o->p.data));
     fprintf(f, ",\n  \"think\": \"%s\",\n  \"layers\": ", o->think_name);
     cli_json_string(f, o->layers, strlen(o->layers));
-    fprintf(f, ",\n  \"n\": %d,\n  \"correct\": %ld,\n  \"accuracy\": %.4f,\n  \"skipped\": %ld,\n  \"mean_tokens\": %.2f,\n",
-            t->n, correct, t->n ? (double)correct / t->n : 0, skipped, t->n ? (double)tokens / t->n : 0);
+    fprintf(f, ",\n  \"n\": %d,\n  \"correct\": %ld,\n  \"accuracy\": ", t->n, correct);
+    cli_json_num(f, "%.4f", t->n ? (double)correct / t->n : NAN);
+    fprintf(f, ",\n  \"skipped\": %ld,\n  \"mean_tokens\": ", skipped);
+    cli_json_num(f, "%.2f", t->n ? (double)tokens / t->n : NAN);
+    fputs(",\n", f);
     fprintf(f, "  \"bootstrap\": {\"resamples\": %lld, \"seed\": %lld, \"level\": 0.95},\n", o->boot, o->seed);
     fprintf(f, "  \"generation_time_s\": %.3f,\n  \"score_time_s\": %.4f,\n  \"score_time_fraction\": %.6f,\n", t_gen,
             t_score, t_gen > 0 ? t_score / t_gen : 0);
-    fprintf(f, "  \"single_class\": %s,\n  \"scores\": {\n", t->n && sm[0].m.single_class ? "true" : "false");
+    /* with one class only the metrics are undefined: null, not the chance-level numbers the library fills in */
+    const bool single = t->n && sm[0].m.single_class;
+    fprintf(f, "  \"single_class\": %s,\n  \"scores\": {\n", single ? "true" : "false");
     for (int k = 0; k < t->n_scores; k++) {
         const score_metrics *s = &sm[k];
-        fprintf(f, "    \"%s\": {\"auroc\": %.2f, \"auroc_ci\": [%.2f, %.2f], \"fpr95\": %.2f, \"fpr95_ci\": [%.2f, %.2f], "
-                   "\"aupr\": %.2f, \"aupr_ci\": [%.2f, %.2f], \"degenerate\": %ld}%s\n",
-                names[k], s->m.auroc, s->lo.auroc, s->hi.auroc, s->m.fpr95, s->lo.fpr95, s->hi.fpr95, s->m.aupr,
-                s->lo.aupr, s->hi.aupr, t->warn[k], k + 1 < t->n_scores ? "," : "");
+        const double m[3][3] = {{s->m.auroc, s->lo.auroc, s->hi.auroc}, {s->m.fpr95, s->lo.fpr95, s->hi.fpr95},
+                                {s->m.aupr, s->lo.aupr, s->hi.aupr}};
+        static const char *const mn[3] = {"auroc", "fpr95", "aupr"};
+        fprintf(f, "    \"%s\": {", names[k]);
+        for (int j = 0; j < 3; j++) {
+            fprintf(f, "%s\"%s\": ", j ? ", " : "", mn[j]);
+            cli_json_num(f, "%.2f", single ? NAN : m[j][0]);
+            fprintf(f, ", \"%s_ci\": ", mn[j]);
+            if (single) {
+                fputs("null", f);
+            } else {
+                fputc('[', f);
+                cli_json_num(f, "%.2f", m[j][1]);
+                fputs(", ", f);
+                cli_json_num(f, "%.2f", m[j][2]);
+                fputc(']', f);
+            }
+        }
+        fprintf(f, ", \"degenerate\": %ld}%s\n", t->warn[k], k + 1 < t->n_scores ? "," : "");
     }
     fprintf(f, "  }\n}\n");
 }
@@ -195,14 +218,16 @@ static void write_table(FILE *f, const opts *o, const score_table *t, const char
     for (int i = 0; i < t->n; i++) correct += t->correct[i];
     fprintf(f, "Self-evaluation of `%s` on `%s` (think %s, layers %s): N = %d, accuracy %.1f%% (%ld correct).\n\n",
             o->model, o->p.data, o->think_name, o->layers, t->n, t->n ? 100.0 * correct / t->n : 0, correct);
-    if (t->n && sm[0].m.single_class)
-        fprintf(f, "All answers are %s: the metrics are undefined and shown at chance level.\n\n",
-                correct ? "correct" : "incorrect");
+    const bool single = t->n && sm[0].m.single_class;
+    if (single)
+        fprintf(f, "All answers are %s: the metrics are undefined (n/a).\n\n", correct ? "correct" : "incorrect");
     fprintf(f, "| score | AUROC | FPR95 | AUPR |\n|---|---|---|---|\n");
     for (int k = 0; k < t->n_scores; k++) {
         const score_metrics *s = &sm[k];
-        fprintf(f, "| %s | %.1f [%.1f, %.1f] | %.1f [%.1f, %.1f] | %.1f [%.1f, %.1f] |\n", names[k], s->m.auroc,
-                s->lo.auroc, s->hi.auroc, s->m.fpr95, s->lo.fpr95, s->hi.fpr95, s->m.aupr, s->lo.aupr, s->hi.aupr);
+        if (single) fprintf(f, "| %s | n/a | n/a | n/a |\n", names[k]);
+        else
+            fprintf(f, "| %s | %.1f [%.1f, %.1f] | %.1f [%.1f, %.1f] | %.1f [%.1f, %.1f] |\n", names[k], s->m.auroc,
+                    s->lo.auroc, s->hi.auroc, s->m.fpr95, s->lo.fpr95, s->hi.fpr95, s->m.aupr, s->lo.aupr, s->hi.aupr);
     }
     fprintf(f, "\nPercent, correct answers as the positive class; [95%% bootstrap interval, %lld resamples]. Higher "
                "scores mean more confident (ppl and entropy are the scores 1/(-mean log p) and 1/entropy); an AUROC "
@@ -268,7 +293,7 @@ static int emit(void *user, cli_solved *r) {
     FILE *per = rs->per;
     cli_solved_json(per, rs->done_rows++, r);
     const cache_reads *c = r->extra;
-    if (r->a.n_tokens < 1 || !c) { /* nothing generated (the prompt did not fit): no answer span to score */
+    if (cli_solved_skipped(r) || r->a.n_tokens < 1 || !c) { /* nothing generated (the prompt did not fit) */
         fputs(", \"scores\": null}\n", per);
         rs->skipped++;
         return 0;
@@ -289,7 +314,10 @@ static int emit(void *user, cli_solved *r) {
     for (int k = 0; k < tab->n_scores; k++) /* per score: degenerate trajectories (or a floored output score) */
         tab->warn[k] += k < n_coe ? w[k / 4] != 0 : sc->out.warn != 0;
     fputs(", \"scores\": {", per);
-    for (int k = 0; k < tab->n_scores; k++) fprintf(per, "%s\"%s\": %.9g", k ? ", " : "", rs->names[k], v[k]);
+    for (int k = 0; k < tab->n_scores; k++) {
+        fprintf(per, "%s\"%s\": ", k ? ", " : "", rs->names[k]);
+        cli_json_num(per, "%.9g", v[k]);
+    }
     fputs("}, ", per);
     coe_record(per, "kv_token", &sc->kv_token);
     fputs(", ", per);
@@ -298,7 +326,13 @@ static int emit(void *user, cli_solved *r) {
         fputs(", ", per);
         coe_record(per, "hidden", &sc->hidden);
     }
-    fprintf(per, ", \"maxprob\": %.9g, \"ppl\": %.9g, \"entropy\": %.9g}\n", sc->out.maxprob, sc->out.ppl, sc->out.entropy);
+    fputs(", \"maxprob\": ", per);
+    cli_json_num(per, "%.9g", sc->out.maxprob);
+    fputs(", \"ppl\": ", per);
+    cli_json_num(per, "%.9g", sc->out.ppl);
+    fputs(", \"entropy\": ", per);
+    cli_json_num(per, "%.9g", sc->out.entropy);
+    fputs("}\n", per);
     if (table_add(tab, v, r->grade.correct)) return cli_error("selfeval", "out of memory");
     return 0;
 }
@@ -323,11 +357,20 @@ int cmd_selfeval(int argc, char **argv) {
     FILE *per = NULL;
     size_t data_len;
     char path[4096];
-    char *data = cli_read_file(o.p.data, &data_len), *svg = NULL;
-    if (!data) {
+    char *data = NULL, *svg = NULL;
+    g_data = o.p.data;
+    const char *inputs[2] = {o.p.data, o.model};
+    if ((rc = cli_input_file("selfeval", o.p.data)) || (rc = cli_check_output("selfeval", o.p.out, inputs, 2, true)))
+        goto done;
+    static const char *const outputs[] = {"problems.jsonl", "summary.json", "table.md", "roc.svg", "trajectories.svg"};
+    for (size_t k = 0; k < sizeof outputs / sizeof *outputs; k++)
+        if ((rc = cli_check_output_in("selfeval", o.p.out, outputs[k], inputs, 2))) goto done;
+    if (!(data = cli_read_file(o.p.data, &data_len))) {
         rc = 1;
         goto done;
     }
+    long n_rows = cli_count_rows(data, o.n_levels ? 0 : o.p.limit);
+    if ((rc = cli_validate_rows("selfeval", data, &o.p, o.n_levels ? 0 : n_rows))) goto done;
     if ((rc = make_dir(o.p.out))) goto done;
     cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
                             .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .parallel = o.p.parallel,
@@ -353,7 +396,6 @@ int cmd_selfeval(int argc, char **argv) {
         kvl_answer_scores dummy = {0};
         tab.n_scores = kvl_answer_score_list(&dummy, !o.no_hidden, names, NULL);
     }
-    long n_rows = cli_count_rows(data, o.n_levels ? 0 : o.p.limit);
     cli_progress prog;
     cli_progress_start(&prog, "selfeval", n_rows);
     run_state rs = {.o = &o, .sel = &sel, .per = per, .tab = &tab, .grp = grp, .names = names, .K = K, .dim = dim,
@@ -363,12 +405,11 @@ int cmd_selfeval(int argc, char **argv) {
     rc = cli_solve_rows(&sv, "selfeval", data, &o.p, &hooks, &prog);
     const double t_gen = rs.t_gen, t_score = rs.t_score;
     const long done_rows = rs.done_rows, skipped = rs.skipped, tokens = rs.tokens;
-    if (fclose(per) != 0) {
+    {
+        int crc = cli_close(per, "selfeval", path);
         per = NULL;
-        rc = cli_error("selfeval", "cannot write %s/problems.jsonl", o.p.out);
-        goto done;
+        if (rc || (rc = crc)) goto done;
     }
-    per = NULL;
     if (tab.n == 0) {
         rc = cli_error("selfeval", "no problem was answered (%ld rows read, %ld skipped)", done_rows, skipped);
         goto done;
@@ -400,13 +441,13 @@ int cmd_selfeval(int argc, char **argv) {
     FILE *f = open_out(o.p.out, "summary.json", path, sizeof path);
     if (f) {
         write_summary(f, &o, &tab, names, sm, t_gen, t_score, tokens, skipped);
-        if (fclose(f)) rc = cli_error("selfeval", "cannot write %s", path);
+        rc = cli_close(f, "selfeval", path);
     } else {
         rc = 1;
     }
     if (!rc && (f = open_out(o.p.out, "table.md", path, sizeof path))) {
         write_table(f, &o, &tab, names, sm);
-        if (fclose(f)) rc = cli_error("selfeval", "cannot write %s", path);
+        rc = cli_close(f, "selfeval", path);
     } else if (!rc) {
         rc = 1;
     }

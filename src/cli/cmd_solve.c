@@ -1,5 +1,6 @@
 /* kvlens solve: answer every problem of a benchmark file with the model's chat template, grade the answers and
  * summarise accuracy, generated tokens and speed. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,7 @@ typedef struct {
     long long every;
     int json, show, n_threads, n_ctx;
     kvl_sampler_params sp;
+    const char *sampling_opt, *delta_opt, *every_opt; /* given: checked against the combination */
 } solve_opts;
 
 static int parse_opts(int argc, char **argv, solve_opts *o) {
@@ -90,20 +92,25 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
             o->probe = v;
         } else if (cli_is(a, "--delta", NULL)) {
             if (cli_parse_float(v, &o->delta) || o->delta < 0 || o->delta > 50) return cli_usage("solve", "bad --delta '%s' (0..50)", v);
+            o->delta_opt = a;
         } else if (cli_is(a, "--every", NULL)) {
             if (cli_parse_int(v, 1, 1 << 24, &o->every)) return cli_usage("solve", "bad --every '%s'", v);
+            o->every_opt = a;
         } else if (cli_is(a, "--temp", NULL)) {
             if (cli_parse_float(v, &f) || f < 0) return cli_usage("solve", "bad temperature '%s'", v);
             o->sp.temp = (float)f;
         } else if (cli_is(a, "--top-k", NULL)) {
             if (cli_parse_int(v, 0, 1 << 24, &x)) return cli_usage("solve", "bad --top-k '%s'", v);
             o->sp.top_k = (int)x;
+            o->sampling_opt = a;
         } else if (cli_is(a, "--top-p", NULL)) {
             if (cli_parse_float(v, &f) || f <= 0 || f > 1) return cli_usage("solve", "bad --top-p '%s' (0 < p <= 1)", v);
             o->sp.top_p = (float)f;
+            o->sampling_opt = a;
         } else if (cli_is(a, "--seed", NULL)) {
             if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage("solve", "bad --seed '%s'", v);
             o->sp.seed = (uint64_t)x;
+            o->sampling_opt = a;
         } else {
             return cli_usage("solve", "unknown option '%s'", a);
         }
@@ -111,6 +118,12 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
     if (!o->model) return cli_usage("solve", "-m MODEL is required");
     if (!o->p.data) return cli_usage("solve", "--data FILE is required");
     if ((o->adapt >= 0) != (o->probe != NULL)) return cli_usage("solve", "--think auto1|auto2 and --probe go together");
+    if (o->sampling_opt && o->sp.temp <= 0)
+        return cli_usage("solve", "%s applies to sampling, and decoding is greedy: give --temp T > 0", o->sampling_opt);
+    if ((o->delta_opt || o->every_opt) && o->adapt != KVL_ADAPT_TWO_STEP)
+        return cli_usage("solve", "%s applies to the two-step controller only (--think auto2)",
+                         o->delta_opt ? o->delta_opt : o->every_opt);
+    if (o->json && o->show) return cli_usage("solve", "--show prints text to stdout and --json a JSON object: give one");
     return 0;
 }
 
@@ -128,7 +141,7 @@ typedef struct {
     const solve_opts *o;
     FILE *out;
     int *n_tokens; /* generated tokens per problem, for the median */
-    tally all, by_level[MAX_LEVEL];
+    tally all, by_level[MAX_LEVEL]; /* answered problems only */
     double t_gen, t_prompt, t_probe;
     long prompt_tokens, n_slow_first, n_switch, skipped;
     kvl_format fmt_used;
@@ -139,10 +152,11 @@ typedef struct {
 static int emit(void *user, cli_solved *r) {
     solve_run *sr = user;
     const solve_opts *o = sr->o;
-    if (sr->all.n > 0 && r->fmt != sr->fmt_used) sr->mixed = true;
+    const long index = sr->all.n + sr->skipped;
+    if (index > 0 && r->fmt != sr->fmt_used) sr->mixed = true;
     sr->fmt_used = r->fmt;
     if (sr->out) {
-        cli_solved_json(sr->out, sr->all.n, r);
+        cli_solved_json(sr->out, index, r);
         if (o->adapt >= 0) fputs(", \"think\": ", sr->out), cli_think_json(sr->out, &r->a.think);
         fputs("}\n", sr->out);
     }
@@ -153,10 +167,15 @@ static int emit(void *user, cli_solved *r) {
         const char *shown = ref_num ? ref_num : r->pb.reference;
         char lv[32] = "";
         if (r->pb.level >= 0) snprintf(lv, sizeof lv, " (level %d)", r->pb.level);
-        printf("--- problem %ld%s: %s\n%s\n=> %s, reference %s: %s, %d tokens, %.2f s\n\n", sr->all.n + 1, lv,
+        printf("--- problem %ld%s: %s\n%s\n=> %s, reference %s: %s, %d tokens, %.2f s\n\n", index + 1, lv,
                r->pb.question, r->a.text ? r->a.text : "", r->grade.extracted ? r->grade.extracted : "no answer", shown,
-               r->grade.correct ? "RIGHT" : "WRONG", r->a.n_tokens, r->a.t_prompt + r->a.t_gen);
+               cli_solved_skipped(r) ? "SKIPPED (the prompt does not fit the context)" : r->grade.correct ? "RIGHT" : "WRONG",
+               r->a.n_tokens, r->a.t_prompt + r->a.t_gen);
         free(ref_num);
+    }
+    if (cli_solved_skipped(r)) { /* not answered: counted as skipped, not as wrong */
+        sr->skipped++;
+        return 0;
     }
     sr->n_tokens[sr->all.n] = r->a.n_tokens;
     tally *t[2] = {&sr->all, r->pb.level >= 0 && r->pb.level < MAX_LEVEL ? &sr->by_level[r->pb.level] : NULL};
@@ -165,7 +184,6 @@ static int emit(void *user, cli_solved *r) {
     sr->t_gen += r->a.t_gen;
     sr->t_prompt += r->a.t_prompt;
     sr->prompt_tokens += r->a.n_prompt - r->a.n_prompt_cached;
-    sr->skipped += !strcmp(r->a.stop, "prompt too long");
     sr->n_slow_first += r->a.has_think && r->a.think.initial_slow;
     sr->n_switch += r->a.has_think && r->a.think.switch_at >= 0;
     sr->t_probe += r->a.think.t_probe;
@@ -184,7 +202,12 @@ int cmd_solve(int argc, char **argv) {
     FILE *out = NULL;
     int *n_tokens = NULL;
     size_t data_len;
+    const char *inputs[2] = {o.p.data, o.model};
+    if ((rc = cli_input_file("solve", o.p.data)) || (rc = cli_check_output("solve", o.p.out, inputs, 2, false))) return rc;
     if (!(data = cli_read_file(o.p.data, &data_len))) return 1;
+    /* Count the rows first: the progress bar and the median need the total; every row is checked before any work. */
+    long n_rows = cli_count_rows(data, o.p.limit);
+    if ((rc = cli_validate_rows("solve", data, &o.p, n_rows))) goto done;
     cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
                             .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .parallel = o.p.parallel, .sp = o.sp,
                             .probe = o.probe, .adapt = o.adapt, .delta = (float)o.delta, .every = (int)o.every};
@@ -193,8 +216,6 @@ int cmd_solve(int argc, char **argv) {
         rc = cli_error("solve", "cannot write %s", o.p.out);
         goto done;
     }
-    /* Count the rows first: the progress bar and the median need the total. */
-    long n_rows = cli_count_rows(data, o.p.limit);
     if (!(n_tokens = malloc((size_t)(n_rows + 1) * sizeof *n_tokens))) {
         rc = cli_error("solve", "out of memory");
         goto done;
@@ -207,10 +228,9 @@ int cmd_solve(int argc, char **argv) {
     rc = cli_solve_rows(&sv, "solve", data, &o.p, &hooks, &prog);
     cli_progress_end(&prog);
     if (rc) goto done;
-    if (out && fflush(out)) {
-        rc = cli_error("solve", "cannot write %s", o.p.out);
-        goto done;
-    }
+    rc = cli_close(out, "solve", o.p.out);
+    out = NULL;
+    if (rc) goto done;
     const tally all = sr.all, *by_level = sr.by_level;
     const double t_wall = cli_now() - t_start, t_gen = sr.t_gen, t_prompt = sr.t_prompt, t_probe = sr.t_probe;
     const long n_slow_first = sr.n_slow_first, n_switch = sr.n_switch;
@@ -222,16 +242,21 @@ int cmd_solve(int argc, char **argv) {
     double median = all.n == 0 ? 0
                     : all.n % 2 ? n_tokens[all.n / 2]
                                 : 0.5 * (n_tokens[all.n / 2 - 1] + n_tokens[all.n / 2]);
-    double acc = all.n ? (double)all.correct / all.n : 0, mean = all.n ? (double)all.tokens / all.n : 0;
+    double acc = all.n ? (double)all.correct / all.n : NAN, mean = all.n ? (double)all.tokens / all.n : NAN;
     /* answers run side by side: throughput is tokens over the wall time of the whole run */
     double tok_s = t_wall > 0 ? all.tokens / t_wall : 0;
     const char *fname = mixed ? "mixed" : kvl_format_name(fmt_used);
     if (o.json) {
-        printf("{\"n\": %ld, \"correct\": %ld, \"accuracy\": %.4f, \"mean_tokens\": %.2f, \"median_tokens\": %.1f, "
-               "\"tok_s\": %.1f, \"prompt_tokens\": %ld, \"time_s\": %.2f, \"parallel\": %d, \"skipped\": %ld, "
+        /* n, accuracy and the token statistics count answered problems; undefined ones (none answered) are null */
+        printf("{\"n\": %ld, \"correct\": %ld, \"accuracy\": ", all.n, all.correct);
+        cli_json_num(stdout, "%.4f", acc);
+        fputs(", \"mean_tokens\": ", stdout);
+        cli_json_num(stdout, "%.2f", mean);
+        fputs(", \"median_tokens\": ", stdout);
+        cli_json_num(stdout, "%.1f", all.n ? median : NAN);
+        printf(", \"tok_s\": %.1f, \"prompt_tokens\": %ld, \"time_s\": %.2f, \"parallel\": %d, \"skipped\": %ld, "
                "\"format\": \"%s\", \"think\": \"%s\", ",
-               all.n, all.correct, acc, mean, median, tok_s, sr.prompt_tokens, t_wall, sv.parallel, sr.skipped, fname,
-               o.think_name);
+               tok_s, sr.prompt_tokens, t_wall, sv.parallel, sr.skipped, fname, o.think_name);
         if (o.adapt >= 0)
             printf("\"initial_slow\": %ld, \"switches\": %ld, \"probe_s\": %.4f, \"delta\": %g, \"every\": %lld, ",
                    n_slow_first, n_switch, t_probe, o.delta, o.every);
@@ -246,11 +271,15 @@ int cmd_solve(int argc, char **argv) {
         printf("}}\n");
     } else {
         printf("%ld problems (%s, think %s) from %s\n", all.n, fname, o.think_name, o.p.data);
-        printf("accuracy   %.4f (%ld/%ld)\n", acc, all.correct, all.n);
-        printf("tokens     mean %.1f, median %.1f generated per problem\n", mean, median);
+        if (all.n) {
+            printf("accuracy   %.4f (%ld/%ld)\n", acc, all.correct, all.n);
+            printf("tokens     mean %.1f, median %.1f generated per problem\n", mean, median);
+        } else {
+            printf("accuracy   n/a (no problem was answered)\n");
+        }
         printf("speed      %.1f generated tok/s over %.1f s in all, %d problems at once; %ld prompt tokens evaluated\n",
                tok_s, t_wall, sv.parallel, sr.prompt_tokens);
-        if (sr.skipped) printf("skipped    %ld problems whose prompt does not fit the context (counted wrong)\n", sr.skipped);
+        if (sr.skipped) printf("skipped    %ld problems whose prompt does not fit the context (not counted)\n", sr.skipped);
         if (o.adapt >= 0)
             printf("controller %ld of %ld started slow, %ld switched; probe checks %.3f s (%.2f%% of decoding)\n",
                    n_slow_first, all.n, n_switch, t_probe, t_gen > 0 ? 100 * t_probe / t_gen : 0.0);
@@ -262,7 +291,7 @@ int cmd_solve(int argc, char **argv) {
 done:
     cli_solver_free(&sv);
     free(data);
-    if (out) fclose(out);
+    if (out) fclose(out); /* after a failure */
     free(n_tokens);
     return rc;
 }

@@ -42,14 +42,14 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return 0;
+        return cli_finish_stdout("help", 0);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("kvlens %s\n", KVL_VERSION);
-        return 0;
+        return cli_finish_stdout("--version", 0);
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return cli_finish_stdout(commands[i].name, commands[i].fn(argc - 1, argv + 1));
     fprintf(stderr, "kvlens: unknown command '%s' (see kvlens --help)\n", argv[1]);
     return 2;
 }
