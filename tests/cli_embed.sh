@@ -74,15 +74,15 @@ grep -q "texts/s" "$T/bench" && grep -q "of the prefill" "$T/bench" && ok || bad
 
 # bad input
 printf '1,2\n\n3\n' >"$T/empty_line.txt"
-expect 1 "line 2 is empty" -- "$BIN" embed -m "$M" --input "$T/empty_line.txt" --format ids --layers last:2 -o "$T/x"
+expect 1 "empty_line.txt:2: the line is empty" -- "$BIN" embed -m "$M" --input "$T/empty_line.txt" --format ids --layers last:2 -o "$T/x"
 printf '{"text": "a"}\n{"text": ""}\n' >"$T/empty_text.jsonl"
-expect 1 'line 2: empty text' -- "$BIN" embed -m "$M" --input "$T/empty_text.jsonl" --format jsonl --layers last:2 -o "$T/x"
+expect 1 'empty_text.jsonl:2: empty text' -- "$BIN" embed -m "$M" --input "$T/empty_text.jsonl" --format jsonl --layers last:2 -o "$T/x"
 printf '{"body": "a"}\n' >"$T/nofield.jsonl"
-expect 1 'line 1: no "text" field' -- "$BIN" embed -m "$M" --input "$T/nofield.jsonl" --format jsonl --layers last:2 -o "$T/x"
+expect 1 'nofield.jsonl:1: no "text" field' -- "$BIN" embed -m "$M" --input "$T/nofield.jsonl" --format jsonl --layers last:2 -o "$T/x"
 printf '{"text": "a"\n' >"$T/badjson.jsonl"
-expect 1 'line 1: not a JSON object' -- "$BIN" embed -m "$M" --input "$T/badjson.jsonl" --format jsonl --layers last:2 -o "$T/x"
+expect 1 'badjson.jsonl:1: not a JSON object' -- "$BIN" embed -m "$M" --input "$T/badjson.jsonl" --format jsonl --layers last:2 -o "$T/x"
 printf '1,x\n' >"$T/badids.txt"
-expect 1 'line 1: expected comma-separated token ids' -- "$BIN" embed -m "$M" --input "$T/badids.txt" --format ids --layers last:2 -o "$T/x"
+expect 1 'badids.txt:1: expected comma-separated token ids' -- "$BIN" embed -m "$M" --input "$T/badids.txt" --format ids --layers last:2 -o "$T/x"
 printf '1,999\n' >"$T/oov.txt"
 expect 1 'line 1: token id 999' -- "$BIN" embed -m "$M" --input "$T/oov.txt" --format ids --layers last:2 -o "$T/x"
 : >"$T/none.txt"
@@ -122,9 +122,9 @@ grep -q "^| kv | 96 | 42 | 18 | " "$T/table" && ! grep -q "| hidden |" "$T/table
 sed 's/"label": "high"/"label": "low"/' "$T/lab.jsonl" >"$T/one.jsonl"
 expect 1 "1 distinct label.s. in \"label\": need at least 2" -- "$BIN" embed-eval -m "$M" --data "$T/one.jsonl" --layers last:2
 printf '{"text": [5,6], "label": "a"}\n{"text": [7]}\n' >"$T/nolab.jsonl"
-expect 1 'line 2: no label' -- "$BIN" embed-eval -m "$M" --data "$T/nolab.jsonl" --layers last:2
+expect 1 'nolab.jsonl:2: no label' -- "$BIN" embed-eval -m "$M" --data "$T/nolab.jsonl" --layers last:2
 printf '{"text": [5,6], "label": "a", "split": "train"}\n{"text": [7], "label": "b"}\n' >"$T/halfsplit.jsonl"
-expect 1 'line 2 has no "split" field' -- "$BIN" embed-eval -m "$M" --data "$T/halfsplit.jsonl" --layers last:2
+expect 1 'halfsplit.jsonl:2: no "split" field' -- "$BIN" embed-eval -m "$M" --data "$T/halfsplit.jsonl" --layers last:2
 expect 2 "bad --source 'kv,kv'" -- "$BIN" embed-eval -m "$M" --data "$T/lab.jsonl" --source kv,kv
 expect 2 "bad --test-fraction '1.5'" -- "$BIN" embed-eval -m "$M" --data "$T/lab.jsonl" --test-fraction 1.5
 

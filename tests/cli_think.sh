@@ -74,7 +74,8 @@ expect_eq "score rows" "$(wc -l <"$T/sc.jsonl")" 20
 
 # Controllers in solve: the record of every problem, every token counted.
 for mode in auto1 auto2; do
-    "$BIN" solve -m "$MODEL" --data "$SRC/data/test.jsonl" --limit 6 --think $mode --probe "$T/p.bin" --every 2 \
+    every=""; [ $mode = auto2 ] && every="--every 2" # --every applies to the two-step controller only
+    "$BIN" solve -m "$MODEL" --data "$SRC/data/test.jsonl" --limit 6 --think $mode --probe "$T/p.bin" $every \
         --max-tokens 200 --out "$T/$mode.jsonl" --json $K >"$T/$mode.sum" 2>/dev/null
     expect_eq "solve $mode rc" $? 0
     expect_eq "solve $mode rows" "$(grep -c '"think": {"initial": "[a-z]*", "initial_score": [-0-9.]*' "$T/$mode.jsonl")" 6

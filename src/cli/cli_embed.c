@@ -59,22 +59,23 @@ static int json_ids(const cJSON *a, int32_t **ids, int *n) {
 }
 
 /* One JSONL record into it; returns 0 or the exit status after reporting. */
-static int parse_record(const char *cmd, const char *line, size_t len, const cli_input_spec *spec, cli_item *it) {
+static int parse_record(const char *cmd, const char *path, const char *line, size_t len, const cli_input_spec *spec,
+                        cli_item *it) {
     cJSON *o = cJSON_ParseWithLength(line, len);
     int rc = 0;
     const cJSON *t = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, spec->text_field) : NULL;
     if (!cJSON_IsObject(o)) {
-        rc = cli_error(cmd, "line %d: not a JSON object", it->line);
+        rc = cli_error(cmd, "%s:%d: not a JSON object", path, it->line);
     } else if (!t) {
-        rc = cli_error(cmd, "line %d: no \"%s\" field", it->line, spec->text_field);
+        rc = cli_error(cmd, "%s:%d: no \"%s\" field", path, it->line, spec->text_field);
     } else if (cJSON_IsString(t)) {
-        if (!t->valuestring[0]) rc = cli_error(cmd, "line %d: empty text in \"%s\"", it->line, spec->text_field);
+        if (!t->valuestring[0]) rc = cli_error(cmd, "%s:%d: empty text in \"%s\"", path, it->line, spec->text_field);
         else if (!(it->text = dup_n(t->valuestring, it->len = strlen(t->valuestring)))) rc = cli_error(cmd, "out of memory");
     } else if (cJSON_IsArray(t)) {
         if (json_ids(t, &it->ids, &it->n_ids))
-            rc = cli_error(cmd, "line %d: \"%s\" must be a text or a non-empty array of token ids", it->line, spec->text_field);
+            rc = cli_error(cmd, "%s:%d: \"%s\" must be a text or a non-empty array of token ids", path, it->line, spec->text_field);
     } else {
-        rc = cli_error(cmd, "line %d: \"%s\" must be a string (or an array of token ids)", it->line, spec->text_field);
+        rc = cli_error(cmd, "%s:%d: \"%s\" must be a string (or an array of token ids)", path, it->line, spec->text_field);
     }
     if (!rc && spec->label_field) {
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, spec->label_field);
@@ -85,13 +86,13 @@ static int parse_record(const char *cmd, const char *line, size_t len, const cli
             snprintf(num, sizeof num, "%.17g", l->valuedouble);
             it->label = dup_n(num, strlen(num));
         } else {
-            rc = cli_error(cmd, "line %d: no label: \"%s\" must be a non-empty string or a number", it->line, spec->label_field);
+            rc = cli_error(cmd, "%s:%d: no label: \"%s\" must be a non-empty string or a number", path, it->line, spec->label_field);
         }
     }
     if (!rc && spec->split_field) {
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, spec->split_field);
         if (s && !(cJSON_IsString(s) && (!strcmp(s->valuestring, "train") || !strcmp(s->valuestring, "test"))))
-            rc = cli_error(cmd, "line %d: \"%s\" must be \"train\" or \"test\"", it->line, spec->split_field);
+            rc = cli_error(cmd, "%s:%d: \"%s\" must be \"train\" or \"test\"", path, it->line, spec->split_field);
         else if (s) it->split = !strcmp(s->valuestring, "test");
     }
     cJSON_Delete(o);
@@ -102,6 +103,7 @@ int cli_items_read(const char *cmd, const char *path, const cli_input_spec *spec
     *items = NULL;
     *n = 0;
     size_t size;
+    const char *shown = strcmp(path, "-") ? path : "stdin";
     char *buf = cli_read_file(path, &size);
     if (!buf) return 1; /* cli_read_file said why */
     int cap = 0, rc = 0, line = 0;
@@ -112,7 +114,7 @@ int cli_items_read(const char *cmd, const char *path, const cli_input_spec *spec
         line++;
         if (len && s[len - 1] == '\r') len--;
         if (!len) {
-            rc = cli_error(cmd, "line %d is empty (every line must hold one %s)", line,
+            rc = cli_error(cmd, "%s:%d: the line is empty (every line must hold one %s)", shown, line,
                            spec->format == CLI_FMT_IDS ? "list of token ids" : spec->format == CLI_FMT_JSONL ? "JSON record" : "text");
             break;
         }
@@ -129,12 +131,12 @@ int cli_items_read(const char *cmd, const char *path, const cli_input_spec *spec
         it->line = line;
         it->split = -1;
         if (spec->format == CLI_FMT_JSONL) {
-            rc = parse_record(cmd, s, len, spec, it);
+            rc = parse_record(cmd, shown, s, len, spec, it);
         } else if (spec->format == CLI_FMT_IDS) {
             char *l = dup_n(s, len);
             it->n_ids = l ? cli_parse_int_list(l, &it->ids) : -1;
             free(l);
-            if (it->n_ids <= 0) rc = cli_error(cmd, "line %d: expected comma-separated token ids", line);
+            if (it->n_ids <= 0) rc = cli_error(cmd, "%s:%d: expected comma-separated token ids", shown, line);
         } else if (!(it->text = dup_n(s, it->len = len))) {
             rc = cli_error(cmd, "out of memory");
         }

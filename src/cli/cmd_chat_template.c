@@ -57,6 +57,9 @@ int cmd_chat_template(int argc, char **argv) {
     }
     if (!model && !tmpl_path) return cli_usage(cmd, "needs -m MODEL.gguf (or --template FILE)");
     if (!msgs && !kind_only) return cli_usage(cmd, "needs --messages FILE.json");
+    if (kind_only && (msgs || p.think || !p.add_generation_prompt || p.date))
+        return cli_usage(cmd, "--kind prints the template's name only: it takes no --messages, --think, --date or "
+                              "--no-generation-prompt");
 
     char *tmpl = NULL;
     if (tmpl_path && !(tmpl = cli_read_file(tmpl_path, NULL))) return 1;

@@ -36,6 +36,7 @@ int cmd_convert(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL};
     int n_pos = 0;
     kvl_convert_params p = kvl_convert_default_params();
+    const char *type_opt = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is(a, "-h", "--help")) {
@@ -49,6 +50,7 @@ int cmd_convert(int argc, char **argv) {
             else if (!strcmp(v, "bf16")) p.type = KVL_TYPE_BF16;
             else if (!strcmp(v, "q8_0")) p.type = KVL_TYPE_Q8_0;
             else return cli_usage("convert", "unknown --type '%s' (f32, f16, bf16, q8_0)", v);
+            type_opt = a;
         } else if (cli_is(a, "--vocab-only", NULL)) {
             p.flags |= KVL_CONVERT_VOCAB_ONLY;
         } else if (cli_is(a, "--no-vocab", NULL)) {
@@ -64,6 +66,35 @@ int cmd_convert(int argc, char **argv) {
     if (n_pos < 2) return cli_usage("convert", "needs HF_DIR and OUT.gguf");
     if ((p.flags & KVL_CONVERT_VOCAB_ONLY) && (p.flags & KVL_CONVERT_NO_VOCAB))
         return cli_usage("convert", "--vocab-only and --no-vocab exclude each other");
+    if ((p.flags & KVL_CONVERT_VOCAB_ONLY) && type_opt)
+        return cli_usage("convert", "--type applies to weights, and --vocab-only writes none");
+    /* the output must not be one of the checkpoint's files (or the directory itself) */
+    {
+        static const char *const names[] = {"config.json", "tokenizer.json", "tokenizer_config.json",
+                                            "model.safetensors", "model.safetensors.index.json"};
+        char in[8][4096];
+        const char *inputs[8];
+        int n_in = 0;
+        inputs[n_in++] = pos[0];
+        for (size_t k = 0; k < sizeof names / sizeof *names; k++) {
+            snprintf(in[n_in], sizeof in[n_in], "%s/%s", pos[0], names[k]);
+            inputs[n_in] = in[n_in];
+            n_in++;
+        }
+        int crc = cli_check_output("convert", pos[1], inputs, n_in, false);
+        /* an existing file of the checkpoint directory that is not a .gguf is the checkpoint's (a shard, ...) */
+        struct stat so, sd, sp;
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", pos[1]);
+        char *slash = strrchr(parent, '/');
+        if (slash) slash == parent ? (void)(slash[1] = 0) : (void)(*slash = 0);
+        else snprintf(parent, sizeof parent, ".");
+        size_t ol = strlen(pos[1]);
+        if (!crc && !stat(pos[1], &so) && !stat(pos[0], &sd) && !stat(parent, &sp) && sp.st_dev == sd.st_dev &&
+            sp.st_ino == sd.st_ino && !(ol >= 5 && !strcmp(pos[1] + ol - 5, ".gguf")))
+            crc = cli_usage("convert", "%s is a file of the checkpoint %s: refusing to overwrite it", pos[1], pos[0]);
+        if (crc) return crc;
+    }
 
     cli_progress bar;
     memset(&bar, 0, sizeof bar);

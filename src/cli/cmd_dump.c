@@ -33,7 +33,8 @@ static kvl_status write_cache(const char *dir, const char *name, kvl_ctx *c, con
         if (!s && fwrite(buf, sizeof *buf, per, f) != per) s = KVL_ERR_IO;
     }
     free(buf);
-    if (fclose(f) && !s) s = KVL_ERR_IO;
+    const int bad = ferror(f);
+    if ((fclose(f) || bad) && !s) s = KVL_ERR_IO;
     return s;
 }
 
@@ -57,6 +58,13 @@ int cmd_dump(int argc, char **argv) {
         }
     }
     if (!dir) return cli_usage("dump", "-o DIR is required");
+    /* DIR is a directory of our own files: none of them may be the model (or the messages file) */
+    const char *inputs[2] = {mo.model, mo.messages};
+    static const char *const outputs[] = {"tokens.npy", "logits.npy", "k.npy", "v.npy", "hidden.npy"};
+    int crc = cli_check_output("dump", dir, inputs, 2, true);
+    for (size_t k = 0; !crc && k < sizeof outputs / sizeof *outputs; k++)
+        crc = cli_check_output_in("dump", dir, outputs[k], inputs, 2);
+    if (crc) return crc;
     kvl_model *m;
     int32_t *ids;
     int T;

@@ -41,7 +41,10 @@ static int write_jsonl(const char *path, const float *v, int n, int dim) {
     if (!f) return -1;
     for (int i = 0; i < n; i++) {
         fprintf(f, "{\"index\": %d, \"embedding\": [", i);
-        for (int j = 0; j < dim; j++) fprintf(f, j ? ", %.9g" : "%.9g", v[(size_t)i * dim + j]);
+        for (int j = 0; j < dim; j++) {
+            if (j) fputs(", ", f);
+            cli_json_num(f, "%.9g", v[(size_t)i * dim + j]);
+        }
         fputs("]}\n", f);
     }
     int bad = ferror(f);
@@ -56,6 +59,7 @@ int cmd_embed(int argc, char **argv) {
     kvl_repr_config cfg = kvl_repr_embedding_config();
     int truncate = KVL_TRUNCATE_NONE, type = KVL_TYPE_Q8_0, jsonl = 0, chat = 0, bench = 0, f16 = 0;
     int threads = 0, n_ctx = 0, parallel = CLI_PARALLEL_DEFAULT;
+    const char *type_opt = NULL, *field_opt = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_repr_opt(argc, argv, &i, &cfg, "embed");
@@ -71,6 +75,7 @@ int cmd_embed(int argc, char **argv) {
         } else if (cli_is(a, "--type", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
             if ((type = cli_parse_type(v)) < 0) return cli_usage("embed", "unknown --type '%s'", v);
+            type_opt = a;
         } else if (cli_is(a, "--input", "-i")) {
             if (!(input = cli_value(argc, argv, &i, "embed"))) return 2;
         } else if (cli_is(a, "--format", NULL)) {
@@ -80,6 +85,7 @@ int cmd_embed(int argc, char **argv) {
             spec.format = (cli_format)f;
         } else if (cli_is(a, "--text-field", NULL)) {
             if (!(spec.text_field = cli_value(argc, argv, &i, "embed"))) return 2;
+            field_opt = a;
         } else if (cli_is(a, "--source", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
             if (kvl_repr_set(&cfg, "source", v)) return cli_usage("embed", "--source: %s", kvl_last_error());
@@ -110,6 +116,21 @@ int cmd_embed(int argc, char **argv) {
     if (!model == !shape) return cli_usage("embed", "give exactly one of -m MODEL and --shape NAME");
     if (!input) return cli_usage("embed", "--input FILE is required");
     if (!output && !bench) return cli_usage("embed", "-o OUT is required");
+    if (type_opt && !shape) return cli_usage("embed", "--type applies to --shape (random weights), not to -m MODEL");
+    if (field_opt && spec.format != CLI_FMT_JSONL) return cli_usage("embed", "--text-field applies to --format jsonl");
+    if (chat && shape) return cli_usage("embed", "--chat needs the model's chat template; --shape models have none");
+    if (!jsonl && output && !strcmp(output, "-"))
+        return cli_usage("embed", "-o - (stdout) needs --output-format jsonl");
+    char npy_path[4096];
+    {
+        size_t ol = output ? strlen(output) : 0;
+        snprintf(npy_path, sizeof npy_path, "%s%s", output ? output : "",
+                 ol >= 4 && !strcmp(output + ol - 4, ".npy") ? "" : ".npy");
+        const char *inputs[2] = {input, model};
+        int crc = cli_input_file("embed", input);
+        if (!crc && output) crc = cli_check_output("embed", jsonl ? output : npy_path, inputs, 2, false);
+        if (crc) return crc;
+    }
 
     cli_item *items;
     int n, rc = cli_items_read("embed", input, &spec, &items, &n);
@@ -165,14 +186,12 @@ int cmd_embed(int argc, char **argv) {
                1e3 * st.pool_seconds / n, prefill > 0 ? 100 * st.pool_seconds / prefill : 0, ru.ru_maxrss / 1024.0);
     }
     if (output) {
-        char path[4096];
-        size_t ol = strlen(output);
         if (jsonl) {
             if (write_jsonl(output, vecs, n, dim)) rc = cli_error("embed", "cannot write %s", output);
         } else {
-            snprintf(path, sizeof path, "%s%s", output, ol >= 4 && !strcmp(output + ol - 4, ".npy") ? "" : ".npy");
             int64_t shape2[2] = {n, dim};
-            if (kvl_npy_save(path, "<f4", 2, shape2, vecs)) rc = cli_error("embed", "cannot write %s: %s", path, kvl_last_error());
+            if (kvl_npy_save(npy_path, "<f4", 2, shape2, vecs))
+                rc = cli_error("embed", "cannot write %s: %s", npy_path, kvl_last_error());
         }
     }
 done:

@@ -80,6 +80,7 @@ int cmd_embed_eval(int argc, char **argv) {
     int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0, threads = 0, n_ctx = 0, parallel = CLI_PARALLEL_DEFAULT;
     long long x;
     double d;
+    const char *fraction_opt = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = cli_repr_opt(argc, argv, &i, &cfg, "embed-eval");
@@ -119,6 +120,7 @@ int cmd_embed_eval(int argc, char **argv) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
             if (cli_parse_float(v, &d) || !(d > 0 && d < 1)) return cli_usage("embed-eval", "bad --test-fraction '%s' (between 0 and 1)", v);
             cp.test_fraction = d;
+            fraction_opt = a;
         } else if (cli_is(a, "--samples-per-label", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
             if (cli_parse_int(v, 1, 1 << 30, &x)) return cli_usage("embed-eval", "bad --samples-per-label '%s'", v);
@@ -159,9 +161,15 @@ int cmd_embed_eval(int argc, char **argv) {
     for (int i = 0; i < n; i++) n_split += items[i].split >= 0;
     for (int i = 0; i < n && n_split && n_split < n; i++)
         if (items[i].split < 0) {
-            rc = cli_error("embed-eval", "line %d has no \"%s\" field while other rows do", items[i].line, spec.split_field);
+            rc = cli_error("embed-eval", "%s:%d: no \"%s\" field while other rows have one", data, items[i].line,
+                           spec.split_field);
             goto done;
         }
+    if (n_split && fraction_opt) {
+        rc = cli_usage("embed-eval", "--test-fraction applies to seeded splits, and every row of %s has a \"%s\"", data,
+                       spec.split_field);
+        goto done;
+    }
     for (int i = 0; i < n; i++) split[i] = (int8_t)items[i].split;
     const int n_class = label_ids(items, n, labels, &names);
     if (n_class < 2) {

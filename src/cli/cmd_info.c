@@ -33,6 +33,7 @@ int cmd_info(int argc, char **argv) {
         }
     }
     if (!path) return cli_usage("info", "-m MODEL is required");
+    if (json && tensors) return cli_usage("info", "--tensors lists tensors as text; it does not combine with --json");
     kvl_model *m;
     kvl_status s = kvl_model_load(path, &m);
     if (s) return cli_fail("info", s);

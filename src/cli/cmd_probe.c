@@ -2,6 +2,7 @@
  * section 3 read from the cache after the prompt; each labelled question gives two rows, the question inside the
  * chat template (up to where the fast and slow prompts part: what the controllers score) and the question as raw
  * text, as the paper trained. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,7 +132,15 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
     double f;
     int r;
     const char *cmd = train ? "probe train" : "probe eval";
+    const char *train_only = NULL, *eval_only = NULL; /* an option of the other subcommand is refused */
+    static const char *const TRAIN_OPTS[] = {"-o", "--out", "--window", "--layers", "--views", "--hidden", "--epochs",
+                                             "--batch", "--patience", "--seed", "--lr", "--val"};
+    static const char *const EVAL_OPTS[] = {"--probe", "--scores", "--json"};
     for (int i = 2; i < argc; i++) {
+        for (size_t k = 0; k < sizeof TRAIN_OPTS / sizeof *TRAIN_OPTS; k++)
+            if (!train_only && !strcmp(argv[i], TRAIN_OPTS[k])) train_only = argv[i];
+        for (size_t k = 0; k < sizeof EVAL_OPTS / sizeof *EVAL_OPTS; k++)
+            if (!eval_only && !strcmp(argv[i], EVAL_OPTS[k])) eval_only = argv[i];
         const char *a = argv[i];
         if (cli_is(a, "-h", "--help")) {
             help();
@@ -183,8 +192,16 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
             return cli_usage(cmd, "unknown option '%s'", a);
         }
     }
+    if (train && eval_only) return cli_usage(cmd, "%s applies to probe eval, not to probe train", eval_only);
+    if (!train && train_only)
+        return cli_usage(cmd, "%s applies to probe train, not to probe eval (the probe file holds its features)", train_only);
     if (!o->model) return cli_usage(cmd, "-m MODEL is required");
     if (!o->labels) return cli_usage(cmd, "--labels FILE is required");
+    const char *inputs[3] = {o->labels, o->model, o->probe};
+    int crc = cli_input_file(cmd, o->labels);
+    if (!crc && train) crc = cli_check_output(cmd, o->out, inputs, 3, false);
+    if (!crc && !train) crc = cli_check_output(cmd, o->scores, inputs, 3, false);
+    if (crc) return crc;
     if (train && !o->out) return cli_usage(cmd, "-o PROBE is required");
     if (!train && !o->probe) return cli_usage(cmd, "--probe FILE is required");
     return 0;
@@ -247,7 +264,7 @@ static int train(probe_opts *o) {
         rc = cli_fail("probe train", s);
         goto done;
     }
-    if ((s = kvl_probe_save(p, o->out))) {
+    if ((s = kvl_probe_save(p, o->out))) { /* the library checks every write and the close */
         rc = cli_fail("probe train", s);
         goto done;
     }
@@ -313,11 +330,15 @@ static int eval(probe_opts *o) {
             if (v == 2 || i % 2 == v) d2[n] = d[i], y2[n++] = y[i];
         mt[v] = kvl_probe_evaluate(d2, y2, n, 50);
     }
+    /* the AUROC is undefined with one class only (the library's -1): null / n/a */
     if (o->json) {
         printf("{\"n_questions\": %d", l.n);
-        for (int v = 0; v < 3; v++)
-            printf(", \"%s\": {\"n\": %d, \"needs_thinking\": %d, \"mse\": %.2f, \"accuracy\": %.4f, \"auroc\": %.2f}",
-                   names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy, mt[v].auroc);
+        for (int v = 0; v < 3; v++) {
+            printf(", \"%s\": {\"n\": %d, \"needs_thinking\": %d, \"mse\": %.2f, \"accuracy\": %.4f, \"auroc\": ",
+                   names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy);
+            cli_json_num(stdout, "%.2f", mt[v].auroc >= 0 ? mt[v].auroc : NAN);
+            printf("}");
+        }
         printf("}\n");
     } else {
         char desc[1024];
@@ -325,10 +346,18 @@ static int eval(probe_opts *o) {
         printf("%s\n%d labelled questions from %s\n", desc, l.n, o->labels);
         printf("%-9s %6s %8s %8s %9s %7s\n", "view", "rows", "think", "MSE", "acc@50", "AUROC");
         for (int v = 0; v < 3; v++)
-            printf("%-9s %6d %8d %8.1f %9.4f %7.2f\n", names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy,
-                   mt[v].auroc);
+            if (mt[v].auroc >= 0)
+                printf("%-9s %6d %8d %8.1f %9.4f %7.2f\n", names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy,
+                       mt[v].auroc);
+            else
+                printf("%-9s %6d %8d %8.1f %9.4f %7s\n", names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy,
+                       "n/a");
     }
-    if (sf && fflush(sf)) rc = cli_error("probe eval", "cannot write %s", o->scores);
+    if (sf) {
+        int crc = cli_close(sf, "probe eval", o->scores);
+        sf = NULL;
+        if (!rc) rc = crc;
+    }
 done:
     if (sf) fclose(sf);
     kvl_probe_free(p);

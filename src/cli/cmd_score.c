@@ -53,6 +53,8 @@ int cmd_score(int argc, char **argv) {
     if (!!cont + !!answer != 1) return cli_usage("score", "give the answer with --continuation IDS or --answer TEXT");
     if (cont && !mo.tokens) return cli_usage("score", "--continuation goes with --tokens (the prompt as ids)");
     if (answer && mo.tokens) return cli_usage("score", "--answer goes with -p or --messages (the prompt as text)");
+    if (no_eot && !(answer && (mo.chat || mo.messages)))
+        return cli_usage("score", "--no-eot applies to an --answer in a chat (--chat or --messages)");
     kvl_layer_sel sel;
     if (kvl_layer_sel_parse(&sel, layers)) return cli_usage("score", "%s", kvl_last_error());
     int32_t *ans = NULL;

@@ -31,7 +31,8 @@ kvl_status kvl_npy_save(const char *path, const char *dtype, int ndim, const int
     kvl_status s = kvl_npy_write_header(f, dtype, ndim, shape);
     if (s == KVL_OK && count > 0 && fwrite(data, 4, (size_t)count, f) != (size_t)count)
         s = kvl_fail(KVL_ERR_IO, "cannot write %s", path);
-    if (fclose(f) != 0 && s == KVL_OK) s = kvl_fail(KVL_ERR_IO, "cannot write %s", path);
+    const int bad = ferror(f); /* a failed write of the padding, or of buffered data */
+    if ((fclose(f) != 0 || bad) && s == KVL_OK) s = kvl_fail(KVL_ERR_IO, "cannot write %s", path);
     return s;
 }
 
