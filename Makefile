@@ -2,7 +2,7 @@
 # `make asan` builds and tests with Address/UB sanitizers in build-asan/.
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test asan check clean demo fuzz-check
+.PHONY: all build test asan tsan check clean demo fuzz-check
 all: build
 
 build:
@@ -23,11 +23,20 @@ FUZZ_SECONDS ?= 10
 fuzz-check:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) bash tests/fuzz/check.sh
 
-# What CI runs: the release tests, the sanitizer tests, then the fuzz check.
-check: test asan fuzz-check
+# ThreadSanitizer (clang, libomp with its TSan annotations through the Archer tool) on the threaded tests: two
+# contexts evaluating at once in two threads, and batches over several sequences (tests/test_batch.c).
+ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-*/lib/libarcher.so))
+tsan:
+	CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVL_TSAN=ON >/dev/null
+	cmake --build build-tsan -j $(JOBS) --target test_batch
+	cd build-tsan && KVL_SRC=$(CURDIR) OMP_NUM_THREADS=2 OMP_TOOL_LIBRARIES=$(ARCHER) \
+	  TSAN_OPTIONS='ignore_noninstrumented_modules=1 halt_on_error=1' ./test_batch
+
+# What CI runs: the release tests, the sanitizer tests (address/UB, thread), then the fuzz check.
+check: test asan tsan fuzz-check
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 # The demo: the shipped hybrid-thinking model on a handful of test problems in both modes (answers, tokens spent,
 # right or wrong) and with the KV-cache probe choosing the mode, then one streamed chat answer and its KV cache

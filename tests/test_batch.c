@@ -165,29 +165,38 @@ typedef struct {
     ref_seq *r;
     int n_threads;
     float *logits;
+    int failures; /* the thread's own count: CHECK's counters are the main thread's */
 } thread_job;
 
+/* run_alone's work without CHECK (whose counters are not for threads): the prompt and STEPS greedy tokens. */
 static void *thread_main(void *arg) {
     thread_job *j = arg;
-    ref_seq mine = *j->r;
-    mine.logits = j->logits;
-    const kvl_hparams *hp = kvl_model_hparams(j->m);
-    mine.k_last = malloc(sizeof(float) * hp->n_head_kv * (MAXP + STEPS) * hp->head_dim);
-    run_alone(j->m, &mine, j->n_threads);
-    free(mine.k_last);
+    const int V = kvl_model_hparams(j->m)->n_vocab;
+    kvl_ctx_params p = kvl_ctx_default_params();
+    p.n_ctx = 64;
+    p.n_threads = j->n_threads;
+    kvl_ctx *c = NULL;
+    if (kvl_ctx_new(j->m, &p, &c)) return j->failures++, NULL;
+    j->failures += kvl_eval(c, j->r->tok, j->r->n_prompt, KVL_LOGITS_LAST) != KVL_OK;
+    for (int s = 0; s <= STEPS && !j->failures; s++) {
+        memcpy(j->logits + (size_t)s * V, kvl_logits(c, 0), V * sizeof(float));
+        if (s < STEPS) j->failures += kvl_eval(c, &j->r->tok[j->r->n_prompt + s], 1, KVL_LOGITS_LAST) != KVL_OK;
+    }
+    kvl_ctx_free(c);
     return NULL;
 }
 
 /* Two contexts of one model in two threads at once (1 and 2 threads each) give the logits of a lone run. */
 static void two_threads(kvl_model *m, ref_seq *ref) {
     const int V = kvl_model_hparams(m)->n_vocab;
-    thread_job j[2] = {{m, &ref[0], 1, malloc(sizeof(float) * (STEPS + 1) * V)},
-                       {m, &ref[1], 2, malloc(sizeof(float) * (STEPS + 1) * V)}};
+    thread_job j[2] = {{m, &ref[0], 1, malloc(sizeof(float) * (STEPS + 1) * V), 0},
+                       {m, &ref[1], 2, malloc(sizeof(float) * (STEPS + 1) * V), 0}};
     pthread_t th[2];
     for (int i = 0; i < 2; i++) CHECK(pthread_create(&th[i], NULL, thread_main, &j[i]) == 0);
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     double worst = 0;
     for (int i = 0; i < 2; i++) {
+        CHECK_MSG(j[i].failures == 0, "thread %d failed", i);
         double e = fx_rel_err(j[i].logits, ref[i].logits, (size_t)(STEPS + 1) * V);
         if (e > worst) worst = e;
         CHECK_MSG(e <= 1e-5, "thread %d: logits differ by %.3g", i, e);
