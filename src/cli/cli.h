@@ -84,6 +84,10 @@ void cli_json_num(FILE *f, const char *fmt, double v);
  * refused (2), a missing one is an error (1). cli_finish_stdout: at the end of every command (main): flush stdout
  * and turn a write error into a message and a non-zero status. */
 int cli_close(FILE *f, const char *cmd, const char *path);
+/* For parsers that fetch a value before dispatching on the name: 0 when a is one of names (NULL-terminated) or a
+ * shared model option (-m, -t, -c, --ctx-size, --backend), else "unknown option" (usage, 2), so that a misspelled
+ * option is reported as unknown wherever it stands (also last, where it would otherwise "need a value"). */
+int cli_takes_value(const char *cmd, const char *a, const char *const *names);
 int cli_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs, bool is_dir);
 int cli_check_output_in(const char *cmd, const char *dir, const char *name, const char *const *inputs, int n_inputs);
 int cli_input_file(const char *cmd, const char *path);

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/cli.h"
 #include "cli/cli_solve.h"
 
@@ -239,7 +241,14 @@ int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_proble
 
 void cli_solved_json(FILE *f, long index, const cli_solved *r) {
     fprintf(f, "{\"index\": %ld, ", index);
-    if (r->pb.id) fprintf(f, "\"id\": %s, ", r->pb.id);
+    if (r->pb.id) { /* the id as the data gave it (JSON text); a string goes through the one string writer */
+        cJSON *id = cJSON_Parse(r->pb.id);
+        fputs("\"id\": ", f);
+        if (cJSON_IsString(id)) cli_json_string(f, id->valuestring, strlen(id->valuestring));
+        else fputs(r->pb.id, f);
+        fputs(", ", f);
+        cJSON_Delete(id);
+    }
     if (r->pb.level >= 0) fprintf(f, "\"level\": %d, ", r->pb.level);
     fputs("\"question\": ", f);
     cli_json_string(f, r->pb.question, strlen(r->pb.question));

@@ -89,7 +89,7 @@ int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_th
         *n_threads = (int)x;
         return 1;
     }
-    if (n_ctx && cli_is(a, "-c", "--ctx")) {
+    if (n_ctx && (cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", NULL))) { /* --ctx-size: llama.cpp's name */
         if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad context size '%s'", v), -1;
         *n_ctx = (int)x;
         return 1;
@@ -179,6 +179,15 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
         if (n_seen_opts < (int)(sizeof seen_opts / sizeof *seen_opts)) seen_opts[n_seen_opts++] = name;
     }
     return argv[++*i];
+}
+
+int cli_takes_value(const char *cmd, const char *a, const char *const *names) {
+    for (const char *const *n = names; *n; n++)
+        if (!strcmp(a, *n)) return 0;
+    static const char *const shared[] = {"-m", "--model", "-t", "--threads", "-c", "--ctx", "--ctx-size", "--backend", NULL};
+    for (const char *const *n = shared; *n; n++)
+        if (!strcmp(a, *n)) return 0;
+    return cli_usage(cmd, "unknown option '%s'", a);
 }
 
 int cli_close(FILE *f, const char *cmd, const char *path) {

@@ -102,7 +102,7 @@ int cmd_embed(int argc, char **argv) {
             jsonl = !strcmp(v, "jsonl");
         } else if (cli_is(a, "--parallel", "-np")) {
             if (!(v = cli_value(argc, argv, &i, "embed")) || cli_parallel_opt("embed", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--backend", NULL)) {
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend")) {
             if (!(v = cli_value(argc, argv, &i, "embed")) || cli_threads_ctx_opt("embed", a, v, &threads, &n_ctx) < 0)
                 return 2;
         } else if (cli_is(a, "--cache-f16", NULL)) {

@@ -133,7 +133,7 @@ int cmd_embed_eval(int argc, char **argv) {
             json = 1;
         } else if (cli_is(a, "--parallel", "-np")) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_parallel_opt("embed-eval", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--backend", NULL)) {
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend")) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_threads_ctx_opt("embed-eval", a, v, &threads, &n_ctx) < 0)
                 return 2;
         } else {

@@ -29,7 +29,7 @@ static void help(void) {
            "                        Qwen3-8B, whose fast answers average ~200 tokens: scale it to your model's typical\n"
            "                        fast length; the summary prints the median)\n"
            "  --max-tokens N        tokens per answer at most (default 1024)\n"
-           "  --limit N             only the first N problems of the file\n"
+           "  --limit N             only the first N problems of the file (0 = all, the default)\n"
            "  --parallel N          answers decoded at once (default %d); the labels do not depend on it\n"
            "  -t, --threads N       threads (default: all cores)\n"
            "  --backend NAME        compute backend: auto (default) or cpu\n"
@@ -53,6 +53,9 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
             help();
             return 1;
         }
+        static const char *const VALUE_OPTS[] = {"--data", "--out", "-o", "--field", "--format", "--max-tokens",
+                                                 "--parallel", "-np", "--limit", "--short-bound", NULL};
+        if ((r = cli_takes_value("label", a, VALUE_OPTS))) return r;
         if (!(v = cli_value(argc, argv, &i, "label"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
         else if (cli_is(a, "-o", NULL)) o->p.out = v; /* label's short form of --out */

@@ -150,6 +150,10 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
             o->json = 1;
             continue;
         }
+        static const char *const VALUE_OPTS[] = {"--labels", "-o", "--out", "--probe", "--scores", "--window", "--layers",
+                                                 "--views", "--hidden", "--epochs", "--batch", "--patience", "--seed",
+                                                 "--lr", "--val", NULL};
+        if ((r = cli_takes_value(cmd, a, VALUE_OPTS))) return r;
         if (!(v = cli_value(argc, argv, &i, cmd))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
         else if (cli_is(a, "--labels", NULL)) o->labels = v;

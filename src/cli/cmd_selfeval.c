@@ -35,7 +35,7 @@ static void help(void) {
            "  --field NAME          the question's field\n"
            "  --think MODE          default | fast | slow\n"
            "  --levels 1,2          only rows whose \"level\" is in the list\n"
-           "  --limit N             only the first N problems (after --levels)\n"
+           "  --limit N             only the first N problems (after --levels; 0 = all, the default)\n"
            "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
            "  --layers all|last:N|i,j,k  layers of the KV-CoE (default all)\n"
            "  --no-hidden           skip the hidden-state CoE (no hidden states kept)\n"
@@ -74,6 +74,10 @@ static int parse_opts(int argc, char **argv, opts *o) {
             o->no_hidden = 1;
             continue;
         }
+        static const char *const VALUE_OPTS[] = {"--data", "--out", "--field", "--format", "--max-tokens", "--parallel",
+                                                 "-np", "--limit", "--layers", "--think", "--levels", "--boot", "--seed",
+                                                 "--points", NULL};
+        if ((r = cli_takes_value("selfeval", a, VALUE_OPTS))) return r;
         if (!(v = cli_value(argc, argv, &i, "selfeval"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
         else if (cli_is(a, "--layers", NULL)) o->layers = v;

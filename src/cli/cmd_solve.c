@@ -28,7 +28,7 @@ static void help(void) {
            "  --delta D             two-step: switch slow->fast below 50-D, fast->slow above 50+D (default 20)\n"
            "  --every K             two-step: re-score after every K generated tokens (default 1)\n"
            "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
-           "  --limit N             only the first N problems\n"
+           "  --limit N             only the first N problems (0 = all, the default)\n"
            "  --parallel N          problems decoded at once (default %d); results do not depend on it: problem i\n"
            "                        samples with seed + i, and greedy answers equal those of --parallel 1\n"
            "  --out FILE            write one JSON line per problem: question, output, extracted, reference,\n"
@@ -74,6 +74,10 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
             o->show = 1;
             continue;
         }
+        static const char *const VALUE_OPTS[] = {"--data", "--out", "--field", "--format", "--max-tokens", "--parallel",
+                                                 "-np", "--limit", "--think", "--probe", "--delta", "--every", "--temp",
+                                                 "--top-k", "--top-p", "--seed", NULL};
+        if ((r = cli_takes_value("solve", a, VALUE_OPTS))) return r;
         if (!(v = cli_value(argc, argv, &i, "solve"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
         else if ((r = cli_problem_opt("solve", a, v, &o->p)) ||
