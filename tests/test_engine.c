@@ -6,6 +6,7 @@
  *   - a hook that inserts tokens mid-generation, a cancelled request, a prompt longer than the context;
  *   - a session on the shipped model (tokenizer, chat template, thinking controller in fixed fast/slow modes): the
  *     answers of 4 slots at once equal those of 1 slot. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,7 +170,8 @@ static void scheduler_vs_alone(void) {
 
 typedef struct {
     char *text[16];
-    int n_tokens[16], n_prompt[16], cached[16];
+    int n_tokens[16], n_prompt[16], cached[16], scored[16];
+    double kv_mag[16];
     const char *stop[16];
     int n;
 } answers;
@@ -181,6 +183,8 @@ static void keep_answer(void *user, kvl_answer *a) {
     s->n_tokens[a->index] = a->n_tokens;
     s->n_prompt[a->index] = a->n_prompt;
     s->cached[a->index] = a->n_prompt_cached;
+    s->scored[a->index] = a->has_scores;
+    s->kv_mag[a->index] = a->scores.kv_token.mag;
     s->stop[a->index] = a->stop;
     s->n++;
 }
@@ -206,6 +210,7 @@ static void session_parallel(void) {
         sp.max_tokens = 48;
         sp.controller = true;
         sp.think.mode = KVL_ADAPT_FAST; /* each answer sets its own */
+        sp.scores = true;                /* each answer scored from its own sequence before the slot is reused */
         kvl_session *s = NULL;
         CHECK_MSG(kvl_session_new(m, &sp, &s) == KVL_OK, "%s", kvl_last_error());
         if (!s) break;
@@ -227,6 +232,9 @@ static void session_parallel(void) {
         CHECK(out[0].n_tokens[i] > 0);
         /* the slow answer starts from the fast one's prefix (the controller's prompt), copied not evaluated */
         if (i % 2) CHECK_MSG(out[1].cached[i] > 10, "answer %d: %d prompt tokens copied", i, out[1].cached[i]);
+        CHECK(out[0].scored[i] && out[1].scored[i]);
+        CHECK_MSG(fabs(out[0].kv_mag[i] - out[1].kv_mag[i]) <= 1e-3 * fabs(out[0].kv_mag[i]), "answer %d: KV-CoE mag %g / %g",
+                  i, out[0].kv_mag[i], out[1].kv_mag[i]);
     }
     printf("session: %d of 12 answers (6 problems, fast and slow) identical on 4 slots and on 1\n", same);
     for (int r = 0; r < 2; r++)
