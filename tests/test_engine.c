@@ -15,6 +15,13 @@
 
 enum { NREQ = 9, MAXT = 24 };
 
+/* Sanitizer builds (unoptimised, instrumented) are ~50x slower: fewer answers there, the same checks. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+enum { N_ANSWERS = 4, ANSWER_TOKENS = 16 };
+#else
+enum { N_ANSWERS = 12, ANSWER_TOKENS = 48 };
+#endif
+
 static int argmax(const float *x, int n) {
     int b = 0;
     for (int i = 1; i < n; i++)
@@ -133,13 +140,10 @@ static void scheduler_vs_alone(void) {
     big[0] = V;
     g.n_prompt = 3;
     CHECK(kvl_sched_submit(s, &g, &res[NREQ + 1], NULL) == KVL_ERR_ARG && strstr(kvl_last_error(), "vocabulary"));
-    int left = 1, steps = 0, max_running = 0;
+    int left = 1, steps = 0;
     while (left > 0 && steps < 10000) {
         CHECK(kvl_sched_step(s, &left) == KVL_OK);
         if (++steps == 12) CHECK(kvl_sched_cancel(s, ids[NREQ]) == KVL_OK);
-        int running = 0;
-        for (int q = 0; q < kvl_ctx_n_seq(c); q++) running += kvl_seq_n_pos(c, q) > 0;
-        if (running > max_running) max_running = running;
     }
     CHECK(left == 0);
     int same = 0;
@@ -157,11 +161,12 @@ static void scheduler_vs_alone(void) {
               "prefix reuse: %d of %d, %d", res[5].n_prompt_cached, lens[5], res[8].n_prompt_cached);
     CHECK(!strcmp(res[NREQ].stop, "cancel") && res[NREQ].n_tokens < 60);
     CHECK(!strcmp(res[NREQ + 1].stop, "context") && res[NREQ + 1].n_tokens == 0);
-    long rows, n_steps;
+    long rows, n_steps, one_at_a_time = 0;
     kvl_sched_stats(s, &rows, &n_steps);
-    printf("scheduler: %d of %d requests identical to decoding alone, %ld rows in %ld steps, up to %d sequences at once\n",
-           same, NREQ, rows, n_steps, max_running);
-    CHECK(max_running == 3);
+    for (int q = 0; q < NREQ; q++) one_at_a_time += res[q].n_tokens; /* steps alone: a prompt, then a token a step */
+    printf("scheduler: %d of %d requests identical to decoding alone, %ld rows in %ld steps (%ld one at a time)\n",
+           same, NREQ, rows, n_steps, one_at_a_time);
+    CHECK_MSG(n_steps * 2 < one_at_a_time, "3 slots took %ld steps for what alone takes %ld", n_steps, one_at_a_time);
     for (int q = 0; q < NREQ + 2; q++) kvl_gen_result_free(&res[q]);
     kvl_sched_free(s);
     kvl_ctx_free(c);
@@ -207,14 +212,14 @@ static void session_parallel(void) {
         kvl_session_params sp = kvl_session_default_params();
         sp.ctx.n_threads = 2;
         sp.ctx.n_seq_max = run ? 4 : 1;
-        sp.max_tokens = 48;
+        sp.max_tokens = ANSWER_TOKENS;
         sp.controller = true;
         sp.think.mode = KVL_ADAPT_FAST; /* each answer sets its own */
         sp.scores = true;                /* each answer scored from its own sequence before the slot is reused */
         kvl_session *s = NULL;
         CHECK_MSG(kvl_session_new(m, &sp, &s) == KVL_OK, "%s", kvl_last_error());
         if (!s) break;
-        for (int i = 0; i < 12; i++) {
+        for (int i = 0; i < N_ANSWERS; i++) {
             kvl_chat_msg msg = {"user", q[i / 2]};
             kvl_answer_opts o = {.index = i, .mode = i % 2 ? KVL_ADAPT_SLOW : KVL_ADAPT_FAST, .done = keep_answer,
                                  .user = &out[run]};
@@ -224,7 +229,7 @@ static void session_parallel(void) {
         kvl_session_free(s);
     }
     int same = 0;
-    for (int i = 0; i < 12; i++) {
+    for (int i = 0; i < N_ANSWERS; i++) {
         int eq = out[0].text[i] && out[1].text[i] && !strcmp(out[0].text[i], out[1].text[i]) &&
                  out[0].n_tokens[i] == out[1].n_tokens[i] && out[0].n_prompt[i] == out[1].n_prompt[i];
         same += eq;
@@ -236,9 +241,10 @@ static void session_parallel(void) {
         CHECK_MSG(fabs(out[0].kv_mag[i] - out[1].kv_mag[i]) <= 1e-3 * fabs(out[0].kv_mag[i]), "answer %d: KV-CoE mag %g / %g",
                   i, out[0].kv_mag[i], out[1].kv_mag[i]);
     }
-    printf("session: %d of 12 answers (6 problems, fast and slow) identical on 4 slots and on 1\n", same);
+    printf("session: %d of %d answers (%d problems, fast and slow) identical on 4 slots and on 1\n", same, N_ANSWERS,
+           N_ANSWERS / 2);
     for (int r = 0; r < 2; r++)
-        for (int i = 0; i < 12; i++) free(out[r].text[i]);
+        for (int i = 0; i < N_ANSWERS; i++) free(out[r].text[i]);
     kvl_model_free(m);
 }
 
