@@ -226,11 +226,19 @@ kvl_status kvl_hidden(const kvl_ctx *c, int l, int t0, int t1, float *out);
 /* ---------------------------------------------------------------------------------------------------------
  * Sampling and generation.
  */
+/* Zero means off for every field after seed, so a zero-initialised struct samples as before. With llama.cpp's
+ * meanings: repeat_penalty divides the positive logits and multiplies the negative ones of every distinct token
+ * among the last repeat_last_n tokens (the prompt's when given with kvl_sampler_accept, and every sampled one),
+ * before anything else, greedy included; min_p drops the tokens whose probability (before the temperature) is below
+ * min_p times the most likely one's, i.e. logits below max + ln(min_p). */
 typedef struct {
     float temp;     /* 0 = greedy */
     int top_k;      /* 0 = off */
     float top_p;    /* 1 = off */
     uint64_t seed;
+    float min_p;          /* 0 = off (default); 0..1 */
+    float repeat_penalty; /* 1 (default) or 0 = off; > 0 */
+    int repeat_last_n;    /* tokens the penalty looks back over (default 64; 0 = off) */
 } kvl_sampler_params;
 
 typedef struct kvl_sampler kvl_sampler;
@@ -238,6 +246,8 @@ kvl_sampler_params kvl_sampler_default_params(void);
 kvl_status kvl_sampler_new(const kvl_sampler_params *p, kvl_sampler **out);
 void kvl_sampler_free(kvl_sampler *s);
 int32_t kvl_sample(kvl_sampler *s, const float *logits, int n_vocab);
+/* A token the repeat penalty should remember without it being sampled (the prompt's). */
+void kvl_sampler_accept(kvl_sampler *s, int32_t id);
 
 /* Token ids that end a generation (eos, eot, im_end...), from the model's metadata. */
 int kvl_model_eog_tokens(const kvl_model *m, const int32_t **ids);

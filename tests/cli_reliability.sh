@@ -255,5 +255,18 @@ grep -q '"stop": "context"' "$T/r6.json" && ok || bad "-n -1: $(cat "$T/r6.json"
 "$BIN" run -m "$M" -p "hello" -n 2 --temp 1 --seed -1 $K >/dev/null 2>"$T/seed.err"
 grep -qE "seed [0-9]+" "$T/seed.err" && ok || bad "--seed -1: $(cat "$T/seed.err")"
 
+# --min-p 1 keeps only the most likely token: sampling equals greedy decoding
+"$BIN" run -m "$M" -p "hello" --chat -n 12 --temp 1 --seed 3 --min-p 1 --json $K >"$T/r7.json" 2>/dev/null
+expect_eq "--min-p 1 = greedy" "$(sed 's/"prompt_tok_s.*//' "$T/r7.json")" "$(sed 's/"prompt_tok_s.*//' "$T/r1.json")"
+expect 2 "min-p applies to sampling" -- "$BIN" run -m "$M" -p hi --min-p 0.1
+# --repeat-penalty (llama.cpp's): a repetitive greedy answer changes; with --repeat-last-n 0 it does not
+"$BIN" run -m "$M" -p "Mia has 4 apples" -n 12 --json $K >"$T/g.json" 2>/dev/null
+"$BIN" run -m "$M" -p "Mia has 4 apples" -n 12 --repeat-penalty 1.5 --json $K >"$T/rp.json" 2>/dev/null
+"$BIN" run -m "$M" -p "Mia has 4 apples" -n 12 --repeat-penalty 1.5 --repeat-last-n 0 --json $K >"$T/rp0.json" 2>/dev/null
+g=$(sed 's/, "n_prompt.*//' "$T/g.json")
+[ -n "$g" ] && [ "$g" != "$(sed 's/, "n_prompt.*//' "$T/rp.json")" ] && ok || bad "--repeat-penalty changed nothing: $(cat "$T/rp.json")"
+expect_eq "--repeat-last-n 0 = no penalty" "$(sed 's/, "n_prompt.*//' "$T/rp0.json")" "$g"
+expect 2 "repeat-last-n applies to the repeat penalty" -- "$BIN" run -m "$M" -p hi --repeat-last-n 8
+
 echo "cli_reliability: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]

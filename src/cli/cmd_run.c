@@ -70,6 +70,7 @@ typedef struct {
     int n_stops;
     size_t printed;           /* bytes of text streamed so far */
     volatile int cancel;      /* set when a stop string appeared: the engine ends the request */
+    int repeat_last_n;        /* with a repeat penalty: prompt tokens the sampler is told about */
 } runner;
 
 static void append_text(runner *r, const char *s, size_t n) {
@@ -171,6 +172,9 @@ static kvl_status generate(runner *r, const int32_t *ids, int n) {
     if (n > kvl_ctx_n_ctx(r->c)) return KVL_ERR_RANGE;
     kvl_status s = r->sched ? KVL_OK : kvl_sched_new(r->c, 1, &r->sched);
     if (!s && r->tok) s = kvl_detok_new(r->tok, &r->d);
+    /* the repeat penalty looks back over the prompt too, as llama.cpp's */
+    for (int i = n > r->repeat_last_n ? n - r->repeat_last_n : 0; i < n && r->repeat_last_n > 0; i++)
+        kvl_sampler_accept(r->smp, ids[i]);
     kvl_gen_params g = kvl_gen_default_params();
     g.prompt = ids;
     g.n_prompt = n;
@@ -373,7 +377,7 @@ int cmd_run(int argc, char **argv) {
     runner r = {.adapt = -1, .delta = 20, .every = 1};
     kvl_logit_stats conf = {0};
     const char *probe = NULL, *sampling_opt = NULL, *two_step_opt = NULL, *prompt_file = NULL;
-    int conversation = 0, random_seed = 0, until_full = 0;
+    int conversation = 0, random_seed = 0, until_full = 0, repeat_last_n = -2; /* -2: not given */
     for (int i = 1; i < argc; i++) {
         if (cli_is(argv[i], "--think", NULL) && i + 1 < argc && !strncmp(argv[i + 1], "auto", 4)) {
             kvl_adapt_mode am;
@@ -413,6 +417,19 @@ int cmd_run(int argc, char **argv) {
             random_seed = x < 0;
             sp.seed = (uint64_t)x;
             sampling_opt = a;
+        } else if (cli_is(a, "--min-p", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
+            if (cli_parse_float(v, &f) || f < 0 || f > 1) return cli_usage("run", "bad --min-p '%s' (0..1)", v);
+            sp.min_p = (float)f;
+            sampling_opt = a;
+        } else if (cli_is(a, "--repeat-penalty", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
+            if (cli_parse_float(v, &f) || !(f > 0) || f > 1e6) return cli_usage("run", "bad --repeat-penalty '%s' (> 0)", v);
+            sp.repeat_penalty = (float)f;
+        } else if (cli_is(a, "--repeat-last-n", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
+            if (cli_parse_int(v, -1, 1 << 24, &x)) return cli_usage("run", "bad --repeat-last-n '%s' (-1 = the context)", v);
+            repeat_last_n = (int)x;
         } else if (cli_is(a, "-f", "--file")) {
             if (!(prompt_file = cli_value(argc, argv, &i, "run"))) return 2;
         } else if (cli_is(a, "--stop", NULL)) {
@@ -451,6 +468,10 @@ int cmd_run(int argc, char **argv) {
     if (two_step_opt && r.adapt != KVL_ADAPT_TWO_STEP)
         return cli_usage("run", "%s applies to the two-step controller only (--think auto2)", two_step_opt);
     if (r.n_stops && r.adapt >= 0) return cli_usage("run", "--stop does not combine with --think auto1|auto2 yet");
+    if (repeat_last_n != -2 && sp.repeat_penalty == 1)
+        return cli_usage("run", "--repeat-last-n applies to the repeat penalty: give --repeat-penalty R != 1");
+    if (sp.repeat_penalty != 1 && r.adapt >= 0)
+        return cli_usage("run", "--repeat-penalty does not combine with --think auto1|auto2 yet");
     if (prompt_file && mo.prompt) return cli_usage("run", "give the prompt once: -p TEXT, -p - (stdin) or -f FILE");
     char *prompt_text = NULL;
     if (prompt_file || (mo.prompt && !strcmp(mo.prompt, "-"))) { /* llama.cpp's -f FILE and -p - */
@@ -525,9 +546,12 @@ int cmd_run(int argc, char **argv) {
     }
     kvl_ctx_params cp = cli_ctx_params(&mo);
     kvl_status s = kvl_ctx_new(r.m, &cp, &r.c);
+    if (repeat_last_n >= 0) sp.repeat_last_n = repeat_last_n;
+    else if (repeat_last_n == -1 && !s) sp.repeat_last_n = kvl_ctx_n_ctx(r.c); /* -1: the whole context */
     /* -n -1: until the context is full (the engine stops there, with stop "context") */
     r.n_predict = until_full ? (s ? 1 : kvl_ctx_n_ctx(r.c)) : n_predict >= 0 ? n_predict : interactive ? 512 : 128;
     if (!s) s = kvl_sampler_new(&sp, &r.smp);
+    r.repeat_last_n = sp.repeat_penalty != 1 && sp.repeat_penalty > 0 ? sp.repeat_last_n : 0;
     r.out = malloc((r.n_predict + 1) * sizeof *r.out);
     rc = 0;
     if (s || !r.out) {
