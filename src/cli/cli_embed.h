@@ -29,7 +29,7 @@ typedef struct {
     "  --pool mean|sum|last|cls  over positions (default mean; cls = first position)\n"           \
     "  --heads mean|flatten   over KV heads (default mean)\n"                                      \
     "  --layer-agg mean|sum|flatten|last  over the selected layers (default mean)\n"              \
-    "  --window W             only the last W positions of each text (default: all)\n"             \
+    "  --window W             only the last W positions of each text (default and 0: all of them)\n" \
     "  --normalize, --no-normalize  L2-normalise the vector (default on)\n"
 
 /* Consume a representation option (the knobs above, not --source): 1 consumed, 0 not ours, -1 usage error

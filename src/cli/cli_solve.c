@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_solve.h"
+#include "tokenizer/utf8.h"
 
 int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_opts *o) {
     long long x;
@@ -145,9 +146,15 @@ int cli_validate_rows(const char *cmd, const char *data, const cli_problem_opts 
     while (!rc && (!max_rows || row < max_rows) && (line = cli_next_row(&p, &line_no))) {
         kvl_problem pb;
         kvl_format fmt;
-        if (kvl_problem_parse(line, po->format, po->field, &pb, &fmt))
+        size_t bad;
+        if (kvl_problem_parse(line, po->format, po->field, &pb, &fmt)) {
             rc = cli_error(cmd, "%s:%ld: %s (nothing was solved)", po->data, line_no, kvl_last_error());
-        else kvl_problem_free(&pb);
+            continue;
+        }
+        if (!kvl_utf8_valid(pb.question, strlen(pb.question), &bad)) /* the prompt could not be tokenized */
+            rc = cli_error(cmd, "%s:%ld: the question is not valid UTF-8 (byte %zu; nothing was solved)", po->data,
+                           line_no, bad);
+        kvl_problem_free(&pb);
         row++;
     }
     if (!rc && row == 0) rc = cli_error(cmd, "%s holds no problems", po->data);
