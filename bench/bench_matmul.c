@@ -7,7 +7,9 @@
  *   that reads the weights into memory advised with MADV_HUGEPAGE gets; a plain file mmap gets 4 KB pages)
  *
  * Decode streams DECODE_LAYERS distinct copies of the layer weights (far more than L3) plus the output matrix,
- * so the weights come from DRAM as in a real model. Prefill runs one layer's seven projections on 512 tokens. */
+ * so the weights come from DRAM as in a real model. Prefill runs one layer's seven projections on 512 tokens.
+ * The BF16 prefill's mode (f32 GEMM, or vdpbf16ps with split or rounded activations) follows KVL_BF16_DOT
+ * (off | split | round; see src/compute/mm_internal.h) and is printed in the header. */
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 #include "compute/bench.h"
 #include "compute/matmul.h"
+#include "compute/mm_internal.h" /* kvl_mm_bf16_mode */
 #include "compute/quant.h"
 
 #ifdef __linux__
@@ -116,8 +119,11 @@ int main(int argc, char **argv) {
         for (int t = 0; t < 6; t++) want[t] = 1;
 
     const double bw = kvl_measure_bandwidth_gbs(threads), peak = kvl_measure_peak_gflops(threads);
-    printf("threads %d  bandwidth %.1f GB/s  fma peak %.1f GFLOP/s  weights in %s pages\n",
-           threads > 0 ? threads : omp_get_max_threads(), bw, peak, g_huge ? "huge" : "4 KB");
+    static const char *bf_mode[3] = {"off (f32 GEMM)", "split (x = hi + lo bf16)", "round (bf16 x)"};
+    const int bfm = kvl_mm_bf16_mode();
+    printf("threads %d  bandwidth %.1f GB/s  fma peak %.1f GFLOP/s  weights in %s pages  bf16 prefill %s%s\n",
+           threads > 0 ? threads : omp_get_max_threads(), bw, peak, g_huge ? "huge" : "4 KB", bf_mode[bfm & 3],
+           bfm & KVL_MM_BF16_AMX ? " on AMX tiles" : bfm ? " on vdpbf16ps" : "");
     printf("%-5s | %8s %6s %10s | %8s %6s %10s | %8s\n", "type", "dec GB/s", "of bw", "dec tok/s", "pp GF/s",
            "of pk", "pp tok/s", "lm_head ms");
 

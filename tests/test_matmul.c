@@ -192,8 +192,8 @@ static double bf16_act(float x, int mode) {
     return x;
 }
 /* Worst |y - ref| / sum|w x| seen per bf16 mode (printed at the end). */
-static double g_bf16_worst[3];
-static int g_bf16_cases[3];
+static double g_bf16_worst[8];
+static int g_bf16_cases[8];
 
 static const char *tname(int type) {
     switch (type) {
@@ -265,7 +265,8 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
         const int int8_path = kvl_mm_int8_activations(type, n_tok);
         /* bf16 GEMM: mode, bound per unit of sum|w x| from rounding x */
         const int bf_mode = type == KVL_TYPE_BF16 && n_tok > KVL_MM_GEMV_MAX_TOK && n_in % 2 == 0 ? kvl_mm_bf16_mode() : 0;
-        const double bf_rel = bf_mode == KVL_MM_BF16_SPLIT ? ldexp(1, -16) : bf_mode == KVL_MM_BF16_ROUND ? ldexp(1, -8) : 0;
+        const int bf_act = bf_mode & 3; /* activation mode; bit 4 = AMX engine */
+        const double bf_rel = bf_act == KVL_MM_BF16_SPLIT ? ldexp(1, -16) : bf_act == KVL_MM_BF16_ROUND ? ldexp(1, -8) : 0;
         if (int8_path)
             for (int t = 0; t < n_tok; t++) quantize_x(x + t * n_in, n_in, xq + t * n_in, dq + t * (n_in / 32));
 
@@ -286,7 +287,7 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
                 if (bf_mode) { /* the rounding of x, and tightly: the same product with the rounded x */
                     double refb = 0, magb = 0;
                     for (int64_t i = 0; i < n_in; i++) {
-                        const double xb = bf16_act(xt[i], bf_mode);
+                        const double xb = bf16_act(xt[i], bf_act);
                         refb += w[i] * xb;
                         magb += fabs(w[i] * xb);
                     }
@@ -389,9 +390,17 @@ int main(void) {
 
     /* BF16 weights on the bf16 dot product, both activation modes (an AVX2 build stays on the f32 GEMM) */
     static const int pre_toks[] = {4, 7, 16, 33, 100};
-    for (int mode = KVL_MM_BF16_SPLIT; mode <= KVL_MM_BF16_ROUND; mode++) {
-        kvl_mm_bf16_mode_set(mode);
-        static const int64_t bf_in[] = {2, 96, 544, 1030, 37}; /* 1030: two k-blocks, a tail of 6; 37: odd, f32 */
+    static const int bf_modes[4] = {KVL_MM_BF16_SPLIT, KVL_MM_BF16_ROUND, KVL_MM_BF16_SPLIT | KVL_MM_BF16_AMX,
+                                    KVL_MM_BF16_ROUND | KVL_MM_BF16_AMX};
+    for (int mi = 0; mi < 4; mi++) {
+        kvl_mm_bf16_mode_set(bf_modes[mi]);
+        if (kvl_mm_bf16_mode() != bf_modes[mi]) {
+            printf("bf16 prefill mode %d not available here (runs as %d)\n", bf_modes[mi], kvl_mm_bf16_mode());
+            continue;
+        }
+        /* 1030: two k-blocks, a tail of 6; 37: odd, f32; AMX takes multiples of 32 (96, 544, 1024), the others
+         * fall back to vdpbf16ps with the same rounding */
+        static const int64_t bf_in[] = {2, 96, 544, 1030, 37};
         for (size_t k = 0; k < sizeof bf_in / sizeof *bf_in; k++)
             for (size_t o = 0; o < sizeof outs / sizeof *outs; o++) check_case(KVL_TYPE_BF16, bf_in[k], outs[o], pre_toks, 5);
         g_from_floats = 1;
@@ -403,10 +412,11 @@ int main(void) {
     }
     kvl_mm_bf16_mode_set(-1);
     static const char *mname[3] = {"off (f32 GEMM)", "split (hi+lo bf16)", "round (bf16 x)"};
-    for (int m = 0; m < 3; m++)
+    for (int m = 0; m < 8; m++)
         if (g_bf16_cases[m])
-            printf("bf16 prefill, %s: %d cases, worst |y - ref| / sum|w x| = %.3g (bound %.3g)\n", mname[m],
-                   g_bf16_cases[m], g_bf16_worst[m], 1e-5 + (m == 1 ? ldexp(1, -16) : m == 2 ? ldexp(1, -8) : 0));
+            printf("bf16 prefill, %s%s: %d cases, worst |y - ref| / sum|w x| = %.3g (bound %.3g)\n", mname[m & 3],
+                   m & KVL_MM_BF16_AMX ? " on AMX" : "", g_bf16_cases[m], g_bf16_worst[m],
+                   1e-5 + ((m & 3) == 1 ? ldexp(1, -16) : (m & 3) == 2 ? ldexp(1, -8) : 0));
 #ifndef KVL_MM_BF16DOT
     printf("bf16 prefill: this build has no AVX-512 BF16, split/round ran the f32 GEMM\n");
 #endif

@@ -116,12 +116,28 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
 /* -1: not decided yet (first kvl_matmul call decides, outside any parallel region) */
 static int bf16_mode = -1;
 
+/* AMX usable: built for it, not turned off by KVL_AMX=0, and the kernel granted the tile state */
+static int amx_ok(void) {
+#ifdef KVL_MM_AMX
+    static int ok = -1;
+    if (ok < 0) {
+        const char *e = getenv("KVL_AMX");
+        ok = !(e && !strcmp(e, "0")) && kvl_mm_amx_enable();
+    }
+    return ok;
+#else
+    return 0;
+#endif
+}
+
 static int bf16_mode_default(void) {
 #ifdef KVL_MM_BF16DOT
     const char *e = getenv("KVL_BF16_DOT");
+    const int amx = amx_ok() ? KVL_MM_BF16_AMX : 0;
     if (e && !strcmp(e, "off")) return KVL_MM_BF16_OFF;
-    if (e && !strcmp(e, "split")) return KVL_MM_BF16_SPLIT;
-    if (e && !strcmp(e, "round")) return KVL_MM_BF16_ROUND;
+    if (e && !strcmp(e, "split")) return KVL_MM_BF16_SPLIT | amx;
+    if (e && !strcmp(e, "round")) return KVL_MM_BF16_ROUND | amx;
+    if (amx) return KVL_MM_BF16_SPLIT | amx;
     __builtin_cpu_init();
     return __builtin_cpu_is("amd") ? KVL_MM_BF16_SPLIT : KVL_MM_BF16_OFF;
 #else
@@ -136,12 +152,41 @@ int kvl_mm_bf16_mode(void) {
 
 void kvl_mm_bf16_mode_set(int mode) {
 #ifdef KVL_MM_BF16DOT
-    bf16_mode = mode < 0 || mode > KVL_MM_BF16_ROUND ? bf16_mode_default() : mode;
+    if (mode < 0 || (mode & 3) > KVL_MM_BF16_ROUND) bf16_mode = bf16_mode_default();
+    else bf16_mode = (mode & 3) ? mode & (amx_ok() ? 7 : 3) : KVL_MM_BF16_OFF;
 #else
     (void)mode;
     bf16_mode = KVL_MM_BF16_OFF;
 #endif
 }
+
+#ifdef KVL_MM_AMX
+static void matmul_amx(const job *j, const float *x, int n_tok, int mode) {
+    const int64_t n_in = j->W[0]->n_in;
+    uint16_t *Xa = alloc64(kvl_mm_amx_xbytes(n_in, n_tok, mode));
+    if (!Xa) {
+        job_slow(j, x, n_tok);
+        return;
+    }
+    const int pad = (n_tok + 31) / 32 * 32;
+#pragma omp parallel if (!job_serial(j, n_tok))
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < pad; t++) kvl_mm_amx_pack_x(Xa, x, n_in, n_tok, t, mode);
+        void *scratch = alloc64(kvl_mm_amx_scratch_bytes(n_in));
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < j->first[j->n]; c++) {
+            int wi;
+            int64_t o0, o1;
+            job_chunk(j, c, &wi, &o0, &o1);
+            if (scratch) kvl_mm_amx_gemm(j->y[wi], Xa, j->W[wi], n_tok, o0, o1, mode, scratch);
+            else rows_slow(j->y[wi], x, j->W[wi], n_tok, o0, o1);
+        }
+        free(scratch);
+    }
+    free(Xa);
+}
+#endif
 
 static void matmul_gemm(const job *j, const float *x, int n_tok) {
     const kvl_weight *W0 = j->W[0];
@@ -154,7 +199,9 @@ static void matmul_gemm(const job *j, const float *x, int n_tok) {
     const int n_groups = (n_tok + KVL_MM_GEMM_GROUP - 1) / KVL_MM_GEMM_GROUP;
     /* BF16 weights of even width on the bf16 dot product (its packed activations fit in xbytes: at most two
      * 16-bit values per input value) */
-    const int bf = W0->type == KVL_TYPE_BF16 && W0->n_in % 2 == 0 && Xp ? kvl_mm_bf16_mode() : KVL_MM_BF16_OFF;
+#ifdef KVL_MM_BF16DOT
+    const int bf = W0->type == KVL_TYPE_BF16 && W0->n_in % 2 == 0 && Xp ? kvl_mm_bf16_mode() & 3 : KVL_MM_BF16_OFF;
+#endif
 #pragma omp parallel if (!job_serial(j, n_tok))
     {
         if (Xp) {
@@ -241,6 +288,10 @@ void kvl_matmul_multi(float **y, const float *x, const kvl_weight **W, int n_w, 
     job j;
     job_init(&j, y, W, n_w);
     if (n_tok <= KVL_MM_GEMV_MAX_TOK) matmul_gemv(&j, x, n_tok);
+#ifdef KVL_MM_AMX
+    else if (W[0]->type == KVL_TYPE_BF16 && W[0]->n_in % 32 == 0 && (kvl_mm_bf16_mode() & KVL_MM_BF16_AMX))
+        matmul_amx(&j, x, n_tok, kvl_mm_bf16_mode() & 3);
+#endif
 #ifdef KVL_MM_AVX2
     else if (W[0]->type == KVL_TYPE_Q8_0) matmul_q8gemm(&j, x, n_tok);
 #endif

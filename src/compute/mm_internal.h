@@ -27,6 +27,10 @@
 /* AVX-512 BF16 (vdpbf16ps: 16 lanes x a pair of bf16 products added to f32) for the BF16-weight prefill. */
 #if defined(__AVX512BF16__)
 #define KVL_MM_BF16DOT 1
+/* AMX tiles with bf16 (Sapphire Rapids and later): tdpbf16ps for the BF16 prefill (mm_gemm_amx.c) */
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#define KVL_MM_AMX 1
+#endif
 #endif
 #endif
 #endif
@@ -181,8 +185,13 @@ void kvl_mm_gemm(float *y, const float *x, float *Xp, const kvl_weight *W, int n
  * multiply-adds of one FMA) and OFF elsewhere (the Intel Xeon measured here issues vdpbf16ps at half the rate of
  * an FMA: 16 multiply-adds per cycle against 32). Builds without AVX-512 BF16 always use OFF. */
 enum { KVL_MM_BF16_OFF = 0, KVL_MM_BF16_SPLIT = 1, KVL_MM_BF16_ROUND = 2 };
+/* Engine bit of the mode: AMX tiles (KVL_MM_AMX builds where the kernel grants the tile state) instead of
+ * vdpbf16ps. With AMX the default is SPLIT on every CPU (tdpbf16ps does 16x the multiply-adds per cycle of the
+ * FMAs even with two passes); KVL_AMX=0 in the environment turns AMX off. */
+#define KVL_MM_BF16_AMX 4
 int kvl_mm_bf16_mode(void);
-/* Force a mode (tests, benchmarks); -1 returns to the default above. Call outside parallel regions. */
+/* Force a mode (tests, benchmarks), optionally | KVL_MM_BF16_AMX (dropped where AMX is unavailable); -1 returns
+ * to the default above. Call outside parallel regions. */
 void kvl_mm_bf16_mode_set(int mode);
 #ifdef KVL_MM_BF16DOT
 /* Activations for the bf16 GEMM: token group g of KVL_MM_GEMM_GROUP packed as bf16 pairs (hi, and lo in SPLIT)
@@ -191,6 +200,18 @@ void kvl_mm_bf16_mode_set(int mode);
 void kvl_mm_bf16gemm_pack_x(uint32_t *Xp, const float *x, int64_t n_in, int n_tok, int g, int mode);
 void kvl_mm_bf16gemm(float *y, const uint32_t *Xp, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
                      int mode, void *scratch);
+#endif
+#ifdef KVL_MM_AMX
+/* AMX: kvl_mm_amx_enable asks Linux for the tile state (once per process; 0 = refused). The activations of token
+ * t (every t below n_tok rounded up to 32, padding tokens zero) are written by kvl_mm_amx_pack_x into Xa of
+ * kvl_mm_amx_xbytes; kvl_mm_amx_gemm computes rows [o0, o1) (n_in a multiple of 32) with
+ * kvl_mm_amx_scratch_bytes(n_in) of scratch. */
+int kvl_mm_amx_enable(void);
+size_t kvl_mm_amx_xbytes(int64_t n_in, int n_tok, int mode);
+void kvl_mm_amx_pack_x(uint16_t *Xa, const float *x, int64_t n_in, int n_tok, int t, int mode);
+size_t kvl_mm_amx_scratch_bytes(int64_t n_in);
+void kvl_mm_amx_gemm(float *y, const uint16_t *Xa, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1, int mode,
+                     void *scratch);
 #endif
 
 #ifdef KVL_MM_AVX2
