@@ -2,7 +2,7 @@
 # `make asan` builds and tests with Address/UB sanitizers in build-asan/.
 JOBS ?= $(shell nproc)
 
-.PHONY: all build test asan tsan check clean demo fuzz-check
+.PHONY: all build test asan tsan check clean demo fuzz-check cuda
 all: build
 
 build:
@@ -16,6 +16,12 @@ asan:
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DKVL_SANITIZE=ON >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
+
+# The CUDA backend (needs the CUDA toolkit) in build-cuda/: the library, CLI and tests with src/backend/cuda compiled
+# in for sm_90 (H100/H200); tests/test_cuda compares it with the CPU backend where a GPU is present, else skips.
+cuda:
+	cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DKVL_CUDA=ON >/dev/null
+	cmake --build build-cuda -j $(JOBS)
 
 # libFuzzer harnesses (clang) in build-fuzz/: the committed seed and regression inputs must pass, then each
 # harness fuzzes for FUZZ_SECONDS (default 10) on one core. See tests/fuzz/README.md.

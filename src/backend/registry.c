@@ -3,11 +3,19 @@
 
 #include "backend/backend.h"
 #include "util/error.h"
+#ifdef KVL_HAVE_CUDA
+#include "backend/cuda/cuda.h"
+#endif
 
 /* "auto" tries them in this order: faster backends first once there are more. */
+#ifdef KVL_HAVE_CUDA /* built with -DKVL_CUDA=ON: the GPU first, the CPU when no device is found */
+static const kvl_backend *const backends[] = {&kvl_backend_cuda, &kvl_backend_cpu};
+static const char *const names[] = {"cuda", "cpu", NULL};
+#else
 static const kvl_backend *const backends[] = {&kvl_backend_cpu};
+static const char *const names[] = {"cpu", NULL};
+#endif
 #define N_BACKENDS (int)(sizeof backends / sizeof backends[0])
-static const char *const names[N_BACKENDS + 1] = {"cpu", NULL};
 
 const char *const *kvl_backend_names(void) { return names; }
 
