@@ -220,6 +220,7 @@ expect 2 "unknown option '--jsn'" -- "$BIN" run -m "$M" -p hi --jsn
 expect 2 "more than once" -- "$BIN" run -m "$M" -m "$M" -p hi
 expect 2 "more than once" -- "$BIN" run -m "$M" -p hi -c 64 --ctx-size 128
 expect 2 "more than once" -- "$BIN" solve -m "$M" --data "$T/two.jsonl" --data "$T/long.jsonl"
+expect 2 "more than once" -- "$BIN" run -m "$M" -p hi --think auto1 --probe "$PROBE" --think slow
 expect 2 "more than once" -- "$BIN" label -m "$M" --data "$T/two.jsonl" -o "$T/a" --out "$T/b"
 expect 2 "more than once" -- "$BIN" embed -m "$M" --input "$T/texts.txt" -o "$T/a" --output "$T/b"
 # the interactive chat with --json shows every reply: one JSON line per turn
@@ -227,6 +228,35 @@ printf 'hello\nhow many apples?\n' | "$BIN" run -m "$M" -cnv --json -n 6 $K >"$T
 expect_eq "chat --json: rc" $? 0
 valid_json "$T/chat.jsonl" lines
 expect_eq "chat --json: one reply per turn" "$(grep -c '"text": .*"turn": [01]' "$T/chat.jsonl")" 2
+# a full context starts the conversation over from the message instead of ending the chat
+printf 'hello\nhow many apples?\nand now?\n' | "$BIN" run -m "$M" -cnv --json -n 20 -c 60 $K >"$T/full.jsonl" 2>"$T/full.err"
+expect_eq "chat, full context: rc" $? 0
+expect_eq "chat, full context: every message answered" "$(grep -c '"turn": ' "$T/full.jsonl")" 3
+grep -q "starting over" "$T/full.err" && ok || bad "chat, full context: $(cat "$T/full.err")"
+# Ctrl-C stops the reply (the chat goes on); at the prompt it quits. No timing: each step waits for the output.
+mkfifo "$T/in"
+"$BIN" run -m "$M" -cnv -n 100000 -c 2048 --ignore-eos $K <"$T/in" >"$T/cc.out" 2>"$T/cc.err" &
+pid=$!
+exec 3>"$T/in"
+echo "hello" >&3
+for _ in $(seq 600); do [ -s "$T/cc.out" ] && break; sleep 0.1; done
+kill -INT $pid
+for _ in $(seq 600); do grep -q "tokens, " "$T/cc.err" && break; sleep 0.1; done
+echo "" >&3
+exec 3>&-
+wait $pid
+expect_eq "Ctrl-C stops the reply: rc" $? 0
+n=$(grep -o '\[[0-9]* tokens' "$T/cc.err" | head -1 | tr -dc 0-9)
+[ -n "$n" ] && [ "$n" -lt 2000 ] && ok || bad "Ctrl-C did not stop the reply: $(tail -c 300 "$T/cc.err")"
+mkfifo "$T/in2"
+"$BIN" run -m "$M" -cnv $K <"$T/in2" >/dev/null 2>"$T/cc2.err" &
+pid=$!
+exec 3>"$T/in2"
+for _ in $(seq 600); do grep -q "> " "$T/cc2.err" && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+expect_eq "Ctrl-C at the prompt quits" $? 130
+exec 3>&-
 printf 'hello\n' | "$BIN" run -m "$M" -cnv -n 6 $K >"$T/chat.txt" 2>/dev/null
 [ -s "$T/chat.txt" ] && ok || bad "chat without --json shows nothing"
 

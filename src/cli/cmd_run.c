@@ -1,5 +1,6 @@
 /* kvlens run: prefill the prompt, then generate token by token (greedy or sampled), streaming text as it goes.
  * Without a prompt and with a terminal on stdin it is an interactive chat that keeps the cache between turns. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,7 +32,9 @@ static void help(void) {
            "  --ignore-eos          do not stop at end-of-generation tokens\n"
            "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming; in\n"
            "                        the interactive chat, one JSON line per reply (with \"turn\")\n"
-           "  -cnv, --conversation  the interactive chat even when stdin is not a terminal (one message per line)\n"
+           "  -cnv, --conversation  the interactive chat even when stdin is not a terminal (one message per line);\n"
+           "                        in the chat Ctrl-C stops the reply (stop \"interrupted\"), a second one quits, and\n"
+           "                        a conversation that outgrows the context starts over from the last message\n"
            "  --confidence          after the answer, print its self-evaluation scores (KV-CoE, MaxProb, PPL,\n"
            "                        Entropy; see kvlens score); with --json under \"confidence\"\n"
            "  --think auto1|auto2   adaptive thinking (with -p as the user message, --messages, or the chat): a probe\n"
@@ -193,7 +196,8 @@ static kvl_status generate(runner *r, const int32_t *ids, int n) {
     if (res.n_tokens) memcpy(r->out, res.tokens, (size_t)res.n_tokens * sizeof *r->out);
     r->n_out = res.n_tokens;
     if (res.stop && *res.stop) r->stop = res.stop;
-    if (r->cancel) r->stop = "stop"; /* a --stop string */
+    if (r->cancel == 1) r->stop = "stop"; /* a --stop string */
+    else if (r->cancel == 2) r->stop = "interrupted"; /* Ctrl-C in the chat */
     r->t_prompt = res.t_prompt;
     r->t_gen = res.t_gen;
     kvl_gen_result_free(&res);
@@ -288,6 +292,23 @@ static void report(const runner *r, int n_prompt) {
     }
 }
 
+/* Ctrl-C in the interactive chat: the first stops the reply being generated, a second one (or one at the prompt)
+ * quits. */
+static volatile sig_atomic_t g_generating;
+static runner *g_chat;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    if (g_generating && g_chat && !g_chat->cancel) {
+        g_chat->cancel = 2;
+        return;
+    }
+    static const char bye[] = "\n";
+    if (write(2, bye, 1) < 0) { /* nothing to do */
+    }
+    _exit(130);
+}
+
 /* Interactive chat: the conversation is re-rendered each turn; the cache keeps the longest common prefix. */
 static int chat_loop(runner *r, const cli_model_opts *mo) {
     if (!r->tok) return cli_error("run", "interactive chat needs a tokenizer in the model file");
@@ -296,9 +317,21 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
     char **owned = malloc(cap * sizeof *owned);
     int rc = 0, turn = 0;
     if (mo->system) msgs[n] = (kvl_chat_msg){"system", mo->system}, owned[n++] = NULL;
-    fprintf(stderr, "kvlens chat: type a message, an empty line or Ctrl-D to quit.\n");
+    fprintf(stderr, "kvlens chat: type a message, an empty line or Ctrl-D to quit; Ctrl-C stops a reply.\n");
+    g_chat = r;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
     char line[8192];
+    const int first = n; /* the first message that is not the system's */
+    int turn_retry = 0;   /* the last message is to be answered again (after starting over) */
     while (msgs && owned) {
+        if (turn_retry) {
+            turn_retry = 0;
+            goto answer;
+        }
         fprintf(stderr, "\n> ");
         if (!fgets(line, sizeof line, stdin) || line[0] == '\n') break;
         line[strcspn(line, "\n")] = 0;
@@ -311,6 +344,7 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
         owned[n] = strdup(line);
         msgs[n] = (kvl_chat_msg){"user", owned[n]};
         n++;
+    answer:;
         kvl_chat_params cp = kvl_chat_default_params();
         cp.think = mo->think;
         char *prompt = NULL;
@@ -320,10 +354,33 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
         kvl_status s = kvl_chat_render(r->tok, msgs, n, &cp, &prompt, &plen);
         if (!s) s = kvl_tokenize(r->tok, prompt, plen, false, &ids, &n_ids);
         free(prompt);
-        if (!s) s = r->adapt >= 0 ? think_generate(r, msgs, n) : generate(r, ids, n_ids);
+        if (!s && r->adapt < 0 && n_ids >= kvl_ctx_n_ctx(r->c)) s = KVL_ERR_RANGE; /* no room for a reply */
+        if (!s) {
+            g_generating = 1;
+            s = r->adapt >= 0 ? think_generate(r, msgs, n) : generate(r, ids, n_ids);
+            g_generating = 0;
+        }
+        if (s == KVL_ERR_RANGE || (s && r->adapt >= 0 && !r->think.n_tokens && n > first + 1)) {
+            /* a full context: start over from this message (the earlier turns are dropped) instead of ending */
+            free(ids);
+            if (n > first + 1) {
+                fprintf(stderr, "kvlens chat: the conversation no longer fits in the context (%d positions): starting "
+                                "over from this message (earlier turns dropped; -c enlarges the context)\n",
+                        kvl_ctx_n_ctx(r->c));
+                for (int i = first; i < n - 1; i++) free(owned[i]);
+                owned[first] = owned[n - 1];
+                msgs[first] = (kvl_chat_msg){"user", owned[first]};
+                n = first + 1;
+                turn_retry = 1;
+            } else {
+                fprintf(stderr, "kvlens chat: this message alone does not fit in the context (%d positions, -c): "
+                                "dropped; type a shorter one\n", kvl_ctx_n_ctx(r->c));
+                free(owned[--n]);
+            }
+            continue;
+        }
         if (s) {
-            rc = s == KVL_ERR_RANGE ? cli_error("run", "the conversation no longer fits in the context (-c)")
-                                    : cli_fail("run", s);
+            rc = cli_fail("run", s);
             free(ids);
             break;
         }
@@ -381,7 +438,8 @@ int cmd_run(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (cli_is(argv[i], "--think", NULL) && i + 1 < argc && !strncmp(argv[i + 1], "auto", 4)) {
             kvl_adapt_mode am;
-            if (cli_parse_adapt(argv[++i], &am) || am < KVL_ADAPT_ONE_STEP)
+            if (!cli_value(argc, argv, &i, "run")) return 2; /* (given once, as every single-value option) */
+            if (cli_parse_adapt(argv[i], &am) || am < KVL_ADAPT_ONE_STEP)
                 return cli_usage("run", "--think takes default, on, off, slow, fast, auto1 or auto2, not '%s'", argv[i]);
             r.adapt = (int)am;
             continue;
