@@ -209,6 +209,8 @@ expect 2 "text-field applies to --format jsonl" -- "$BIN" embed -m "$M" --input 
 expect 2 "no-eot applies" -- "$BIN" score -m "$M" -p "1+1=" --answer "2" --no-eot $K
 expect 2 "tensors" -- "$BIN" info -m "$M" --json --tensors
 expect 2 "kind" -- "$BIN" chat-template -m "$M" --kind --think on
+printf '[{"role": "user", "content": "hi"}]' >"$T/conv.json"
+expect 2 "date applies to the Llama-3.1/3.2 templates" -- "$BIN" chat-template -m "$M" --messages "$T/conv.json" --date "1 Jan 2025"
 expect 2 "confidence needs a prompt" -- "$BIN" run -m "$M" -cnv --confidence $K
 # misspelled options are unknown wherever they stand (also last, where a value would be expected)
 expect 2 "unknown option '--jsn'" -- "$BIN" solve -m "$M" --data "$T/two.jsonl" --jsn

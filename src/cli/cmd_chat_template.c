@@ -77,6 +77,11 @@ int cmd_chat_template(int argc, char **argv) {
         if (s != KVL_OK) rc = cli_fail(cmd, s);
         else puts(name);
     } else {
+        const char *kind = NULL; /* --date exists in the Llama-3.1/3.2 templates only */
+        if (p.date && !kvl_chat_template_kind(t, tmpl, &kind) && strcmp(kind, "llama3.1") && strcmp(kind, "llama3.2")) {
+            rc = cli_usage(cmd, "--date applies to the Llama-3.1/3.2 templates, not to %s", kind);
+            goto out;
+        }
         int n = cli_read_messages(msgs, cmd, &json, &m);
         char *out = NULL;
         size_t len;
@@ -88,6 +93,7 @@ int cmd_chat_template(int argc, char **argv) {
         }
         free(out);
     }
+out:
     free(m);
     cJSON_Delete(json);
     kvl_tokenizer_free(t);

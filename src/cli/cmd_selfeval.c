@@ -42,11 +42,12 @@ static void help(void) {
            "  --boot N              bootstrap resamples (default 1000)\n"
            "  --seed S              bootstrap seed (default 42)\n"
            "  --points K            points of the resampled token-axis trajectories (default %d)\n"
+           "  --parallel N          problems decoded at once (default %d); greedy answers do not depend on it\n"
            "  --json                print the summary JSON to stdout\n"
            "  -t, --threads N       threads (default: all cores)\n"
            "  --backend NAME        compute backend: auto (default) or cpu\n"
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n",
-           DEFAULT_POINTS);
+           DEFAULT_POINTS, CLI_PARALLEL_DEFAULT);
 }
 
 typedef struct {
