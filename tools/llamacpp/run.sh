@@ -125,4 +125,5 @@ for t in ("q8_0", "bf16", "q4_K_M"):
             print(f"  {t} {k}: kvlens {statistics.median(a):7.2f}  llama.cpp {statistics.median(b):7.2f}  "
                   f"ratio {statistics.median(a) / statistics.median(b):.2f}")
 PY
+KVLENS=$kvlens ROUNDS=$rounds "$here/batched.sh" "$work" || fail=1 # batched decoding (llama-batched-bench)
 exit $fail
