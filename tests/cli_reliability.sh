@@ -282,6 +282,7 @@ EOF
 "$BIN" run -m "$M" -p "hello" --chat -n 12 --stop "with" --stop "zzz" $K >"$T/r5.txt" 2>/dev/null
 grep -q "with" "$T/r5.txt" && bad "--stop streamed the stop string: $(cat "$T/r5.txt")" || ok
 expect 2 "needs a non-empty" -- "$BIN" run -m "$M" -p hi --stop ""
+expect 2 "bad -n '0' .1 or more; -1 = until the context is full" -- "$BIN" run -m "$M" -p hi -n 0
 # -n -1: until the context is full
 "$BIN" run -m "$M" -p "hello" --chat -n -1 --ctx-size 40 --json $K >"$T/r6.json" 2>/dev/null
 grep -q '"stop": "context"' "$T/r6.json" && ok || bad "-n -1: $(cat "$T/r6.json")"

@@ -18,8 +18,8 @@ static void help(void) {
            "  -p -                  read the prompt from stdin\n"
            "  -f, --file FILE       read the prompt from FILE (one final newline is dropped, as llama.cpp does)\n"
            "  --ctx-size N          the same as -c N\n"
-           "  -n, --n-predict N     tokens to generate at most (default 128; 512 per turn in chat); 0 = none (the\n"
-           "                        prompt is only evaluated); -1 = until the context is full\n"
+           "  -n, --n-predict N     tokens to generate at most (default 128; 512 per turn in chat); -1 = until\n"
+           "                        the context is full\n"
            "  --stop STRING         end the text before STRING (repeatable; the stop is \"stop\")\n"
            "  --temp T              temperature; 0 = greedy (default 0)\n"
            "  --top-k K             sample from the K most likely tokens (0 = off; needs --temp > 0)\n"
@@ -205,14 +205,15 @@ static kvl_status generate(runner *r, const int32_t *ids, int n) {
 }
 
 /* --confidence: the scores of the answer just generated, from the live cache. */
+/* Returns 0 (scores in *sc), -1 when nothing was generated (the scores are undefined: null, with a note), or 1 on a
+ * failure (message printed). */
 static int confidence(const runner *r, int n_prompt, kvl_answer_scores *sc) {
-    kvl_status s = r->n_out > 0 ? kvl_answer_score(kvl_seq_view(r->c, 0), NULL, n_prompt, r->n_out, r->conf, sc) : KVL_ERR_ARG;
-    if (s) {
-        if (r->n_out > 0) cli_fail("run", s);
-        else cli_error("run", "--confidence: nothing was generated");
-        return 1;
+    if (r->n_out <= 0) {
+        fprintf(stderr, "kvlens run: --confidence: nothing was generated, so there are no scores\n");
+        return -1;
     }
-    return 0;
+    kvl_status s = kvl_answer_score(kvl_seq_view(r->c, 0), NULL, n_prompt, r->n_out, r->conf, sc);
+    return s ? cli_fail("run", s) : 0;
 }
 
 /* Streams a controlled generation's tokens as generate() does (the end token is not shown). */
@@ -271,14 +272,16 @@ static void json_result(const runner *r, int n_prompt) {
     }
 }
 
-static void report(const runner *r, int n_prompt) {
+static int report(const runner *r, int n_prompt) {
+    int crc = 0;
     double pp = r->t_prompt > 0 ? n_prompt / r->t_prompt : 0, tg = r->n_out > 1 ? (r->n_out - 1) / r->t_gen : 0;
     if (r->json) {
         json_result(r, n_prompt);
         kvl_answer_scores sc;
-        if (r->conf && !confidence(r, n_prompt, &sc)) {
+        if (r->conf) {
             printf(", \"confidence\": ");
-            cli_scores_json(stdout, &sc, "all");
+            if (!(crc = confidence(r, n_prompt, &sc))) cli_scores_json(stdout, &sc, "all");
+            else fputs("null", stdout);
         }
         if (r->adapt >= 0) fputs(", \"think\": ", stdout), cli_think_json(stdout, &r->think);
         printf("}\n");
@@ -287,9 +290,10 @@ static void report(const runner *r, int n_prompt) {
         fprintf(stderr, "\n[prompt: %d tokens, %.1f tok/s; generated: %d tokens, %.1f tok/s; stop: %s]\n", n_prompt, pp,
                 r->n_out, tg, r->stop);
         kvl_answer_scores sc;
-        if (r->conf && !confidence(r, n_prompt, &sc)) cli_scores_text(stdout, &sc, "all");
+        if (r->conf && !(crc = confidence(r, n_prompt, &sc))) cli_scores_text(stdout, &sc, "all");
         if (r->adapt >= 0) think_note(r);
     }
+    return crc > 0 ? crc : 0;
 }
 
 /* Ctrl-C in the interactive chat: the first stops the reply being generated, a second one (or one at the prompt)
@@ -453,7 +457,8 @@ int cmd_run(int argc, char **argv) {
             return 0;
         } else if (cli_is(a, "-n", "--n-predict")) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, -1, 1 << 24, &n_predict)) return cli_usage("run", "bad -n '%s' (-1 = until the context is full)", v);
+            if (cli_parse_int(v, -1, 1 << 24, &n_predict) || n_predict == 0)
+                return cli_usage("run", "bad -n '%s' (1 or more; -1 = until the context is full)", v);
             until_full = n_predict < 0;
         } else if (cli_is(a, "--temp", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
@@ -623,7 +628,7 @@ int cmd_run(int argc, char **argv) {
         rc = cli_fail("run", s);
     } else {
         if (!strcmp(r.stop, "context")) fprintf(stderr, "kvlens run: the context is full (%d positions)\n", kvl_ctx_n_ctx(r.c));
-        report(&r, n_ids);
+        rc = report(&r, n_ids);
     }
     kvl_sched_free(r.sched);
     kvl_sampler_free(r.smp);
