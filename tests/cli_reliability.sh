@@ -187,6 +187,8 @@ expect 1 "bad40.jsonl:40: " -- "$BIN" selfeval -m "$M" --data "$T/bad40.jsonl" -
 [ -e "$T/se5" ] && bad "selfeval created its output before checking the data" || ok
 { cat "$T/two.jsonl"; printf '{"question": "What is 1+1? \xc3(", "answer": "#### 2"}\n'; } >"$T/badutf.jsonl"
 expect 1 "badutf.jsonl:3: the question is not valid UTF-8" -- "$BIN" solve -m "$M" --data "$T/badutf.jsonl" --max-tokens 4 $K
+{ cat "$T/two.jsonl"; printf '{"id": "a\xff", "question": "What is 1+1?", "answer": "#### 2"}\n'; } >"$T/badid.jsonl"
+expect 1 "badid.jsonl:3: the id is not valid UTF-8" -- "$BIN" label -m "$M" --data "$T/badid.jsonl" --max-tokens 4 -o "$T/badid.lab" $K
 printf '{"text": "a"}\n{"text": "b"}\n{"txt": "c"}\n' >"$T/e3.jsonl"
 expect 1 "e3.jsonl:3: " -- "$BIN" embed -m "$M" --input "$T/e3.jsonl" --format jsonl -o "$T/e3" $K
 

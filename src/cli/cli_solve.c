@@ -154,6 +154,8 @@ int cli_validate_rows(const char *cmd, const char *data, const cli_problem_opts 
         if (!kvl_utf8_valid(pb.question, strlen(pb.question), &bad)) /* the prompt could not be tokenized */
             rc = cli_error(cmd, "%s:%ld: the question is not valid UTF-8 (byte %zu; nothing was solved)", po->data,
                            line_no, bad);
+        else if (pb.id && !kvl_utf8_valid(pb.id, strlen(pb.id), &bad)) /* copied into label files as it is */
+            rc = cli_error(cmd, "%s:%ld: the id is not valid UTF-8 (nothing was solved)", po->data, line_no);
         kvl_problem_free(&pb);
         row++;
     }
