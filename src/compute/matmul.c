@@ -1,5 +1,6 @@
 /* kvl_matmul dispatch: picks the row-streaming (decode) or blocked (prefill) kernel and splits the output rows
  * over OpenMP threads. Kernels are in mm_gemv_float.c, mm_gemv_quant.c, mm_gemm.c; decoders in mm_decode.c. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,22 +114,27 @@ static void matmul_gemv(const job *j, const float *x, int n_tok) {
     free(buf);
 }
 
-/* -1: not decided yet (first kvl_matmul call decides, outside any parallel region) */
-static int bf16_mode = -1;
+/* -1: not decided yet (the first BF16 prefill decides; atomic: contexts may run in several threads, and
+ * every thread that races there computes the same value) */
+static atomic_int bf16_mode = -1;
 
+#ifdef KVL_MM_BF16DOT
 /* AMX usable: built for it, not turned off by KVL_AMX=0, and the kernel granted the tile state */
 static int amx_ok(void) {
 #ifdef KVL_MM_AMX
-    static int ok = -1;
-    if (ok < 0) {
+    static atomic_int ok = -1;
+    int v = atomic_load_explicit(&ok, memory_order_relaxed);
+    if (v < 0) {
         const char *e = getenv("KVL_AMX");
-        ok = !(e && !strcmp(e, "0")) && kvl_mm_amx_enable();
+        v = !(e && !strcmp(e, "0")) && kvl_mm_amx_enable();
+        atomic_store_explicit(&ok, v, memory_order_relaxed);
     }
-    return ok;
+    return v;
 #else
     return 0;
 #endif
 }
+#endif
 
 static int bf16_mode_default(void) {
 #ifdef KVL_MM_BF16DOT
@@ -146,18 +152,22 @@ static int bf16_mode_default(void) {
 }
 
 int kvl_mm_bf16_mode(void) {
-    if (bf16_mode < 0) bf16_mode = bf16_mode_default();
-    return bf16_mode;
+    int m = atomic_load_explicit(&bf16_mode, memory_order_relaxed);
+    if (m < 0) {
+        m = bf16_mode_default();
+        atomic_store_explicit(&bf16_mode, m, memory_order_relaxed);
+    }
+    return m;
 }
 
 void kvl_mm_bf16_mode_set(int mode) {
 #ifdef KVL_MM_BF16DOT
-    if (mode < 0 || (mode & 3) > KVL_MM_BF16_ROUND) bf16_mode = bf16_mode_default();
-    else bf16_mode = (mode & 3) ? mode & (amx_ok() ? 7 : 3) : KVL_MM_BF16_OFF;
+    if (mode < 0 || (mode & 3) > KVL_MM_BF16_ROUND) mode = bf16_mode_default();
+    else mode = (mode & 3) ? mode & (amx_ok() ? 7 : 3) : KVL_MM_BF16_OFF;
 #else
-    (void)mode;
-    bf16_mode = KVL_MM_BF16_OFF;
+    mode = KVL_MM_BF16_OFF;
 #endif
+    atomic_store_explicit(&bf16_mode, mode, memory_order_relaxed);
 }
 
 #ifdef KVL_MM_AMX
