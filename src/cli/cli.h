@@ -46,7 +46,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd);
  * n_ctx may be NULL for commands without a context. */
 /* Sequences decoded at once unless --parallel says otherwise (solve, selfeval, label, embed, embed-eval): on the
  * project's 2-core machines and the shipped model this many was fastest (BENCHMARKS.md, "--parallel"). */
-#define CLI_PARALLEL_DEFAULT 8
+#define CLI_PARALLEL_DEFAULT 32
 /* --backend auto|cpu|...: validated and kept for every context the command makes (cli_ctx_defaults); handled by
  * cli_threads_ctx_opt too. */
 int cli_backend_opt(const char *cmd, const char *a, const char *v);
