@@ -171,7 +171,7 @@ static kvl_status on_piece(void *ctx, const char *p, size_t len) {
         if (k >= 0) {
             uint32_t off = e->centry[2 * k], cnt = e->centry[2 * k + 1];
             KVL_TRY(grow((void **)&e->ids, &e->cap, e->n + cnt, sizeof *e->ids));
-            memcpy(e->ids + e->n, e->cids + off, cnt * sizeof *e->ids);
+            if (cnt) memcpy(e->ids + e->n, e->cids + off, cnt * sizeof *e->ids);
             e->n += cnt;
             return KVL_OK;
         }
@@ -185,7 +185,7 @@ static kvl_status on_piece(void *ctx, const char *p, size_t len) {
     if (!key) return kvl_fail(KVL_ERR_NOMEM, "out of memory while tokenizing");
     KVL_TRY(grow((void **)&e->cids, &e->capc, e->nc + cnt, sizeof *e->cids));
     KVL_TRY(grow((void **)&e->centry, &e->cape, 2 * (e->ne + 1), sizeof *e->centry));
-    memcpy(e->cids + e->nc, e->ids + start, cnt * sizeof *e->ids);
+    if (cnt) memcpy(e->cids + e->nc, e->ids + start, cnt * sizeof *e->ids); /* a piece may give no tokens */
     e->centry[2 * e->ne] = (uint32_t)e->nc;
     e->centry[2 * e->ne + 1] = (uint32_t)cnt;
     e->nc += cnt;
