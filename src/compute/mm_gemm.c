@@ -100,6 +100,23 @@ static void ukernel(int64_t kc, const float *A, const float *B, float *C, int64_
 #endif
 
 #ifdef KVL_MM_AVX512
+/* Write the mr x (NP sub-panels) accumulator tile c to C (added to it with accumulate); rows of a sub-panel past the
+ * panel's nr rows are masked off. Shared by the f32 and the bf16 micro-kernels. */
+INLINE void store_tile(__m512 c[MR][4], float *C, int64_t ldc, int accumulate, int mr, int nr, const int NP) {
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; j++) {
+        const int left = nr - NR * j; /* rows of sub-panel j that exist in W */
+        const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            if (i >= mr) break;
+            float *ci = C + i * ldc + NR * j;
+            if (accumulate) c[i][j] = _mm512_add_ps(c[i][j], _mm512_maskz_loadu_ps(m, ci));
+            _mm512_mask_storeu_ps(ci, m, c[i][j]);
+        }
+    }
+}
+
 /* AVX-512: C[mr][nr] (+)= A[kc][6]^T * (NP sub-panels side by side, sub-panel j at B + j * bstride): one zmm per
  * sub-panel row, 6 x NP accumulators (24 of the 32 registers at NP 4), the token values broadcast from memory. */
 INLINE void ukernel512_np(int64_t kc, const float *A, const float *B, int64_t bstride, float *C, int64_t ldc,
@@ -122,18 +139,7 @@ INLINE void ukernel512_np(int64_t kc, const float *A, const float *B, int64_t bs
             for (int j = 0; j < NP; j++) c[i][j] = _mm512_fmadd_ps(a, b[j], c[i][j]);
         }
     }
-#pragma GCC unroll 4
-    for (int j = 0; j < NP; j++) {
-        const int left = nr - NR * j; /* rows of sub-panel j that exist in W */
-        const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            if (i >= mr) break;
-            float *ci = C + i * ldc + NR * j;
-            if (accumulate) c[i][j] = _mm512_add_ps(c[i][j], _mm512_maskz_loadu_ps(m, ci));
-            _mm512_mask_storeu_ps(ci, m, c[i][j]);
-        }
-    }
+    store_tile(c, C, ldc, accumulate, mr, nr, NP);
 }
 
 /* All np (1..4) sub-panels of a panel for one token tile; nr counts the panel's rows. */
@@ -298,18 +304,7 @@ INLINE void ukbf_np(int64_t kc2, const uint32_t *A, const uint32_t *B, int64_t b
             }
         }
     }
-#pragma GCC unroll 4
-    for (int j = 0; j < NP; j++) {
-        const int left = nr - NR * j;
-        const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            if (i >= mr) break;
-            float *ci = C + i * ldc + NR * j;
-            if (accumulate) c[i][j] = _mm512_add_ps(c[i][j], _mm512_maskz_loadu_ps(m, ci));
-            _mm512_mask_storeu_ps(ci, m, c[i][j]);
-        }
-    }
+    store_tile(c, C, ldc, accumulate, mr, nr, NP);
 }
 
 static void ukbf(int64_t kc2, const uint32_t *A, const uint32_t *B, int64_t bstride, float *C, int64_t ldc,
