@@ -124,8 +124,7 @@ static kvl_status item_cache(void *user, const kvl_view *v, const kvl_answer *a)
 }
 
 /* Emit the items that are ready, in order. */
-static int flush(rows_state *st, cli_progress *prog, long rows_done_base) {
-    (void)rows_done_base;
+static int flush(rows_state *st, cli_progress *prog) {
     while (st->next_emit < st->n_items && st->ready[st->next_emit % st->cap]) {
         cli_solved *r = &st->items[st->next_emit % st->cap];
         int rc = st->h->emit(st->h->user, r);
@@ -230,7 +229,7 @@ int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_proble
             free(user);
         }
         if (!rc && st.err) rc = cli_error(cmd, "%s", st.err_msg);
-        if (!rc) rc = flush(&st, prog, 0);
+        if (!rc) rc = flush(&st, prog);
         if (rc) break;
         if (st.next_emit < st.n_items) {
             kvl_status s = kvl_session_step(sv->ses, &left);
