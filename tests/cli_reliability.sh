@@ -305,5 +305,15 @@ g=$(sed 's/, "n_prompt.*//' "$T/g.json")
 expect_eq "--repeat-last-n 0 = no penalty" "$(sed 's/, "n_prompt.*//' "$T/rp0.json")" "$g"
 expect 2 "repeat-last-n applies to the repeat penalty" -- "$BIN" run -m "$M" -p hi --repeat-last-n 8
 
+# progress in logs: stderr that is not a terminal gets plain lines (no carriage returns), none for a short run by
+# default (a line every KVL_PROGRESS_EVERY seconds, 10 by default)
+"$BIN" solve -m "$M" --data "$T/two.jsonl" --think fast --max-tokens 4 $K >/dev/null 2>"$T/p0.err"
+grep -q "solve" "$T/p0.err" && grep -qE "[0-9]+/2" "$T/p0.err" && bad "short run printed progress: $(cat "$T/p0.err")" || ok
+KVL_PROGRESS_EVERY=0 "$BIN" solve -m "$M" --data "$T/two.jsonl" --think fast --max-tokens 4 $K >/dev/null 2>"$T/p1.err"
+grep -qE "^solve: 2/2 \(100%\)" "$T/p1.err" && grep -q "done in" "$T/p1.err" && ok || bad "progress lines: $(cat "$T/p1.err")"
+tr -d '\n' <"$T/p1.err" | grep -q $'\r' && bad "carriage return in log progress" || ok
+KVL_PROGRESS=0 KVL_PROGRESS_EVERY=0 "$BIN" solve -m "$M" --data "$T/two.jsonl" --think fast --max-tokens 4 $K >/dev/null 2>"$T/p2.err"
+grep -qE "2/2" "$T/p2.err" && bad "KVL_PROGRESS=0 printed progress" || ok
+
 echo "cli_reliability: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]

@@ -58,12 +58,17 @@ int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_th
 /* Read a whole file (or stdin for "-"); NUL-terminated, *len without the NUL. NULL on failure (message set). */
 char *cli_read_file(const char *path, size_t *len);
 
-/* A progress bar on stderr (only when stderr is a terminal, or KVL_PROGRESS=1). */
+/* Progress on stderr: a bar on a terminal, plain lines every KVL_PROGRESS_EVERY seconds (default 10) otherwise
+ * (logs of batch jobs); KVL_PROGRESS=0|bar|lines overrides. */
+enum { CLI_PROGRESS_OFF = 0, CLI_PROGRESS_BAR = 1, CLI_PROGRESS_LINES = 2 };
 typedef struct {
     const char *label;
     long total;
     double t_start;
-    int active;
+    int active;    /* CLI_PROGRESS_* */
+    double every;  /* lines: seconds between lines */
+    double t_line; /* lines: when the last one was printed */
+    int lines;     /* lines printed */
 } cli_progress;
 void cli_progress_start(cli_progress *p, const char *label, long total);
 void cli_progress_update(cli_progress *p, long done);

@@ -286,23 +286,47 @@ double cli_now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* KVL_PROGRESS: unset = a bar when stderr is a terminal, else lines; 0 = none; 1 or "bar" = the bar; "lines" =
+ * lines. A line (for logs: no carriage returns) is printed at most every KVL_PROGRESS_EVERY seconds (default 10), so
+ * short runs print none. */
 void cli_progress_start(cli_progress *p, const char *label, long total) {
     const char *env = getenv("KVL_PROGRESS");
+    const char *every = getenv("KVL_PROGRESS_EVERY");
     p->label = label;
     p->total = total;
     p->t_start = cli_now();
-    p->active = env ? atoi(env) != 0 : isatty(2);
+    if (!env || !*env) p->active = isatty(2) ? CLI_PROGRESS_BAR : CLI_PROGRESS_LINES;
+    else if (!strcmp(env, "lines")) p->active = CLI_PROGRESS_LINES;
+    else if (!strcmp(env, "bar")) p->active = CLI_PROGRESS_BAR;
+    else p->active = atoi(env) != 0 ? CLI_PROGRESS_BAR : CLI_PROGRESS_OFF;
+    p->every = every && *every ? atof(every) : 10.0;
+    if (!(p->every >= 0)) p->every = 10.0;
+    p->t_line = p->t_start;
+    p->lines = 0;
     cli_progress_update(p, 0);
 }
 
+static void progress_numbers(const cli_progress *p, long done, double *frac, double *el, double *eta) {
+    *frac = p->total > 0 ? (double)done / p->total : 0;
+    if (*frac > 1) *frac = 1;
+    *el = cli_now() - p->t_start;
+    *eta = *frac > 0 ? *el / *frac - *el : 0;
+}
+
 void cli_progress_update(cli_progress *p, long done) {
-    if (!p->active) return;
+    if (p->active == CLI_PROGRESS_OFF) return;
+    double frac, el, eta;
+    progress_numbers(p, done, &frac, &el, &eta);
+    if (p->active == CLI_PROGRESS_LINES) {
+        double now = p->t_start + el;
+        if (done == 0 || now - p->t_line < p->every) return;
+        p->t_line = now;
+        p->lines++;
+        fprintf(stderr, "%s: %ld/%ld (%.0f%%) %.1fs, eta %.1fs\n", p->label, done, p->total, frac * 100, el, eta);
+        return;
+    }
     const int width = 30;
-    double frac = p->total > 0 ? (double)done / p->total : 0;
-    if (frac > 1) frac = 1;
     int fill = (int)(frac * width);
-    double el = cli_now() - p->t_start;
-    double eta = frac > 0 ? el / frac - el : 0;
     fprintf(stderr, "\r%s [", p->label);
     for (int i = 0; i < width; i++) fputc(i < fill ? '#' : '.', stderr);
     fprintf(stderr, "] %ld/%ld %3.0f%% %.1fs eta %.1fs ", done, p->total, frac * 100, el, eta);
@@ -310,7 +334,16 @@ void cli_progress_update(cli_progress *p, long done) {
 }
 
 void cli_progress_end(cli_progress *p) {
-    if (!p->active) return;
+    if (p->active == CLI_PROGRESS_OFF) return;
+    if (p->active == CLI_PROGRESS_LINES) {
+        /* the closing line only when the run was long enough to print lines at all */
+        if (p->lines > 0) {
+            double frac, el, eta;
+            progress_numbers(p, p->total, &frac, &el, &eta);
+            fprintf(stderr, "%s: %ld/%ld done in %.1fs\n", p->label, p->total, p->total, el);
+        }
+        return;
+    }
     cli_progress_update(p, p->total);
     fputc('\n', stderr);
 }

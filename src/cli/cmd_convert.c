@@ -28,7 +28,7 @@ static void on_progress(void *user, int done, int total, const char *tensor) {
 
 static void on_note(void *user, const char *msg) {
     cli_progress *p = user;
-    if (p->active) fputc('\n', stderr); /* don't append to the progress bar's line */
+    if (p->active == CLI_PROGRESS_BAR) fputc('\n', stderr); /* don't append to the progress bar's line */
     fprintf(stderr, "kvlens convert: note: %s\n", msg);
 }
 

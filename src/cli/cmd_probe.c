@@ -112,8 +112,8 @@ typedef struct {
 static void on_epoch(void *user, int epoch, int epochs, double train, double val) {
     train_log *t = user;
     if (val >= 0 && val < t->best) t->best = val, t->best_epoch = epoch;
-    if (!t->prog.active) return;
     cli_progress_update(&t->prog, epoch);
+    if (t->prog.active != CLI_PROGRESS_BAR) return; /* the losses go on the bar's line only */
     if (val >= 0) fprintf(stderr, "train %.1f val %.1f (best %.1f @%d)   ", train, val, t->best, t->best_epoch);
     else fprintf(stderr, "train %.1f   ", train);
     (void)epochs;
@@ -263,7 +263,7 @@ static int train(probe_opts *o) {
     kvl_probe_train_result res;
     t0 = cli_now();
     kvl_status s = kvl_probe_train(m, &o->feat, Xs, y, group, n, dim, &o->tp, &p, &res);
-    if (log.prog.active) fputc('\n', stderr);
+    if (log.prog.active == CLI_PROGRESS_BAR) fputc('\n', stderr);
     if (s) {
         rc = cli_fail("probe train", s);
         goto done;
