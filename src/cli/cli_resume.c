@@ -51,6 +51,8 @@ static char *record_text(const char *cmd, int argc, char **argv, const char *dat
         int first = 1;
         for (int i = 1; i < argc; i++) {
             int n = cli_run_neutral_arg(argv[i]);
+            if (pass && n < 0 && (cli_is(argv[i], "-o", "--out") || !strcmp(argv[i], "--output")))
+                n = 1; /* the output's name: where the run writes, not what (merge writes the shards' under another) */
             if (n >= 0 && (pass || !strcmp(argv[i], "--shard"))) {
                 i += n;
                 continue;

@@ -149,7 +149,7 @@ static int read_rows(const char *path, const shard_in *s, rows_in *r) {
             if (!l || !x) return cli_error("merge", "out of memory");
         }
         char *end;
-        const char *key = "{\"index\": ";
+        const char *key = "{\"index\":"; /* every row starts with its index (strtol takes a space after the colon) */
         long ix = strncmp(p, key, strlen(key)) ? -1 : strtol(p + strlen(key), &end, 10);
         if (ix < 0 || ix % s->count != s->index || (r->n && ix <= r->index[r->n - 1]))
             return cli_error("merge", "%s:%ld: index %ld is not the next row of shard %ld/%ld", path, r->n + 1, ix, s->index,
@@ -323,6 +323,17 @@ int cmd_merge(int argc, char **argv) {
             size_t l = strlen(g.gl_pathv[i]);
             if (l > strlen("." CLI_RUN_RECORD) && !strcmp(g.gl_pathv[i] + l - strlen("." CLI_RUN_RECORD), "." CLI_RUN_RECORD))
                 continue; /* a record, not an output */
+            long si, sn;
+            char base[4096], npy2[4200];
+            const char *tag = strstr(g.gl_pathv[i], ".shard-");
+            for (const char *t = tag; t; t = strstr(t + 1, ".shard-")) tag = t;
+            snprintf(npy2, sizeof npy2, "%s.npy", out);
+            if (!tag || sscanf(tag, ".shard-%ld-of-%ld", &si, &sn) != 2 || unsharded_path(g.gl_pathv[i], si, sn, base, sizeof base) ||
+                (strcmp(base, out) && strcmp(base, npy2)))
+                continue; /* another output whose name starts alike (OUT.shard-0-of-3.jsonl for OUT) */
+            bool seen = false; /* both patterns (OUT, OUT.npy) find an .npy */
+            for (size_t j = 0; j < i; j++) seen |= !strcmp(g.gl_pathv[j], g.gl_pathv[i]);
+            if (seen) continue;
             rc = read_record(g.gl_pathv[i], &sh[n++]);
         }
     }
@@ -373,7 +384,14 @@ int cmd_merge(int argc, char **argv) {
         const int na = cJSON_GetArraySize(args);
         char **av = calloc((size_t)na + 4, sizeof *av);
         if (!av) rc = cli_error("merge", "out of memory");
-        for (int i = 0; av && i < na; i++) av[i + 1] = cJSON_GetArrayItem(args, i)->valuestring;
+        char abs_out[4200], here0[4096];
+        if (merged[0] == '/' || !getcwd(here0, sizeof here0)) snprintf(abs_out, sizeof abs_out, "%s", merged);
+        else snprintf(abs_out, sizeof abs_out, "%s/%s", here0, merged);
+        for (int i = 0; av && i < na; i++) {
+            av[i + 1] = cJSON_GetArrayItem(args, i)->valuestring;
+            if (i > 0 && (cli_is(av[i], "-o", "--out") || !strcmp(av[i], "--output")))
+                av[i + 1] = abs_out; /* the merged output, wherever the shards were written */
+        }
         if (av) {
             av[0] = (char *)cmd;
             av[na + 1] = "--shard";
