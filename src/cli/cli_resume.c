@@ -101,15 +101,21 @@ static const char *jstr(const cJSON *o, const char *k) {
 static const char *differs(const cJSON *old, const cJSON *now, char *why, size_t size) {
     const char *oc = jstr(old, "command"), *nc = jstr(now, "command");
     if (!oc || strcmp(oc, nc)) return snprintf(why, size, "written by kvlens %s, not %s", oc ? oc : "?", nc), why;
-    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(old, "key"), *nk = cJSON_GetObjectItemCaseSensitive(now, "key");
-    if (!cJSON_Compare(ok, nk, true)) {
-        char *a = cJSON_PrintUnformatted(ok), *b = cJSON_PrintUnformatted(nk);
-        snprintf(why, size, "written with other arguments: %.900s there, %.900s here", a ? a : "?", b ? b : "?");
-        free(a), free(b);
-        return why;
-    }
     const char *oh = jstr(old, "data_fnv1a64"), *nh = jstr(now, "data_fnv1a64");
     if (!oh || strcmp(oh, nh)) return snprintf(why, size, "written from another data file (or one that changed since)"), why;
+    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(old, "key"), *nk = cJSON_GetObjectItemCaseSensitive(now, "key");
+    if (!cJSON_Compare(ok, nk, true)) { /* name the first argument that differs, with the option before it */
+        const int no = cJSON_GetArraySize(ok), nn = cJSON_GetArraySize(nk);
+        int i = 0;
+        while (i < no && i < nn && cJSON_Compare(cJSON_GetArrayItem(ok, i), cJSON_GetArrayItem(nk, i), true)) i++;
+        const cJSON *po = i > 0 ? cJSON_GetArrayItem(ok, i - 1) : NULL, *a = cJSON_GetArrayItem(ok, i),
+                    *b = cJSON_GetArrayItem(nk, i);
+        const char *prev = cJSON_IsString(po) && po->valuestring[0] == '-' ? po->valuestring : "";
+        snprintf(why, size, "written with other arguments: '%s%s%s' there, '%s%s%s' here", prev, *prev ? " " : "",
+                 cJSON_IsString(a) ? a->valuestring : "(nothing)", prev, *prev ? " " : "",
+                 cJSON_IsString(b) ? b->valuestring : "(nothing)");
+        return why;
+    }
     const cJSON *os = cJSON_GetObjectItemCaseSensitive(old, "shard"), *ns = cJSON_GetObjectItemCaseSensitive(now, "shard");
     if (!cJSON_Compare(os, ns, true)) {
         const cJSON *i = cJSON_GetObjectItemCaseSensitive(os, "index"), *c = cJSON_GetObjectItemCaseSensitive(os, "count");
