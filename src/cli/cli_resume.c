@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -279,10 +280,15 @@ int cli_state_read(const char *cmd, const char *path, int64_t *v, size_t n) {
 }
 
 void cli_test_kill_point(void) {
-    static long left = -2;
+    static long left = -2, sleep_ms;
     if (left == -2) {
-        const char *v = getenv("KVL_TEST_KILL_AFTER");
+        const char *v = getenv("KVL_TEST_KILL_AFTER"), *w = getenv("KVL_TEST_ROW_SLEEP_MS");
         left = v && *v && atol(v) > 0 ? atol(v) : -1;
+        sleep_ms = w && *w && atol(w) > 0 ? atol(w) : 0;
+    }
+    if (sleep_ms) { /* a slow run, to be interrupted from outside (the Slurm test requeues a running task) */
+        struct timespec ts = {sleep_ms / 1000, (sleep_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
     }
     if (left < 0) return;
     if (--left == 0) {

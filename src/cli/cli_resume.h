@@ -47,7 +47,8 @@ int cli_run_complete(cli_run *r);
 extern bool cli_merge_only;
 int cli_run_check_done(const cli_run *r, long n_done, long n_total);
 /* Tests: with KVL_TEST_KILL_AFTER=k (k >= 1) the process kills itself (SIGKILL) at the k-th call, made after each
- * row is written (and checkpointed): an interruption at a known point. */
+ * row is written (and checkpointed): an interruption at a known point; KVL_TEST_ROW_SLEEP_MS=t sleeps t ms there (a
+ * slow run, for a test that interrupts it from outside). */
 void cli_test_kill_point(void);
 void cli_run_free(cli_run *r);
 /* The record path of an output (a file: OUT.kvlens-run.json; a directory: DIR/kvlens-run.json). */
