@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shards, resume and merge of the dataset commands (solve, label, selfeval, embed), against the unsharded run of the
+# Shards, resume and merge of the dataset commands (solve, label, selfeval, embed, score --data), against the unsharded run of the
 # same command as the reference:
 #   - sharded (--shard I/3, each shard alone) + kvlens merge equals the unsharded run: the rows byte for byte, the
 #     summaries, tables and plots byte for byte, except the fields that time the run (time_s, tok_s, prompt_tokens
@@ -193,6 +193,31 @@ same "embed JSONL, killed + resumed" "$T/em/ref.jsonl" "$T/em/k.jsonl"
 cp "$T/em/k.npy" "$T/em/k.orig"
 expect 1 "another run's output .written with other arguments" -- "${B[@]}" -o "$T/em/k" --pool last
 same "embed: another run's array untouched" "$T/em/k.orig" "$T/em/k.npy"
+
+# --- score --data (teacher-forced scores of given answers, one row at a time)
+awk -F'"question": "' 'NR <= '"$rows"' { split($2, q, "\""); printf "{\"prompt\": \"%s\", \"answer\": \"The answer is %d.\"}\n", q[1], NR * 7 }' \
+    "$T/d.jsonl" >"$T/qa.jsonl"
+C=("$BIN" score -m "$MODEL" --data "$T/qa.jsonl" --chat --json $K)
+mkdir -p "$T/sc"
+"${C[@]}" --out "$T/sc/ref.jsonl" >"$T/sc.sum" 2>"$T/err" || bad "score --data: $(cat "$T/err")"
+[ "$(grep -c '"scores": {"kv_coe"' "$T/sc/ref.jsonl")" -eq "$rows" ] && ok || bad "score --data rows: $(head -c 300 "$T/sc/ref.jsonl")"
+# row 0 equals kvlens score on the same prompt and answer
+q0=$(head -n 1 "$T/d.jsonl" | sed 's/.*"question": "//; s/".*//')
+"$BIN" score -m "$MODEL" -p "$q0" --answer "The answer is 7." --chat --json $K >"$T/one.json" 2>"$T/err" || bad "score: $(cat "$T/err")"
+[ "$(head -n 1 "$T/sc/ref.jsonl" | sed 's/.*"scores": //; s/}$//')" = "$(cat "$T/one.json")" ] && ok ||
+    bad "score --data row 0 differs from kvlens score: $(head -n 1 "$T/sc/ref.jsonl" | head -c 300) vs $(head -c 300 "$T/one.json")"
+for i in 0 1 2; do "${C[@]}" --out "$T/sc/all.jsonl" --shard $i/3 >/dev/null 2>"$T/err" || bad "score shard $i: $(cat "$T/err")"; done
+"$BIN" merge "$T/sc/all.jsonl" >"$T/sc3.sum" 2>"$T/err" || bad "merge score: $(cat "$T/err")"
+same "score rows, sharded + merged" "$T/sc/ref.jsonl" "$T/sc/all.jsonl"
+same "score summary, sharded + merged" "$T/sc.sum" "$T/sc3.sum"
+KVL_TEST_KILL_AFTER=2 "${C[@]}" --out "$T/sc/k.jsonl" >/dev/null 2>&1
+printf '{"index": 2, "prompt_tok' >>"$T/sc/k.jsonl"
+"${C[@]}" --out "$T/sc/k.jsonl" >"$T/sck.sum" 2>"$T/err" || bad "score resume: $(cat "$T/err")"
+grep -q "2 of $rows rows already in" "$T/err" && ok || bad "score resume note: $(cat "$T/err")"
+same "score rows, killed + resumed" "$T/sc/ref.jsonl" "$T/sc/k.jsonl"
+expect 2 "--prompt-field, --answer-field and --shard apply to --data" -- "$BIN" score -m "$MODEL" -p x --answer y --shard 0/2
+printf '{"prompt": "a"}\n' >"$T/noans.jsonl"
+expect 1 'noans.jsonl:1: no "answer"' -- "$BIN" score -m "$MODEL" --data "$T/noans.jsonl" --out "$T/sc/x.jsonl"
 
 echo "cli_shard: $checks checks, $fails failed ($rows rows per command; sharded+merged and killed+resumed compared with the unsharded run)"
 [ $fails -eq 0 ]

@@ -20,7 +20,8 @@
 
 static void help(void) {
     printf("usage: kvlens merge OUT [SHARD_OUTPUT ...]\n\n"
-           "Combines the shards of one run (kvlens solve, selfeval, label or embed with --shard I/N, or as the tasks of\n"
+           "Combines the shards of one run (kvlens solve, selfeval, label, embed or score --data with --shard I/N, or as\n"
+           "the tasks of "
            "a Slurm array or a Kubernetes indexed job) into what the run without --shard writes, and prints what it\n"
            "prints. OUT is the output the shards were given (--out FILE, --out DIR, -o OUT or OUT.npy); their outputs\n"
            "OUT.shard-I-of-N (with their .kvlens-run.json records) are found next to it, or listed after it.\n\n"
@@ -347,7 +348,8 @@ int cmd_merge(int argc, char **argv) {
     if (!rc && !access(merged, F_OK))
         rc = cli_error("merge", "%s exists: the merged output is written there (remove it first)", merged);
     int (*fn)(int, char **) = !strcmp(cmd, "solve") ? cmd_solve : !strcmp(cmd, "label") ? cmd_label
-                            : !strcmp(cmd, "selfeval") ? cmd_selfeval : !strcmp(cmd, "embed") ? cmd_embed : NULL;
+                            : !strcmp(cmd, "selfeval") ? cmd_selfeval : !strcmp(cmd, "embed") ? cmd_embed
+                            : !strcmp(cmd, "score") ? cmd_score : NULL;
     if (!rc && !fn) rc = cli_error("merge", "%s: runs of kvlens %s are not merged", sh[0].path, cmd);
     if (!rc && sh[0].count == 1) fprintf(stderr, "kvlens merge: one shard (1/1): copied as it is\n");
     if (!rc && dir) {
