@@ -194,6 +194,30 @@ cp "$T/em/k.npy" "$T/em/k.orig"
 expect 1 "another run's output .written with other arguments" -- "${B[@]}" -o "$T/em/k" --pool last
 same "embed: another run's array untouched" "$T/em/k.orig" "$T/em/k.npy"
 
+# --- embed-eval's embedding step: kvlens embed per source, sharded and merged, then embed-eval --vectors; the
+# classification results equal embed-eval's own embedding (all but the timing and the representation's description)
+awk 'BEGIN { s = 7; for (i = 0; i < 30; i++) { lab = i % 2; printf "{\"text\": ["; for (j = 0; j < 6; j++) {
+    s = (s * 1103515245 + 12345) % 2147483648; printf "%s%d", j ? "," : "", 3 + lab * 150 + int(s / 65536) % 8 }
+    printf "], \"label\": \"%s\"}\n", lab ? "high" : "low" } }' >"$T/lab.jsonl"
+"$BIN" embed-eval -m "$T/q3.gguf" --data "$T/lab.jsonl" --layers last:2 --seeds 3 --json $K >"$T/ev.json" 2>"$T/err" ||
+    bad "embed-eval: $(cat "$T/err")"
+vec=""
+for src in kv hidden random; do
+    for i in 0 1 2; do
+        "$BIN" embed -m "$T/q3.gguf" --input "$T/lab.jsonl" --format jsonl --source $src --layers last:2 $K \
+            -o "$T/em/$src" --shard $i/3 2>"$T/err" || bad "embed --source $src shard $i: $(cat "$T/err")"
+    done
+    "$BIN" merge "$T/em/$src" 2>"$T/err" || bad "merge embed $src: $(cat "$T/err")"
+    vec="$vec${vec:+,}$src=$T/em/$src.npy"
+done
+"$BIN" embed-eval --vectors "$vec" --data "$T/lab.jsonl" --seeds 3 --json >"$T/ev2.json" 2>"$T/err" || bad "embed-eval --vectors: $(cat "$T/err")"
+results() { grep -o '"results": \[.*\]' "$1"; }
+[ -n "$(results "$T/ev.json")" ] && [ "$(results "$T/ev.json")" = "$(results "$T/ev2.json")" ] && ok ||
+    bad "embed-eval on merged shard vectors: $(results "$T/ev2.json") vs $(results "$T/ev.json")"
+expect 2 "--layers belongs to the embedding step" -- "$BIN" embed-eval --vectors "$vec" --data "$T/lab.jsonl" --layers last:2
+head -n 4 "$T/lab.jsonl" >"$T/lab4.jsonl"
+expect 1 "expected float32 .4, D. .one row per line" -- "$BIN" embed-eval --vectors "kv=$T/em/kv.npy" --data "$T/lab4.jsonl"
+
 # --- score --data (teacher-forced scores of given answers, one row at a time)
 awk -F'"question": "' 'NR <= '"$rows"' { split($2, q, "\""); printf "{\"prompt\": \"%s\", \"answer\": \"The answer is %d.\"}\n", q[1], NR * 7 }' \
     "$T/d.jsonl" >"$T/qa.jsonl"
