@@ -58,7 +58,7 @@ cmp -s "$T/nul.jsonl" "$T/nul.orig" && ok || bad "label changed a file holding a
 # every label follows from its outcomes (the parser checks it), and the distribution adds up
 n=$(awk '/^label /{s += $3} END {print s}' "$T/l2")
 expect_eq "distribution total" "$n" 10
-expect 1 "labelled with --short-bound 16, this run uses 99" -- "$BIN" label -m "$MODEL" --data "$SRC/data/train.jsonl" --limit 10 --short-bound 99 -o "$T/lab.jsonl" $K
+expect 1 "other arguments: '--short-bound 16' there, '--short-bound 99' here" -- "$BIN" label -m "$MODEL" --data "$SRC/data/train.jsonl" --limit 10 --short-bound 99 -o "$T/lab.jsonl" $K
 expect 1 "another data file" -- "$BIN" label -m "$MODEL" --data "$SRC/data/test.jsonl" --limit 10 --short-bound 16 -o "$T/lab.jsonl" $K
 
 # Probe: train (both views), eval.

@@ -23,6 +23,7 @@ int cmd_selfeval(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_label(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* Print "kvlens <cmd>: <message>" to stderr; returns 1 (runtime) so callers can `return cli_error(...)`. */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -153,6 +154,9 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *
 /* Load the model and build the prompt's token ids (tokenizing, and rendering the chat template, as asked); prints
  * errors. Returns 0 on success, else the exit status. */
 int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int32_t **ids, int *n_ids);
+/* The prompt's token ids from text (-p, with --chat/--system/--think as given, or --messages) with a loaded model;
+ * 0, or 1 with the error printed. */
+int cli_model_prompt(const cli_model_opts *o, const kvl_model *m, const char *cmd, int32_t **ids, int *n_ids);
 kvl_ctx_params cli_ctx_params(const cli_model_opts *o);
 
 #endif

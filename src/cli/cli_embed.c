@@ -193,6 +193,12 @@ int cli_items_tokenize(const char *cmd, const kvl_model *m, cli_item *items, int
 
 int cli_embed_items(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int *dims,
                     const cli_item *items, int n, kvl_truncate truncate, bool bench, float **out, cli_embed_stats *st) {
+    return cli_embed_items_to(cmd, c, cfgs, n_cfg, dims, items, n, truncate, bench, out, st, NULL, NULL);
+}
+
+int cli_embed_items_to(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int *dims,
+                       const cli_item *items, int n, kvl_truncate truncate, bool bench, float **out, cli_embed_stats *st,
+                       int (*sink)(void *user, int i0, int k), void *user) {
     memset(st, 0, sizeof *st);
     if (n_cfg > 8) return cli_error(cmd, "too many representations at once");
     const int P = kvl_ctx_n_seq(c); /* texts prefilled together */
@@ -244,6 +250,7 @@ int cli_embed_items(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, in
                 st->pool_seconds += cli_now() - p0;
             }
         }
+        if (!rc && sink) rc = sink(user, i0, k);
         if (!rc) cli_progress_update(&bar, i0 + k);
     }
     cli_progress_end(&bar);

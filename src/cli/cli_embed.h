@@ -57,4 +57,9 @@ typedef struct {
 /* Embed every item under cfgs[0..n_cfg): out[j] = [n][dims[j]] floats. bench: also time the pooling. */
 int cli_embed_items(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int *dims,
                     const cli_item *items, int n, kvl_truncate truncate, bool bench, float **out, cli_embed_stats *st);
+/* The same, calling sink(user, i0, k) after each batch (items i0..i0+k-1 embedded into out): an output written as it
+ * goes (kvlens embed, resumable). A non-zero return stops the loop with that status. */
+int cli_embed_items_to(const char *cmd, kvl_ctx *c, const kvl_repr_config *cfgs, int n_cfg, const int *dims,
+                       const cli_item *items, int n, kvl_truncate truncate, bool bench, float **out, cli_embed_stats *st,
+                       int (*sink)(void *user, int i0, int k), void *user);
 #endif

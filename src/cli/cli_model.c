@@ -98,8 +98,20 @@ int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int3
         return cli_fail(cmd, s);
     }
     if (o->tokens) return 0;
+    if (cli_model_prompt(o, *m, cmd, ids, n_ids)) {
+        kvl_model_free(*m);
+        *m = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_model_prompt(const cli_model_opts *o, const kvl_model *m, const char *cmd, int32_t **ids, int *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    kvl_status s;
     const kvl_tokenizer *tok;
-    if ((s = kvl_model_tokenizer(*m, &tok))) {
+    if ((s = kvl_model_tokenizer(m, &tok))) {
         cli_error(cmd, "cannot tokenize text: %s (use --tokens)", kvl_last_error());
     } else if (o->chat || o->messages || o->system || o->think) {
         s = chat_tokens(o, tok, cmd, ids, n_ids);
@@ -109,8 +121,6 @@ int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int3
         else if (*n_ids == 0) s = KVL_ERR_ARG, cli_error(cmd, "the prompt is empty");
     }
     if (s) {
-        kvl_model_free(*m);
-        *m = NULL;
         free(*ids);
         *ids = NULL;
         return 1;

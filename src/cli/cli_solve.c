@@ -92,15 +92,24 @@ typedef struct {
     const cli_rows_hooks *h;
     cli_solved *items;    /* [cap] */
     bool *ready;          /* [cap] answer delivered and graded */
+    long *key;            /* [cap] gindex + 1 of the item in the slot while it is in flight, else 0 */
     long cap;
     long next_emit, n_items;
     kvl_status err;       /* the first failure of a hook or a grade */
     char err_msg[512];
 } rows_state;
 
+/* The slot of an answer: its index is the item's place in the whole file (row * modes + mode), so that problem i
+ * draws with seed + i whatever rows this run skips (a shard, a resumed run). */
+static long slot_of(const rows_state *st, long index) {
+    for (long k = 0; k < st->cap; k++)
+        if (st->key[k] == index + 1) return k;
+    return 0; /* never: every answer in flight has its slot */
+}
+
 static void item_done(void *user, kvl_answer *a) {
     rows_state *st = user;
-    const long k = a->index % st->cap;
+    const long k = slot_of(st, a->index);
     cli_solved *r = &st->items[k];
     r->a = *a;
     memset(a, 0, sizeof *a); /* ours now: the session frees an empty answer */
@@ -116,7 +125,7 @@ static void item_done(void *user, kvl_answer *a) {
 
 static kvl_status item_cache(void *user, const kvl_view *v, const kvl_answer *a) {
     rows_state *st = user;
-    cli_solved *r = &st->items[a->index % st->cap];
+    cli_solved *r = &st->items[slot_of(st, a->index)];
     r->a = *a; /* a view for the hook: the answer stays the session's until item_done */
     kvl_status s = st->h->on_cache(st->h->user, v, r);
     memset(&r->a, 0, sizeof r->a);
@@ -131,6 +140,7 @@ static int flush(rows_state *st, cli_progress *prog) {
         cli_progress_update(prog, r->row + 1);
         cli_solved_free(r);
         st->ready[st->next_emit % st->cap] = false;
+        st->key[st->next_emit % st->cap] = 0;
         st->next_emit++;
         if (rc) return rc;
     }
@@ -174,9 +184,11 @@ int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_proble
     st.cap = 2L * sv->parallel * n_modes + 2;
     st.items = calloc((size_t)st.cap, sizeof *st.items);
     st.ready = calloc((size_t)st.cap, sizeof *st.ready);
-    if (!st.items || !st.ready) {
+    st.key = calloc((size_t)st.cap, sizeof *st.key);
+    if (!st.items || !st.ready || !st.key) {
         free(st.items);
         free(st.ready);
+        free(st.key);
         return cli_error(cmd, "out of memory");
     }
     int rc = 0;
@@ -213,6 +225,8 @@ int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_proble
                 r->row = row;
                 r->line_no = line_no;
                 r->mode = modes[k];
+                r->gindex = row * n_modes + k;
+                st.key[item % st.cap] = r->gindex + 1;
                 r->fmt = fmt;
                 r->pb = pb;
                 if (k + 1 < n_modes) { /* every item owns its problem */
@@ -221,7 +235,7 @@ int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_proble
                     pb = dup;
                 }
                 kvl_chat_msg msg = {"user", user};
-                kvl_answer_opts o = {.index = item, .mode = modes[k], .done = item_done, .user = &st,
+                kvl_answer_opts o = {.index = r->gindex, .mode = modes[k], .done = item_done, .user = &st,
                                      .on_cache = h->on_cache ? item_cache : NULL};
                 kvl_status s = user ? kvl_session_submit(sv->ses, &msg, 1, &o) : KVL_ERR_NOMEM;
                 if (s) rc = cli_error(cmd, "%s:%ld: %s", po->data, line_no, user ? kvl_last_error() : "out of memory");
@@ -244,6 +258,7 @@ int cli_solve_rows(cli_solver *sv, const char *cmd, char *data, const cli_proble
         if (st.ready[k % st.cap]) cli_solved_free(&st.items[k % st.cap]);
     free(st.items);
     free(st.ready);
+    free(st.key);
     return rc;
 }
 
@@ -303,4 +318,45 @@ char *cli_next_row(char **p, long *line_no) {
         if (strspn(line, " \t\r") != strlen(line)) return line;
     }
     return NULL;
+}
+
+long cli_data_rows(const char *data, long max_rows, cli_data *d) {
+    memset(d, 0, sizeof *d);
+    if (!(d->copy = strdup(data))) return -1;
+    long n = cli_count_rows(data, max_rows), line_no = 0;
+    d->lines = malloc(((size_t)n + 1) * sizeof *d->lines);
+    d->line_nos = malloc(((size_t)n + 1) * sizeof *d->line_nos);
+    if (!d->lines || !d->line_nos) {
+        cli_data_free(d);
+        return -1;
+    }
+    char *p = d->copy, *line;
+    while (d->n < n && (line = cli_next_row(&p, &line_no))) {
+        d->lines[d->n] = line;
+        d->line_nos[d->n++] = line_no;
+    }
+    return d->n;
+}
+
+void cli_data_free(cli_data *d) {
+    free(d->copy);
+    free(d->lines);
+    free(d->line_nos);
+    memset(d, 0, sizeof *d);
+}
+
+int cli_resume_problem(const char *cmd, const cli_problem_opts *po, const cli_data *d, const char *out,
+                       const cJSON *row, long index, long line_no, kvl_format *fmt, int *level) {
+    kvl_problem pb;
+    if (index >= d->n) return cli_error(cmd, "%s:%ld: row %ld is not in %s", out, line_no, index, po->data);
+    if (kvl_problem_parse(d->lines[index], po->format, po->field, &pb, fmt))
+        return cli_error(cmd, "%s:%ld: %s", po->data, d->line_nos[index], kvl_last_error());
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(row, "question");
+    int rc = 0;
+    if (!cJSON_IsString(q) || strcmp(q->valuestring, pb.question))
+        rc = cli_error(cmd, "%s:%ld: row %ld holds another question than %s:%ld: not this data's output (left as it is)",
+                       out, line_no, index, po->data, d->line_nos[index]);
+    if (level) *level = pb.level;
+    kvl_problem_free(&pb);
+    return rc;
 }

@@ -58,6 +58,7 @@ void cli_solver_free(cli_solver *s);
 typedef struct {
     long row;              /* non-blank row of the data file, from 0 */
     long line_no;
+    long gindex;           /* the item in the whole file: row * modes + mode (its sampling seed offset) */
     int mode;              /* the controller mode asked for (-1 = the solver's) */
     kvl_problem pb;
     kvl_format fmt;
@@ -105,4 +106,20 @@ long cli_count_rows(const char *data, long limit);
 /* The next row of a data buffer (modified in place: the newline becomes NUL); NULL at the end. Blank rows are
  * skipped; *line_no counts every line. */
 char *cli_next_row(char **p, long *line_no);
+
+/* The rows of a data buffer (at most max_rows; 0 = all), from a copy: lines[i] is row i, line_nos[i] its line.
+ * Returns the count, or -1 when out of memory. */
+typedef struct {
+    char *copy;
+    char **lines;
+    long *line_nos;
+    long n;
+} cli_data;
+long cli_data_rows(const char *data, long max_rows, cli_data *d);
+void cli_data_free(cli_data *d);
+/* A resumed output row (JSON, line line_no of out) against data row index: the same question. *fmt (and *level
+ * when not NULL) from the data row. Returns 0 or the exit status (message printed). */
+struct cJSON;
+int cli_resume_problem(const char *cmd, const cli_problem_opts *po, const cli_data *d, const char *out,
+                       const struct cJSON *row, long index, long line_no, kvl_format *fmt, int *level);
 #endif

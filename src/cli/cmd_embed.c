@@ -3,8 +3,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "cli/cli_embed.h"
+#include "cli/cli_resume.h"
+#include "cli/cli_shard.h"
 #include "util/npy.h"
 
 static void help(void) {
@@ -32,25 +37,108 @@ static void help(void) {
            "  --cache-f16            keep the KV cache in f16\n"
            "  --shape NAME           random weights of a real model's shape instead of -m (with --format ids)\n"
            "  --type TYPE            weight type for --shape (default q8_0)\n"
-           "  --bench                print throughput, the pooling's share of the time and peak memory\n",
+           "  --bench                print throughput, the pooling's share of the time and peak memory\n"
+           CLI_SHARD_HELP
+           "\nThe output is written as the texts are embedded; started again with the same arguments, an interrupted\n"
+           "run keeps the rows written (OUT.kvlens-run.json records the run; an .npy is complete when its rows match\n"
+           "its header) and embeds the rest. An output that is not this run's is refused.\n",
            CLI_PARALLEL_DEFAULT);
 }
 
-static int write_jsonl(const char *path, const float *v, int n, int dim) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
-    if (!f) return -1;
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "{\"index\": %d, \"embedding\": [", i);
-        for (int j = 0; j < dim; j++) {
-            if (j) fputs(", ", f);
-            cli_json_num(f, "%.9g", v[(size_t)i * dim + j]);
-        }
-        fputs("]}\n", f);
+/* The output as the batches come: JSONL lines (index = the text's line among all) or .npy rows under a header of
+ * the shard's final shape, flushed after each batch. The file and the run record are created at the first batch, so
+ * a run that fails before any row leaves nothing behind. */
+typedef struct {
+    const char *path;      /* the output (this shard's), "-" = stdout */
+    FILE *f;
+    bool jsonl, resuming;
+    cli_run *run;
+    const int *index;      /* [n_todo] the text of each row to write */
+    const float *vecs;     /* [n_todo][dim] */
+    int dim;
+    int64_t n_shard;       /* rows of the whole (shard's) array */
+} embed_sink;
+
+static int sink_open(embed_sink *k) {
+    if (!strcmp(k->path, "-")) {
+        k->f = stdout;
+        return 0;
     }
-    int bad = ferror(f);
-    if (f != stdout) bad |= fclose(f);
-    else bad |= fflush(f);
-    return bad ? -1 : 0;
+    if (k->run && cli_run_start(k->run)) return 1;
+    if (!(k->f = fopen(k->path, k->resuming ? "ab" : "wb"))) return cli_error("embed", "cannot write %s", k->path);
+    if (!k->jsonl && !k->resuming) {
+        int64_t shape[2] = {k->n_shard, k->dim};
+        if (kvl_npy_write_header(k->f, "<f4", 2, shape)) return cli_error("embed", "cannot write %s", k->path);
+    }
+    return 0;
+}
+
+static int sink_rows(void *user, int i0, int n) {
+    embed_sink *k = user;
+    if (!k->f && sink_open(k)) return 1;
+    for (int q = i0; q < i0 + n; q++) {
+        const float *v = k->vecs + (size_t)q * k->dim;
+        if (!k->jsonl) {
+            if (fwrite(v, sizeof *v, (size_t)k->dim, k->f) != (size_t)k->dim) break;
+            continue;
+        }
+        fprintf(k->f, "{\"index\": %d, \"embedding\": [", k->index[q]);
+        for (int j = 0; j < k->dim; j++) {
+            if (j) fputs(", ", k->f);
+            cli_json_num(k->f, "%.9g", v[j]);
+        }
+        fputs("]}\n", k->f);
+    }
+    if (ferror(k->f) || fflush(k->f)) return cli_error("embed", "cannot write %s", k->path);
+    cli_test_kill_point();
+    return 0;
+}
+
+/* A resumed JSONL output: every row an embedding of this dimension. */
+static int resume_row(void *user, const cJSON *row, long index, long line_no) {
+    const embed_sink *k = user;
+    (void)index;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(row, "embedding");
+    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != k->dim)
+        return cli_error("embed", "%s:%ld: not an embedding of %d values: not this run's output (left as it is)", k->path,
+                         line_no, k->dim);
+    return 0;
+}
+
+/* A resumed .npy: the header this run writes, then whole rows (a torn last row is dropped). Returns the rows. */
+static long resume_npy(const embed_sink *k) {
+    char *hdr = NULL;
+    size_t hlen = 0;
+    FILE *m = open_memstream(&hdr, &hlen);
+    int64_t shape[2] = {k->n_shard, k->dim};
+    if (!m || kvl_npy_write_header(m, "<f4", 2, shape) || fclose(m)) {
+        free(hdr);
+        return cli_error("embed", "out of memory"), -1;
+    }
+    FILE *f = fopen(k->path, "rb");
+    char buf[1024];
+    size_t got = f ? fread(buf, 1, hlen < sizeof buf ? hlen : sizeof buf, f) : 0;
+    long size = -1;
+    if (f && !fseek(f, 0, SEEK_END)) size = ftell(f);
+    if (f) fclose(f);
+    long rows = -1;
+    const size_t row_bytes = (size_t)k->dim * sizeof(float);
+    if (got != hlen || memcmp(buf, hdr, hlen) || size < (long)hlen) {
+        cli_error("embed", "%s does not start with the header of this run's array (%lld x %d floats): left as it is",
+                  k->path, (long long)k->n_shard, k->dim);
+    } else if ((rows = (long)((size_t)(size - (long)hlen) / row_bytes)) > k->n_shard) {
+        cli_error("embed", "%s holds more rows than its header says: left as it is", k->path);
+        rows = -1;
+    } else if ((size_t)(size - (long)hlen) % row_bytes) { /* a row cut by a kill */
+        if (truncate(k->path, (off_t)(hlen + rows * row_bytes))) {
+            cli_error("embed", "cannot drop the unfinished row at the end of %s", k->path);
+            rows = -1;
+        } else {
+            fprintf(stderr, "kvlens embed: dropped an unfinished row at the end of %s (an interrupted write)\n", k->path);
+        }
+    }
+    free(hdr);
+    return rows;
 }
 
 int cmd_embed(int argc, char **argv) {
@@ -60,6 +148,8 @@ int cmd_embed(int argc, char **argv) {
     int truncate = KVL_TRUNCATE_NONE, type = KVL_TYPE_Q8_0, jsonl = 0, chat = 0, bench = 0, f16 = 0;
     int threads = 0, n_ctx = 0, parallel = CLI_PARALLEL_DEFAULT;
     const char *type_opt = NULL, *field_opt = NULL;
+    cli_shard shard = CLI_SHARD_ALL;
+    int r_sh;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_repr_opt(argc, argv, &i, &cfg, "embed");
@@ -107,6 +197,8 @@ int cmd_embed(int argc, char **argv) {
                 return 2;
         } else if (cli_is(a, "--cache-f16", NULL)) {
             f16 = 1;
+        } else if (cli_is(a, "--shard", NULL)) {
+            if (!(v = cli_value(argc, argv, &i, "embed")) || cli_shard_opt("embed", a, v, &shard) < 0) return 2;
         } else if (cli_is(a, "--bench", NULL)) {
             bench = 1;
         } else {
@@ -121,16 +213,22 @@ int cmd_embed(int argc, char **argv) {
     if (chat && shape) return cli_usage("embed", "--chat needs the model's chat template; --shape models have none");
     if (!jsonl && output && !strcmp(output, "-"))
         return cli_usage("embed", "-o - (stdout) needs --output-format jsonl");
-    char npy_path[4096];
+    if ((r_sh = cli_shard_resolve("embed", &shard))) return r_sh;
+    if (shard.count > 1 && (!output || !strcmp(output, "-")))
+        return cli_usage("embed", "shard %ld/%ld needs -o OUT (a file): its rows are what kvlens merge combines",
+                         shard.index, shard.count);
+    char npy_path[4096], out_sh[4000];
+    if (output && cli_shard_path(&shard, output, out_sh, sizeof out_sh)) return cli_usage("embed", "-o path too long");
     {
-        size_t ol = output ? strlen(output) : 0;
-        snprintf(npy_path, sizeof npy_path, "%s%s", output ? output : "",
-                 ol >= 4 && !strcmp(output + ol - 4, ".npy") ? "" : ".npy");
+        size_t ol = output ? strlen(out_sh) : 0;
+        snprintf(npy_path, sizeof npy_path, "%s%s", output ? out_sh : "",
+                 ol >= 4 && !strcmp(out_sh + ol - 4, ".npy") ? "" : ".npy");
         const char *inputs[2] = {input, model};
         int crc = cli_input_file("embed", input);
-        if (!crc && output) crc = cli_check_output("embed", jsonl ? output : npy_path, inputs, 2, false);
+        if (!crc && output) crc = cli_check_output("embed", jsonl ? out_sh : npy_path, inputs, 2, false);
         if (crc) return crc;
     }
+    const char *out_path = output ? (jsonl ? out_sh : npy_path) : NULL;
 
     cli_item *items;
     int n, rc = cli_items_read("embed", input, &spec, &items, &n);
@@ -138,6 +236,16 @@ int cmd_embed(int argc, char **argv) {
     kvl_model *m = NULL;
     kvl_ctx *c = NULL;
     float *vecs = NULL;
+    char *raw = NULL;
+    bool *done = calloc((size_t)n + 1, 1);
+    int *todo = malloc(((size_t)n + 1) * sizeof *todo);
+    cli_item *work = malloc(((size_t)n + 1) * sizeof *work);
+    cli_run run = {0};
+    embed_sink sink = {.path = out_path, .jsonl = jsonl, .index = todo};
+    if (!done || !todo || !work) {
+        rc = cli_error("embed", "out of memory");
+        goto done;
+    }
     kvl_status s = model ? kvl_model_load(model, &m) : kvl_model_random(shape, type, 1, &m);
     if (s) {
         rc = cli_fail("embed", s);
@@ -148,14 +256,46 @@ int cmd_embed(int argc, char **argv) {
         rc = cli_usage("embed", "%s", kvl_last_error());
         goto done;
     }
+    sink.dim = dim;
+    sink.n_shard = cli_shard_rows(&shard, n);
+    /* an interrupted run's output is continued: checked against the input, the options and the shard */
+    if (out_path && strcmp(out_path, "-") && strcmp(input, "-")) {
+        size_t raw_len;
+        if (!(raw = cli_read_file(input, &raw_len))) {
+            rc = 1;
+            goto done;
+        }
+        if ((rc = cli_run_open(&run, "embed", argc, argv, input, raw, raw_len, n, &shard, out_path, NULL, false)))
+            goto done;
+        sink.run = &run;
+        sink.resuming = run.resuming;
+        long n_done = 0;
+        if (run.resuming && jsonl) {
+            rc = cli_resume_jsonl("embed", out_path, &shard, n, -1, done, &n_done, resume_row, &sink);
+        } else if (run.resuming) {
+            long rows = resume_npy(&sink);
+            if (rows < 0) rc = 1;
+            for (int i = 0, k = 0; i < n && k < rows; i++) /* the first rows of the shard */
+                if (cli_shard_has(&shard, i)) done[i] = true, k++, n_done++;
+        }
+        if (!rc) rc = cli_run_check_done(&run, n_done, (long)sink.n_shard);
+        if (rc) goto done;
+        if (run.resuming)
+            fprintf(stderr, "kvlens embed: %ld of %lld texts already in %s; embedding the rest\n", n_done,
+                    (long long)sink.n_shard, out_path);
+    } /* else stdout, or texts from stdin: written as it goes, nothing to resume */
+    int n_todo = 0;
+    for (int i = 0; i < n; i++)
+        if (cli_shard_has(&shard, i) && !done[i]) todo[n_todo++] = i;
     if (model && (rc = cli_items_tokenize("embed", m, items, n, chat))) goto done;
     if (!model) {
         for (int i = 0; i < n && !rc; i++)
             if (!items[i].ids) rc = cli_usage("embed", "--shape models have no tokenizer: give token ids (--format ids)");
         if (rc) goto done;
     }
+    for (int q = 0; q < n_todo; q++) work[q] = items[todo[q]]; /* views: the ids stay the items' */
     int longest = 0;
-    for (int i = 0; i < n; i++) longest = items[i].n_ids > longest ? items[i].n_ids : longest;
+    for (int q = 0; q < n_todo; q++) longest = work[q].n_ids > longest ? work[q].n_ids : longest;
     const kvl_hparams *hp = kvl_model_hparams(m);
     int cap = hp->n_ctx_train > 0 && hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     kvl_ctx_params cp = cli_ctx_defaults();
@@ -164,16 +304,20 @@ int cmd_embed(int argc, char **argv) {
     cp.cache_type = f16 ? KVL_CACHE_F16 : KVL_CACHE_F32;
     cp.keep_hidden = cfg.source == KVL_SOURCE_HIDDEN;
     cp.n_ctx = n_ctx ? n_ctx : longest < cap ? longest : cap;
-    if ((s = kvl_ctx_new(m, &cp, &c))) {
+    if (cp.n_ctx < 1) cp.n_ctx = 1; /* nothing left to embed */
+    if (n_todo && (s = kvl_ctx_new(m, &cp, &c))) {
         rc = cli_fail("embed", s);
         goto done;
     }
-    if (!(vecs = malloc((size_t)n * dim * sizeof *vecs))) {
-        rc = cli_error("embed", "out of memory for %d x %d floats", n, dim);
+    if (!(vecs = malloc(((size_t)n_todo + 1) * dim * sizeof *vecs))) {
+        rc = cli_error("embed", "out of memory for %d x %d floats", n_todo, dim);
         goto done;
     }
-    cli_embed_stats st;
-    if ((rc = cli_embed_items("embed", c, &cfg, 1, &dim, items, n, (kvl_truncate)truncate, bench, &vecs, &st))) goto done;
+    sink.vecs = vecs;
+    cli_embed_stats st = {0};
+    if (n_todo && (rc = cli_embed_items_to("embed", c, &cfg, 1, &dim, work, n_todo, (kvl_truncate)truncate, bench, &vecs,
+                                           &st, out_path ? sink_rows : NULL, &sink)))
+        goto done;
     if (bench) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
@@ -182,20 +326,31 @@ int cmd_embed(int argc, char **argv) {
         double prefill = st.seconds - st.pool_seconds;
         printf("%s\n%d texts, %ld tokens, context %d: %.2f s, %.2f texts/s, %.1f tokens/s\n"
                "pooling %.3f ms per text, %.3f%% of the prefill; peak RSS %.1f MiB\n",
-               desc, n, st.tokens, kvl_ctx_n_ctx(c), st.seconds, n / st.seconds, st.tokens / st.seconds,
-               1e3 * st.pool_seconds / n, prefill > 0 ? 100 * st.pool_seconds / prefill : 0, ru.ru_maxrss / 1024.0);
+               desc, n_todo, st.tokens, c ? kvl_ctx_n_ctx(c) : 0, st.seconds, n_todo / st.seconds, st.tokens / st.seconds,
+               n_todo ? 1e3 * st.pool_seconds / n_todo : 0, prefill > 0 ? 100 * st.pool_seconds / prefill : 0,
+               ru.ru_maxrss / 1024.0);
+        if (shard.count > 1) printf("shard %ld/%ld: the texts whose index %% %ld == %ld\n", shard.index, shard.count,
+                                    shard.count, shard.index);
     }
-    if (output) {
-        if (jsonl) {
-            if (write_jsonl(output, vecs, n, dim)) rc = cli_error("embed", "cannot write %s", output);
-        } else {
-            int64_t shape2[2] = {n, dim};
-            if (kvl_npy_save(npy_path, "<f4", 2, shape2, vecs))
-                rc = cli_error("embed", "cannot write %s: %s", npy_path, kvl_last_error());
-        }
+    if (out_path) {
+        if (!sink.f && (rc = sink_open(&sink))) goto done; /* nothing was left: the file as it is (or an empty array) */
+        FILE *f = sink.f;
+        sink.f = NULL;
+        if (f == stdout) rc = fflush(f) ? cli_error("embed", "cannot write %s", "stdout") : 0;
+        else rc = cli_close(f, "embed", out_path);
+        if (!rc && sink.run) rc = cli_run_complete(&run);
+        if (!rc && shard.count > 1)
+            fprintf(stderr, "kvlens embed: shard %ld/%ld (%lld of %d texts) in %s\n", shard.index, shard.count,
+                    (long long)sink.n_shard, n, out_path);
     }
 done:
+    if (sink.f && sink.f != stdout) fclose(sink.f);
     free(vecs);
+    free(raw);
+    free(done);
+    free(todo);
+    free(work);
+    cli_run_free(&run);
     kvl_ctx_free(c);
     kvl_model_free(m);
     cli_items_free(items, n);

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "cli/cli_embed.h"
+#include "util/npy.h"
 
 static void help(void) {
-    printf("usage: kvlens embed-eval -m MODEL --data FILE.jsonl [options]\n\n"
+    printf("usage: kvlens embed-eval -m MODEL --data FILE.jsonl [options]\n"
+           "       kvlens embed-eval --vectors SRC=FILE.npy[,...] --data FILE.jsonl [protocol options]\n\n"
            "Embeds every text once per source (one forward pass serves kv and hidden), then per seed trains a\n"
            "multinomial logistic regression (L2, C as scikit-learn's) on the train rows and reports accuracy and\n"
            "macro-F1 on the test rows: mean and standard deviation over the seeds. Rows with a \"split\" field\n"
@@ -27,7 +29,11 @@ static void help(void) {
            "  --test-fraction F      test share of each label for seeded splits (default 0.3)\n"
            "  --samples-per-label N  undersample the train rows to N per label and seed (default: all)\n"
            "  --C X                  inverse regularisation strength (default 1)\n"
-           "  --json                 one JSON object instead of the table\n\n"
+           "  --json                 one JSON object instead of the table\n"
+           "  --vectors kv=A.npy,hidden=B.npy,random=C.npy  the embedding step done already: one float32 [rows, D]\n"
+           "                         array per source, row i for line i of --data (kvlens embed --input FILE.jsonl\n"
+           "                         --format jsonl --source SRC with the same knobs; sharded over many machines with\n"
+           "                         --shard I/N and combined with kvlens merge). No model then.\n\n"
            "model:\n"
            "  -m, --model FILE       GGUF model\n"
            "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
@@ -80,12 +86,19 @@ int cmd_embed_eval(int argc, char **argv) {
     int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0, threads = 0, n_ctx = 0, parallel = CLI_PARALLEL_DEFAULT;
     long long x;
     double d;
-    const char *fraction_opt = NULL;
+    const char *fraction_opt = NULL, *vectors = NULL, *embed_opt = NULL; /* embed_opt: one of the embedding step's */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int r = cli_repr_opt(argc, argv, &i, &cfg, "embed-eval");
         if (r < 0) return 2;
-        if (r) continue;
+        if (r) {
+            embed_opt = a;
+            continue;
+        }
+        if (cli_is(a, "-m", "--model") || cli_is(a, "--source", "--chat") || cli_is(a, "--truncate", "--parallel") ||
+            cli_is(a, "-np", "-t") || cli_is(a, "--threads", "-c") || cli_is(a, "--ctx", "--ctx-size") ||
+            cli_is(a, "--backend", NULL))
+            embed_opt = a;
         if (cli_is(a, "-h", "--help")) {
             help();
             return 0;
@@ -131,6 +144,8 @@ int cmd_embed_eval(int argc, char **argv) {
             cp.C = d;
         } else if (cli_is(a, "--json", NULL)) {
             json = 1;
+        } else if (cli_is(a, "--vectors", NULL)) {
+            if (!(vectors = cli_value(argc, argv, &i, "embed-eval"))) return 2;
         } else if (cli_is(a, "--parallel", "-np")) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_parallel_opt("embed-eval", a, v, &parallel) < 0) return 2;
         } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend")) {
@@ -140,7 +155,10 @@ int cmd_embed_eval(int argc, char **argv) {
             return cli_usage("embed-eval", "unknown option '%s'", a);
         }
     }
-    if (!model) return cli_usage("embed-eval", "-m MODEL is required");
+    if (vectors && embed_opt)
+        return cli_usage("embed-eval", "%s belongs to the embedding step, which --vectors replaces (give it to kvlens embed)",
+                         embed_opt);
+    if (!model && !vectors) return cli_usage("embed-eval", "-m MODEL (or --vectors) is required");
     if (!data) return cli_usage("embed-eval", "--data FILE.jsonl is required");
 
     cli_item *items;
@@ -176,7 +194,39 @@ int cmd_embed_eval(int argc, char **argv) {
         rc = cli_error("embed-eval", "%s has %d distinct label(s) in \"%s\": need at least 2", data, n_class, spec.label_field);
         goto done;
     }
-    kvl_status s = kvl_model_load(model, &m);
+    kvl_status s;
+    cli_embed_stats st = {0};
+    if (vectors) { /* SRC=FILE.npy,...: the vectors of an earlier (sharded, merged) embedding step */
+        char *list = strdup(vectors), *save = NULL;
+        n_src = 0;
+        for (char *tok = list ? strtok_r(list, ",", &save) : NULL; tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+            char *eq = strchr(tok, '=');
+            kvl_repr_source src[1];
+            if (!eq || (*eq = 0, parse_sources(tok, src) != 1) || n_src == 3) {
+                rc = cli_usage("embed-eval", "bad --vectors '%s' (expected SRC=FILE.npy, SRC one of kv, hidden, random)", vectors);
+                break;
+            }
+            for (int j = 0; j < n_src; j++)
+                if (sources[j] == src[0]) rc = cli_usage("embed-eval", "--vectors gives %s twice", tok);
+            kvl_npy a;
+            if (rc) break;
+            if (kvl_npy_load(eq + 1, &a)) {
+                rc = cli_error("embed-eval", "%s", kvl_last_error());
+            } else if (strcmp(a.dtype, "<f4") || a.ndim != 2 || a.shape[0] != n || a.shape[1] < 1) {
+                rc = cli_error("embed-eval", "%s: expected float32 [%d, D] (one row per line of %s)", eq + 1, n, data);
+                kvl_npy_free(&a);
+            } else {
+                sources[n_src] = src[0];
+                dims[n_src] = (int)a.shape[1];
+                vecs[n_src++] = a.data; /* ours now */
+            }
+        }
+        free(list);
+        if (!rc && !n_src) rc = cli_usage("embed-eval", "--vectors is empty");
+        if (rc) goto done;
+        goto evaluate;
+    }
+    s = kvl_model_load(model, &m);
     if (s) {
         rc = cli_fail("embed-eval", s);
         goto done;
@@ -208,8 +258,8 @@ int cmd_embed_eval(int argc, char **argv) {
         rc = cli_fail("embed-eval", s);
         goto done;
     }
-    cli_embed_stats st;
     if ((rc = cli_embed_items("embed-eval", c, cfgs, n_src, dims, items, n, (kvl_truncate)truncate, false, vecs, &st))) goto done;
+evaluate:
     for (int j = 0; j < n_src; j++) {
         if ((s = kvl_clf_evaluate(vecs[j], n, dims[j], labels, n_class, n_split ? split : NULL, &cp, &res[j]))) {
             rc = cli_error("embed-eval", "evaluation failed: %s", kvl_last_error());
@@ -218,6 +268,7 @@ int cmd_embed_eval(int argc, char **argv) {
     }
     char desc[256];
     kvl_repr_describe(&cfg, desc, sizeof desc);
+    if (vectors) snprintf(desc, sizeof desc, "given (--vectors)");
     static const char *const src_names[] = {"kv", "hidden", "random"};
     if (json) {
         printf("{\"data\": ");
@@ -242,7 +293,8 @@ int cmd_embed_eval(int argc, char **argv) {
         printf(")\nsplit: %s; %d seed%s from %llu; logistic regression C=%g\n", n_split ? "given" : "stratified per seed",
                cp.n_seeds, cp.n_seeds > 1 ? "s" : "", (unsigned long long)cp.seed, cp.C);
         printf("representation: %s (hidden: the same layers, pos_agg, layer_agg, normalize)\n", desc);
-        printf("embedding: %.1f s, %.1f texts/s\n\n", st.seconds, n / st.seconds);
+        if (vectors) printf("embedding: given (--vectors %s)\n\n", vectors);
+        else printf("embedding: %.1f s, %.1f texts/s\n\n", st.seconds, n / st.seconds);
         printf("| source | dim | train | test | accuracy | macro-F1 |\n|---|---|---|---|---|---|\n");
         for (int j = 0; j < n_src; j++)
             printf("| %s | %d | %d | %d | %.3f ± %.3f | %.3f ± %.3f |\n", src_names[sources[j]], dims[j], res[j].n_train,

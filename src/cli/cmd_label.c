@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_resume.h"
+#include "cli/cli_shard.h"
 #include "cli/cli_solve.h"
+#include <cjson/cJSON.h>
 #include "solve/grade.h"
 #include "solve/problem.h"
 
@@ -18,7 +21,9 @@ static void help(void) {
            "  25  fast correct but longer\n"
            "  75  fast wrong, slow correct\n"
            "  100 both wrong\n"
-           "An existing output file is continued: problems already labelled are skipped.\n\n"
+           "An existing output file is continued: problems already labelled are skipped (the file must be this run's:\n"
+           "LABELS.jsonl.kvlens-run.json records the data and the options; a labels file without it is checked row by\n"
+           "row against the data).\n\n"
            "options:\n"
            "  -m, --model FILE      GGUF model with a hybrid-thinking chat template (Qwen3, R1-Distill, QwQ)\n"
            "  --data FILE           problems, as for kvlens solve\n"
@@ -33,7 +38,8 @@ static void help(void) {
            "  --parallel N          answers decoded at once (default %d); the labels do not depend on it\n"
            "  -t, --threads N       threads (default: all cores)\n"
            "  --backend NAME        compute backend: auto (default) or cpu\n"
-           "  -c, --ctx N           context size (default: the model's, at most 4096)\n",
+           "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
+           CLI_SHARD_HELP,
            CLI_PARALLEL_DEFAULT);
 }
 
@@ -42,6 +48,7 @@ typedef struct {
     cli_problem_opts p;
     int n_threads, n_ctx;
     long long short_bound;
+    cli_shard shard;
 } label_opts;
 
 static int parse_opts(int argc, char **argv, label_opts *o) {
@@ -54,12 +61,12 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
             return 1;
         }
         static const char *const VALUE_OPTS[] = {"--data", "--out", "-o", "--field", "--format", "--max-tokens",
-                                                 "--parallel", "-np", "--limit", "--short-bound", NULL};
+                                                 "--parallel", "-np", "--limit", "--short-bound", "--shard", NULL};
         if ((r = cli_takes_value("label", a, VALUE_OPTS))) return r;
         if (!(v = cli_value(argc, argv, &i, "label"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
         else if (cli_is(a, "-o", NULL)) o->p.out = v; /* label's short form of --out */
-        else if ((r = cli_problem_opt("label", a, v, &o->p)) ||
+        else if ((r = cli_problem_opt("label", a, v, &o->p)) || (r = cli_shard_opt("label", a, v, &o->shard)) ||
                  (r = cli_threads_ctx_opt("label", a, v, &o->n_threads, &o->n_ctx))) {
             if (r < 0) return 2;
         } else if (cli_is(a, "--short-bound", NULL)) {
@@ -71,12 +78,12 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
     if (!o->model) return cli_usage("label", "-m MODEL is required");
     if (!o->p.data) return cli_usage("label", "--data FILE is required");
     if (!o->p.out) return cli_usage("label", "-o LABELS.jsonl is required");
-    return 0;
+    return cli_shard_resolve("label", &o->shard);
 }
 
-/* Labels already in the output: done[i] = the question of data row i (NULL = not labelled). */
+/* The labels of the run (those of a resumed output too): counts per label and the fast answers' lengths. */
 typedef struct {
-    char **done;
+    bool *done;     /* [n_rows] labelled in the output already */
     long n_rows, n_done;
     long count[4];  /* labels 0, 25, 75, 100 */
     int *fast_tokens;
@@ -90,56 +97,33 @@ static void note(label_state *st, int label, int fast_tokens) {
     st->fast_tokens[st->n_fast++] = fast_tokens;
 }
 
-/* Read an existing output: drop an incomplete last line (an interrupted write), parse every line, remember which
- * rows are done. Returns 0, or the exit status after printing the problem. */
-static int resume(const label_opts *o, label_state *st) {
-    if (access(o->p.out, F_OK)) return 0;
-    size_t len;
-    char *text = cli_read_file(o->p.out, &len);
-    if (!text) return cli_error("label", "cannot read %s", o->p.out);
-    if (memchr(text, 0, len)) {
-        free(text);
-        return cli_error("label", "%s holds a NUL byte: not a labels file (left as it is)", o->p.out);
+/* A label already in the output: of this data row (the same question), a valid label of the same bound. */
+typedef struct {
+    const label_opts *o;
+    label_state *st;
+    const cli_data *data;
+    const char *out_path;
+} resume_ctx;
+
+static int resume_row(void *user, const cJSON *row, long index, long line_no) {
+    resume_ctx *rc_ = user;
+    const label_opts *o = rc_->o;
+    kvl_format fmt;
+    int rc = cli_resume_problem("label", &o->p, rc_->data, rc_->out_path, row, index, line_no, &fmt, NULL);
+    if (rc) return rc;
+    char *text = cJSON_PrintUnformatted(row);
+    if (!text) return cli_error("label", "out of memory");
+    kvl_label_row r;
+    if (kvl_label_parse(text, &r)) {
+        rc = cli_error("label", "%s:%ld: %s (left as it is)", rc_->out_path, line_no, kvl_last_error());
+    } else if (r.short_bound >= 0 && r.short_bound != o->short_bound) {
+        rc = cli_error("label", "%s:%ld: labelled with --short-bound %d, this run uses %lld (keep one bound per file)",
+                       rc_->out_path, line_no, r.short_bound, o->short_bound);
+    } else {
+        note(rc_->st, r.label, r.fast_tokens);
     }
-    size_t keep = len;
-    while (keep > 0 && text[keep - 1] != '\n') keep--;
-    text[keep] = 0; /* an incomplete last line (an interrupted write) is dropped once the rest is checked */
-    long line_no = 0;
-    int rc = 0;
-    for (char *p = text; *p && !rc;) {
-        char *nl = strchr(p, '\n');
-        *nl = 0;
-        line_no++;
-        kvl_label_row r;
-        if (strspn(p, " \t\r") == strlen(p)) {
-            p = nl + 1;
-            continue;
-        }
-        if (kvl_label_parse(p, &r)) {
-            rc = cli_error("label", "%s:%ld: %s", o->p.out, line_no, kvl_last_error());
-        } else if (r.index < 0 || r.index >= st->n_rows) {
-            rc = cli_error("label", "%s:%ld: index %ld is not a row of %s (%ld rows): labels of another data file?",
-                           o->p.out, line_no, r.index, o->p.data, st->n_rows);
-        } else if (st->done[r.index]) {
-            rc = cli_error("label", "%s:%ld: row %ld is labelled twice", o->p.out, line_no, r.index);
-        } else if (r.short_bound >= 0 && r.short_bound != o->short_bound) {
-            rc = cli_error("label", "%s:%ld: labelled with --short-bound %d, this run uses %lld (keep one bound per file)",
-                           o->p.out, line_no, r.short_bound, o->short_bound);
-        } else {
-            st->done[r.index] = r.question;
-            r.question = NULL;
-            st->n_done++;
-            note(st, r.label, r.fast_tokens);
-        }
-        kvl_label_row_free(&r);
-        p = nl + 1;
-    }
+    kvl_label_row_free(&r);
     free(text);
-    if (!rc && keep < len) { /* every complete line is a label of this data: the file is ours to continue */
-        if (truncate(o->p.out, (off_t)keep))
-            return cli_error("label", "cannot drop the incomplete last line of %s", o->p.out);
-        fprintf(stderr, "kvlens label: dropped an incomplete last line of %s (an interrupted run)\n", o->p.out);
-    }
     return rc;
 }
 
@@ -156,12 +140,13 @@ typedef struct {
     int fast_ok, fast_n;
     bool fast_skipped;
     long n_new, skipped;
+    const char *out_path;
 } label_run;
 
 static bool want_row(void *user, long row, const kvl_problem *pb) {
     const label_run *lr = user;
     (void)pb; /* rows already labelled were checked against this data before the run */
-    return !lr->st->done[row];
+    return cli_shard_has(&lr->o->shard, row) && !lr->st->done[row];
 }
 
 static int emit(void *user, cli_solved *r) {
@@ -185,97 +170,81 @@ static int emit(void *user, cli_solved *r) {
     row.label = kvl_think_label(lr->fast_ok, lr->fast_n, slow_ok, sb);
     char *text = kvl_label_format(&row);
     int rc = 0;
-    if (!text || fputs(text, lr->out) == EOF || fflush(lr->out)) rc = cli_error("label", "cannot write %s", lr->o->p.out);
+    if (!text || fputs(text, lr->out) == EOF || fflush(lr->out)) rc = cli_error("label", "cannot write %s", lr->out_path);
     free(text);
     free(user_msg);
     note(lr->st, row.label, lr->fast_n);
     lr->n_new++;
-    return rc;
-}
-
-/* Rows already labelled must hold the same questions as the data file: checked before anything is written. */
-static int check_resumed(const label_opts *o, const label_state *st, const char *data) {
-    char *copy = strdup(data), *p = copy, *line;
-    if (!copy) return cli_error("label", "out of memory");
-    long line_no = 0, row = 0;
-    int rc = 0;
-    while (!rc && row < st->n_rows && (line = cli_next_row(&p, &line_no))) {
-        if (st->done[row]) {
-            kvl_problem pb;
-            kvl_format fmt;
-            if (kvl_problem_parse(line, o->p.format, o->p.field, &pb, &fmt)) {
-                rc = cli_error("label", "%s:%ld: %s", o->p.data, line_no, kvl_last_error());
-                break;
-            }
-            if (strcmp(st->done[row], pb.question))
-                rc = cli_error("label", "%s holds another question for row %ld than %s: labels of another data file?",
-                               o->p.out, row, o->p.data);
-            kvl_problem_free(&pb);
-        }
-        row++;
-    }
-    free(copy);
+    if (!rc) cli_test_kill_point();
     return rc;
 }
 
 int cmd_label(int argc, char **argv) {
-    label_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .short_bound = 128};
+    label_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .short_bound = 128, .shard = CLI_SHARD_ALL};
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
     size_t data_len;
+    char out_path[4096];
+    if (cli_shard_path(&o.shard, o.p.out, out_path, sizeof out_path)) return cli_usage("label", "-o path too long");
     const char *inputs[2] = {o.p.data, o.model};
-    if ((rc = cli_input_file("label", o.p.data)) || (rc = cli_check_output("label", o.p.out, inputs, 2, false))) return rc;
+    if ((rc = cli_input_file("label", o.p.data)) || (rc = cli_check_output("label", out_path, inputs, 2, false))) return rc;
     char *data = cli_read_file(o.p.data, &data_len);
     if (!data) return cli_error("label", "cannot read %s", o.p.data);
     /* rows = non-blank lines, in order; index i is the i-th of them */
-    long n_rows = 0;
-    for (char *p = data; *p;) {
-        char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (strspn(p, " \t\r") < len) n_rows++;
-        p = nl ? nl + 1 : p + len;
-    }
-    if (o.p.limit && n_rows > o.p.limit) n_rows = o.p.limit;
+    const long n_rows = cli_count_rows(data, o.p.limit), n_shard = cli_shard_rows(&o.shard, n_rows);
     label_state st = {0};
     st.n_rows = n_rows;
     st.done = calloc((size_t)n_rows + 1, sizeof *st.done);
     st.fast_tokens = malloc(((size_t)n_rows + 1) * sizeof *st.fast_tokens);
     cli_solver sv = {0};
+    cli_data rows = {0};
+    cli_run run = {0};
     FILE *out = NULL;
-    if (!st.done || !st.fast_tokens) {
+    if (!st.done || !st.fast_tokens || cli_data_rows(data, n_rows, &rows) < 0) {
         rc = cli_error("label", "out of memory");
         goto done;
     }
-    if ((rc = cli_validate_rows("label", data, &o.p, n_rows)) || (rc = resume(&o, &st)) ||
-        (rc = check_resumed(&o, &st, data)))
+    if ((rc = cli_validate_rows("label", data, &o.p, n_rows))) goto done;
+    /* an existing output is continued when it is this run's (a labels file without a run record, from before
+     * records existed, too: its every row is checked against the data) */
+    if ((rc = cli_run_open(&run, "label", argc, argv, o.p.data, data, data_len, n_rows, &o.shard, out_path, NULL, true)))
         goto done;
+    if (run.resuming) {
+        resume_ctx rx = {.o = &o, .st = &st, .data = &rows, .out_path = out_path};
+        if ((rc = cli_resume_jsonl("label", out_path, &o.shard, n_rows, -1, st.done, &st.n_done, resume_row, &rx)))
+            goto done;
+    }
+    if ((rc = cli_run_check_done(&run, st.n_done, n_shard)) || (rc = cli_run_start(&run))) goto done;
     /* both answers of a problem go through the controller in a fixed mode: the fast and the slow prompt share the
      * prefix, which the slow answer copies from the fast one's sequence instead of evaluating it again */
     cli_solver_params sp = {.model = o.model, .think = KVL_THINK_DEFAULT, .think_name = "fast/slow",
                             .n_threads = o.n_threads, .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens,
                             .parallel = o.p.parallel, .sp = kvl_sampler_default_params(), .adapt = KVL_ADAPT_FAST};
-    if ((rc = cli_solver_open(&sv, &sp, "label"))) goto done;
-    if (!(out = fopen(o.p.out, "a"))) {
-        rc = cli_error("label", "cannot write %s", o.p.out);
+    if (st.n_done < n_shard && (rc = cli_solver_open(&sv, &sp, "label"))) goto done; /* no model when all is done */
+    if (!(out = fopen(out_path, "a"))) {
+        rc = cli_error("label", "cannot write %s", out_path);
         goto done;
     }
-    if (st.n_done) fprintf(stderr, "kvlens label: %ld of %ld problems already labelled in %s\n", st.n_done, n_rows, o.p.out);
+    if (st.n_done) fprintf(stderr, "kvlens label: %ld of %ld problems already labelled in %s\n", st.n_done, n_shard, out_path);
     cli_progress prog;
     cli_progress_start(&prog, "label", n_rows);
     double t0 = cli_now();
     static const int modes[2] = {KVL_ADAPT_FAST, KVL_ADAPT_SLOW};
-    label_run lr = {.o = &o, .st = &st, .out = out};
+    label_run lr = {.o = &o, .st = &st, .out = out, .out_path = out_path};
     cli_rows_hooks hooks = {.want = want_row, .emit = emit, .user = &lr, .modes = modes, .n_modes = 2,
                             .max_rows = n_rows};
-    rc = cli_solve_rows(&sv, "label", data, &o.p, &hooks, &prog);
+    if (st.n_done < n_shard) rc = cli_solve_rows(&sv, "label", data, &o.p, &hooks, &prog);
     cli_progress_end(&prog);
     const long n_new = lr.n_new;
-    if (!rc) rc = cli_close(out, "label", o.p.out);
+    if (!rc) rc = cli_close(out, "label", out_path);
     out = NULL;
-    if (rc) goto done;
+    if (rc || (rc = cli_run_complete(&run))) goto done;
     long total = st.count[0] + st.count[1] + st.count[2] + st.count[3];
     qsort(st.fast_tokens, (size_t)st.n_fast, sizeof *st.fast_tokens, cmp_int);
     printf("%ld problems labelled in %s (%ld new, %.1f s)\n", total, o.p.out, n_new, cli_now() - t0);
+    if (o.shard.count > 1)
+        printf("shard %ld/%ld: the rows whose index %% %ld == %ld (%ld of %ld), in %s\n", o.shard.index, o.shard.count,
+               o.shard.count, o.shard.index, n_shard, n_rows, out_path);
     static const int LABELS[4] = {0, 25, 75, 100};
     for (int k = 0; k < 4; k++)
         if (total) printf("label %-4d %6ld  %5.1f%%\n", LABELS[k], st.count[k], 100.0 * st.count[k] / total);
@@ -289,11 +258,12 @@ int cmd_label(int argc, char **argv) {
             printf("note: the short bound is far from the model's typical fast length; consider --short-bound %d\n", med);
     }
 done:
-    for (long i = 0; st.done && i < n_rows; i++) free(st.done[i]);
     free(st.done);
     free(st.fast_tokens);
     if (out) fclose(out); /* after a failure */
     cli_solver_free(&sv);
+    cli_data_free(&rows);
+    cli_run_free(&run);
     free(data);
     return rc;
 }

@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_resume.h"
+#include "cli/cli_shard.h"
 #include "cli/cli_solve.h"
+#include <cjson/cJSON.h>
 
 #define MAX_LEVEL 100 /* per-level statistics for levels 0..MAX_LEVEL-1 */
 
@@ -31,8 +34,11 @@ static void help(void) {
            "  --limit N             only the first N problems (0 = all, the default)\n"
            "  --parallel N          problems decoded at once (default %d); results do not depend on it: problem i\n"
            "                        samples with seed + i, and greedy answers equal those of --parallel 1\n"
-           "  --out FILE            write one JSON line per problem: question, output, extracted, reference,\n"
-           "                        correct, tokens, prompt_tokens, time_s, stop (and id, level when given)\n"
+           "  --out FILE            write one JSON line per problem: index (the data row), question, output,\n"
+           "                        extracted, reference, correct, tokens, prompt_tokens, time_s, stop (and id, level\n"
+           "                        when given). Started again with the same arguments, an interrupted run continues\n"
+           "                        the file (FILE.kvlens-run.json records the run); another run's file is refused\n"
+           CLI_SHARD_HELP
            "  --json                print the summary as one JSON object\n"
            "  --show                print each question, the model's output and the verdict as it goes\n"
            "  -t, --threads N       threads (default: all cores)\n"
@@ -55,6 +61,7 @@ typedef struct {
     int json, show, n_threads, n_ctx;
     kvl_sampler_params sp;
     const char *sampling_opt, *delta_opt, *every_opt; /* given: checked against the combination */
+    cli_shard shard;
 } solve_opts;
 
 static int parse_opts(int argc, char **argv, solve_opts *o) {
@@ -76,11 +83,11 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
         }
         static const char *const VALUE_OPTS[] = {"--data", "--out", "--field", "--format", "--max-tokens", "--parallel",
                                                  "-np", "--limit", "--think", "--probe", "--delta", "--every", "--temp",
-                                                 "--top-k", "--top-p", "--seed", NULL};
+                                                 "--top-k", "--top-p", "--seed", "--shard", NULL};
         if ((r = cli_takes_value("solve", a, VALUE_OPTS))) return r;
         if (!(v = cli_value(argc, argv, &i, "solve"))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
-        else if ((r = cli_problem_opt("solve", a, v, &o->p)) ||
+        else if ((r = cli_problem_opt("solve", a, v, &o->p)) || (r = cli_shard_opt("solve", a, v, &o->shard)) ||
                  (r = cli_threads_ctx_opt("solve", a, v, &o->n_threads, &o->n_ctx))) {
             if (r < 0) return 2;
         } else if (cli_is(a, "--think", NULL)) {
@@ -128,6 +135,10 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
         return cli_usage("solve", "%s applies to the two-step controller only (--think auto2)",
                          o->delta_opt ? o->delta_opt : o->every_opt);
     if (o->json && o->show) return cli_usage("solve", "--show prints text to stdout and --json a JSON object: give one");
+    if ((r = cli_shard_resolve("solve", &o->shard))) return r;
+    if (o->shard.count > 1 && !o->p.out)
+        return cli_usage("solve", "shard %ld/%ld needs --out FILE: its rows are what kvlens merge combines", o->shard.index,
+                         o->shard.count);
     return 0;
 }
 
@@ -147,22 +158,69 @@ typedef struct {
     int *n_tokens; /* generated tokens per problem, for the median */
     tally all, by_level[MAX_LEVEL]; /* answered problems only */
     double t_gen, t_prompt, t_probe;
-    long prompt_tokens, n_slow_first, n_switch, skipped;
+    long prompt_tokens, n_slow_first, n_switch, skipped, new_tokens;
     kvl_format fmt_used;
     bool mixed;
     cli_progress *prog;
+    const cli_data *data; /* the data rows, for resumed rows */
+    const char *out_path;
+    const bool *done;     /* rows already in a resumed output */
 } solve_run;
+
+/* Count one row in the summary (a row solved now, or one read back from a resumed output). */
+static void note_row(solve_run *sr, kvl_format fmt, bool skipped, bool correct, int tokens, int level, bool has_think,
+                     bool slow_first, bool switched, double t_probe) {
+    if (sr->all.n + sr->skipped == 0) sr->fmt_used = fmt;
+    else if (fmt != sr->fmt_used) sr->mixed = true;
+    if (skipped) { /* not answered: counted as skipped, not as wrong */
+        sr->skipped++;
+        return;
+    }
+    sr->n_tokens[sr->all.n] = tokens;
+    tally *t[2] = {&sr->all, level >= 0 && level < MAX_LEVEL ? &sr->by_level[level] : NULL};
+    for (int k = 0; k < 2; k++)
+        if (t[k]) t[k]->n++, t[k]->correct += correct, t[k]->tokens += tokens;
+    sr->n_slow_first += has_think && slow_first;
+    sr->n_switch += has_think && switched;
+    sr->t_probe += t_probe;
+}
+
+static int resume_row(void *user, const cJSON *row, long index, long line_no) {
+    solve_run *sr = user;
+    kvl_format fmt;
+    int level, rc = cli_resume_problem("solve", &sr->o->p, sr->data, sr->out_path, row, index, line_no, &fmt, &level);
+    if (rc) return rc;
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(row, "tokens");
+    const cJSON *think = cJSON_GetObjectItemCaseSensitive(row, "think");
+    if (!cJSON_IsNumber(tok) || (sr->o->adapt >= 0 && !cJSON_IsObject(think)))
+        return cli_error("solve", "%s:%ld: not a row of kvlens solve (left as it is)", sr->out_path, line_no);
+    const cJSON *init = cJSON_GetObjectItemCaseSensitive(think, "initial");
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(think, "switch_at");
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(think, "probe_s");
+    note_row(sr, fmt, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "skipped")),
+             cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "correct")), tok->valueint, level, think != NULL,
+             cJSON_IsString(init) && !strcmp(init->valuestring, "slow"), cJSON_IsNumber(sw),
+             cJSON_IsNumber(ps) ? ps->valuedouble : 0);
+    return 0;
+}
+
+/* Rows of this shard not already written. */
+static bool want_row(void *user, long row, const kvl_problem *pb) {
+    const solve_run *sr = user;
+    (void)pb;
+    return cli_shard_has(&sr->o->shard, row) && !sr->done[row];
+}
 
 static int emit(void *user, cli_solved *r) {
     solve_run *sr = user;
     const solve_opts *o = sr->o;
-    const long index = sr->all.n + sr->skipped;
-    if (index > 0 && r->fmt != sr->fmt_used) sr->mixed = true;
-    sr->fmt_used = r->fmt;
-    if (sr->out) {
+    const long index = r->row;
+    if (sr->out) { /* a line at a time, flushed: an interrupted run keeps what it wrote */
         cli_solved_json(sr->out, index, r);
         if (o->adapt >= 0) fputs(", \"think\": ", sr->out), cli_think_json(sr->out, &r->a.think);
         fputs("}\n", sr->out);
+        if (fflush(sr->out)) return cli_error("solve", "cannot write %s", sr->out_path);
+        cli_test_kill_point();
     }
     if (o->show) {
         cli_progress_end(sr->prog);
@@ -177,26 +235,21 @@ static int emit(void *user, cli_solved *r) {
                r->a.n_tokens, r->a.t_prompt + r->a.t_gen);
         free(ref_num);
     }
-    if (cli_solved_skipped(r)) { /* not answered: counted as skipped, not as wrong */
-        sr->skipped++;
-        return 0;
+    const bool skipped = cli_solved_skipped(r);
+    note_row(sr, r->fmt, skipped, r->grade.correct, r->a.n_tokens, r->pb.level, r->a.has_think,
+             r->a.think.initial_slow, r->a.think.switch_at >= 0, r->a.think.t_probe);
+    if (!skipped) { /* this run's work: the speed line */
+        sr->t_gen += r->a.t_gen;
+        sr->t_prompt += r->a.t_prompt;
+        sr->prompt_tokens += r->a.n_prompt - r->a.n_prompt_cached;
+        sr->new_tokens += r->a.n_tokens;
     }
-    sr->n_tokens[sr->all.n] = r->a.n_tokens;
-    tally *t[2] = {&sr->all, r->pb.level >= 0 && r->pb.level < MAX_LEVEL ? &sr->by_level[r->pb.level] : NULL};
-    for (int k = 0; k < 2; k++)
-        if (t[k]) t[k]->n++, t[k]->correct += r->grade.correct, t[k]->tokens += r->a.n_tokens;
-    sr->t_gen += r->a.t_gen;
-    sr->t_prompt += r->a.t_prompt;
-    sr->prompt_tokens += r->a.n_prompt - r->a.n_prompt_cached;
-    sr->n_slow_first += r->a.has_think && r->a.think.initial_slow;
-    sr->n_switch += r->a.has_think && r->a.think.switch_at >= 0;
-    sr->t_probe += r->a.think.t_probe;
     return 0;
 }
 
 int cmd_solve(int argc, char **argv) {
     solve_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .think = KVL_THINK_DEFAULT, .think_name = "default", .adapt = -1,
-                    .delta = 20, .every = 1};
+                    .delta = 20, .every = 1, .shard = CLI_SHARD_ALL};
     o.sp = kvl_sampler_default_params();
     int rc = parse_opts(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
@@ -205,36 +258,61 @@ int cmd_solve(int argc, char **argv) {
     char *data = NULL;
     FILE *out = NULL;
     int *n_tokens = NULL;
+    bool *done_rows = NULL;
+    cli_data rows = {0};
+    cli_run run = {0};
     size_t data_len;
+    char out_path[4096];
+    if (o.p.out && cli_shard_path(&o.shard, o.p.out, out_path, sizeof out_path))
+        return cli_usage("solve", "--out path too long");
     const char *inputs[2] = {o.p.data, o.model};
-    if ((rc = cli_input_file("solve", o.p.data)) || (rc = cli_check_output("solve", o.p.out, inputs, 2, false))) return rc;
+    if ((rc = cli_input_file("solve", o.p.data)) ||
+        (rc = cli_check_output("solve", o.p.out ? out_path : NULL, inputs, 2, false)))
+        return rc;
     if (!(data = cli_read_file(o.p.data, &data_len))) return 1;
     /* Count the rows first: the progress bar and the median need the total; every row is checked before any work. */
     long n_rows = cli_count_rows(data, o.p.limit);
     if ((rc = cli_validate_rows("solve", data, &o.p, n_rows))) goto done;
-    cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
-                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .parallel = o.p.parallel, .sp = o.sp,
-                            .probe = o.probe, .adapt = o.adapt, .delta = (float)o.delta, .every = (int)o.every};
-    if ((rc = cli_solver_open(&sv, &sp, "solve"))) goto done;
-    if (o.p.out && !(out = fopen(o.p.out, "w"))) {
-        rc = cli_error("solve", "cannot write %s", o.p.out);
-        goto done;
-    }
-    if (!(n_tokens = malloc((size_t)(n_rows + 1) * sizeof *n_tokens))) {
+    if (cli_data_rows(data, n_rows, &rows) < 0 || !(done_rows = calloc((size_t)n_rows + 1, 1)) ||
+        !(n_tokens = malloc((size_t)(n_rows + 1) * sizeof *n_tokens))) {
         rc = cli_error("solve", "out of memory");
         goto done;
     }
     double t_start = cli_now();
     cli_progress prog;
-    solve_run sr = {.o = &o, .out = out, .n_tokens = n_tokens, .fmt_used = KVL_FMT_GSM8K, .prog = &prog};
-    cli_rows_hooks hooks = {.emit = emit, .user = &sr, .max_rows = n_rows};
+    solve_run sr = {.o = &o, .n_tokens = n_tokens, .fmt_used = KVL_FMT_GSM8K, .prog = &prog, .data = &rows,
+                    .out_path = out_path, .done = done_rows};
+    long n_done = 0;
+    const long n_shard = cli_shard_rows(&o.shard, n_rows);
+    if (o.p.out) { /* an interrupted run's output is continued */
+        if ((rc = cli_run_open(&run, "solve", argc, argv, o.p.data, data, data_len, n_rows, &o.shard, out_path, NULL,
+                               false)))
+            goto done;
+        if (run.resuming) {
+            if ((rc = cli_resume_jsonl("solve", out_path, &o.shard, n_rows, -1, done_rows, &n_done, resume_row, &sr)))
+                goto done;
+            fprintf(stderr, "kvlens solve: %ld of %ld problems already in %s%s\n", n_done, n_shard, out_path,
+                    n_done < n_shard ? "; solving the rest" : "");
+        }
+        if ((rc = cli_run_check_done(&run, n_done, n_shard)) || (rc = cli_run_start(&run))) goto done;
+    }
+    cli_solver_params sp = {.model = o.model, .think = o.think, .think_name = o.think_name, .n_threads = o.n_threads,
+                            .n_ctx = o.n_ctx, .max_tokens = o.p.max_tokens, .parallel = o.p.parallel, .sp = o.sp,
+                            .probe = o.probe, .adapt = o.adapt, .delta = (float)o.delta, .every = (int)o.every};
+    if (n_done < n_shard && (rc = cli_solver_open(&sv, &sp, "solve"))) goto done; /* no model when all is done */
+    if (o.p.out && !(out = fopen(out_path, run.resuming ? "a" : "w"))) {
+        rc = cli_error("solve", "cannot write %s", out_path);
+        goto done;
+    }
+    sr.out = out;
+    cli_rows_hooks hooks = {.want = want_row, .emit = emit, .user = &sr, .max_rows = n_rows};
     cli_progress_start(&prog, "solve", n_rows);
-    rc = cli_solve_rows(&sv, "solve", data, &o.p, &hooks, &prog);
+    if (n_done < n_shard) rc = cli_solve_rows(&sv, "solve", data, &o.p, &hooks, &prog);
     cli_progress_end(&prog);
     if (rc) goto done;
-    rc = cli_close(out, "solve", o.p.out);
+    rc = cli_close(out, "solve", out_path);
     out = NULL;
-    if (rc) goto done;
+    if (rc || (rc = cli_run_complete(&run))) goto done;
     const tally all = sr.all, *by_level = sr.by_level;
     const double t_wall = cli_now() - t_start, t_gen = sr.t_gen, t_prompt = sr.t_prompt, t_probe = sr.t_probe;
     const long n_slow_first = sr.n_slow_first, n_switch = sr.n_switch;
@@ -248,7 +326,8 @@ int cmd_solve(int argc, char **argv) {
                                 : 0.5 * (n_tokens[all.n / 2 - 1] + n_tokens[all.n / 2]);
     double acc = all.n ? (double)all.correct / all.n : NAN, mean = all.n ? (double)all.tokens / all.n : NAN;
     /* answers run side by side: throughput is tokens over the wall time of the whole run */
-    double tok_s = t_wall > 0 ? all.tokens / t_wall : 0;
+    double tok_s = t_wall > 0 ? sr.new_tokens / t_wall : 0;
+    const int parallel = o.p.parallel;
     const char *fname = mixed ? "mixed" : kvl_format_name(fmt_used);
     if (o.json) {
         /* n, accuracy and the token statistics count answered problems; undefined ones (none answered) are null */
@@ -260,7 +339,8 @@ int cmd_solve(int argc, char **argv) {
         cli_json_num(stdout, "%.1f", all.n ? median : NAN);
         printf(", \"tok_s\": %.1f, \"prompt_tokens\": %ld, \"time_s\": %.2f, \"parallel\": %d, \"skipped\": %ld, "
                "\"format\": \"%s\", \"think\": \"%s\", ",
-               tok_s, sr.prompt_tokens, t_wall, sv.parallel, sr.skipped, fname, o.think_name);
+               tok_s, sr.prompt_tokens, t_wall, parallel, sr.skipped, fname, o.think_name);
+        if (o.shard.count > 1) printf("\"shard\": {\"index\": %ld, \"count\": %ld}, ", o.shard.index, o.shard.count);
         if (o.adapt >= 0)
             printf("\"initial_slow\": %ld, \"switches\": %ld, \"probe_s\": %.4f, \"delta\": %g, \"every\": %lld, ",
                    n_slow_first, n_switch, t_probe, o.delta, o.every);
@@ -275,6 +355,9 @@ int cmd_solve(int argc, char **argv) {
         printf("}}\n");
     } else {
         printf("%ld problems (%s, think %s) from %s\n", all.n, fname, o.think_name, o.p.data);
+        if (o.shard.count > 1)
+            printf("shard      %ld/%ld: the rows whose index %% %ld == %ld (%ld of %ld)\n", o.shard.index, o.shard.count,
+                   o.shard.count, o.shard.index, n_shard, n_rows);
         if (all.n) {
             printf("accuracy   %.4f (%ld/%ld)\n", acc, all.correct, all.n);
             printf("tokens     mean %.1f, median %.1f generated per problem\n", mean, median);
@@ -282,7 +365,7 @@ int cmd_solve(int argc, char **argv) {
             printf("accuracy   n/a (no problem was answered)\n");
         }
         printf("speed      %.1f generated tok/s over %.1f s in all, %d problems at once; %ld prompt tokens evaluated\n",
-               tok_s, t_wall, sv.parallel, sr.prompt_tokens);
+               tok_s, t_wall, parallel, sr.prompt_tokens);
         if (sr.skipped) printf("skipped    %ld problems whose prompt does not fit the context (not counted)\n", sr.skipped);
         if (o.adapt >= 0)
             printf("controller %ld of %ld started slow, %ld switched; probe checks %.3f s (%.2f%% of decoding)\n",
@@ -297,5 +380,8 @@ done:
     free(data);
     if (out) fclose(out); /* after a failure */
     free(n_tokens);
+    free(done_rows);
+    cli_data_free(&rows);
+    cli_run_free(&run);
     return rc;
 }

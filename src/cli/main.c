@@ -26,6 +26,7 @@ static const command commands[] = {
     {"label", cmd_label, "label problems 0/25/75/100 from a fast and a slow run (for the thinking probe)"},
     {"probe", cmd_probe, "train or evaluate the fast/slow thinking probe on KV-cache features"},
     {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
+    {"merge", cmd_merge, "combine the shards of a solve, selfeval, label, embed or score --data run (--shard I/N) into one"},
 };
 
 static void usage(FILE *f) {
