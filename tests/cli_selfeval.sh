@@ -140,7 +140,7 @@ def close(a, b, path):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)): close(x, y, path + "[%d]" % i)
     elif isinstance(a, float) and isinstance(b, (int, float)):
-        if path.endswith((".scores.ppl", ".scores.entropy")):
+        if path.endswith((".scores.ppl", ".scores.entropy", ".confidence.ppl_score", ".confidence.entropy_score")):
             # the scores 1 / mean(-log p) and 1 / mean entropy: compare the means they invert (to 1e-3 nats / bits)
             assert abs(1 / max(a, 1e-300) - 1 / max(b, 1e-300)) <= 1e-3, (path, a, b)
             return
@@ -160,6 +160,20 @@ print("same")
 PY
 )
 [ "$cmp_out" = same ] && ok || bad "--parallel 1 against the default: $cmp_out"
+# one scores schema: each row's "confidence" has exactly the keys of kvlens score --json
+"$BIN" score -m "$MODEL" -p "What is 1 + 1?" --answer "The answer is 2." --chat -t 1 --json >"$T/score.json" 2>/dev/null
+schema=$(python3 - "$T/se/problems.jsonl" "$T/score.json" <<'PY'
+import json, sys
+def keys(v, p=""):
+    if isinstance(v, dict):
+        return {p + "." + k for k in v} | set().union(*[keys(x, p + "." + k) for k, x in v.items()])
+    return set()
+ref = keys(json.load(open(sys.argv[2])))
+bad = [i for i, l in enumerate(open(sys.argv[1])) if json.loads(l)["scores"] is not None and keys(json.loads(l)["confidence"]) != ref]
+print("same" if ref and not bad else "rows %s differ from %s" % (bad[:5], sorted(ref)))
+PY
+)
+[ "$schema" = same ] && ok || bad "selfeval confidence schema: $schema"
 # the same answers as kvlens solve (shared generation and grading)
 KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/mix.jsonl" --think fast --max-tokens 200 -t 1 --json >"$T/solve.json"
 [ "$(field accuracy "$(cat "$T/solve.json")")" = "$(field accuracy "$s")" ] && ok || bad "accuracy differs from solve"

@@ -30,7 +30,8 @@ static void help(void) {
     printf("usage: kvlens selfeval -m MODEL --data FILE.jsonl --out DIR [options]\n\n"
            "Answers each problem greedily with the model's chat template (as kvlens solve), grades the answers, and\n"
            "scores each from its answer span (docs/METHOD.md section 4). Writes to DIR:\n"
-           "  problems.jsonl   one line per problem: solve's fields plus every score and its warnings\n"
+           "  problems.jsonl   one line per problem: solve's fields, \"scores\" (the flat list the metrics use)\n"
+           "                   and \"confidence\" (the scores object of kvlens score, with warnings)\n"
            "  summary.json     accuracy, N, and per score AUROC / FPR95 / AUPR (percent) with bootstrap intervals,\n"
            "                   and the time of the scoring as a fraction of the generation\n"
            "  table.md         the same as a Markdown table\n"
@@ -153,11 +154,6 @@ static int table_add(score_table *t, const double *v, bool correct) {
     memcpy(t->scores + (size_t)t->n * KVL_MAX_SCORES, v, t->n_scores * sizeof *v);
     t->correct[t->n++] = correct;
     return 0;
-}
-
-static void coe_record(FILE *f, const char *name, const kvl_coe *c) {
-    fprintf(f, "\"%s\": ", name);
-    cli_coe_json(f, c);
 }
 
 static const char *g_data; /* --data: no output may be it */
@@ -433,20 +429,8 @@ static int emit(void *user, cli_solved *r) {
         fprintf(per, "%s\"%s\": ", k ? ", " : "", rs->names[k]);
         cli_json_num(per, "%.9g", v[k]);
     }
-    fputs("}, ", per);
-    coe_record(per, "kv_token", &sc->kv_token);
-    fputs(", ", per);
-    coe_record(per, "kv_layer", &sc->kv_layer);
-    if (sc->has_hidden) {
-        fputs(", ", per);
-        coe_record(per, "hidden", &sc->hidden);
-    }
-    fputs(", \"maxprob\": ", per);
-    cli_json_num(per, "%.9g", sc->out.maxprob);
-    fputs(", \"ppl\": ", per);
-    cli_json_num(per, "%.9g", sc->out.ppl);
-    fputs(", \"entropy\": ", per);
-    cli_json_num(per, "%.9g", sc->out.entropy);
+    fputs("}, \"confidence\": ", per); /* the one scores schema (kvlens score, run --confidence, the server) */
+    cli_scores_json(per, sc, o->layers);
     fputs("}\n", per);
     if (table_add(tab, v, r->grade.correct)) return cli_error("selfeval", "out of memory");
     int rc = checkpoint(rs);
