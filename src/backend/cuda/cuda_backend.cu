@@ -271,7 +271,8 @@ static kvl_status cuda_weights_init(const kvl_model *m, int device, void **out) 
 /* ------------------------------------------------------------------------------------------------------------- */
 /* kernels */
 
-#define NT 128 /* threads per block of the row kernels */
+#define NT 128     /* threads per block of the row kernels */
+#define ATT_NT 256 /* threads per block of attention (dynamic shared memory: 9 * head_dim floats <= 36 KiB) */
 
 __device__ static double warp_sum_d(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
@@ -398,7 +399,7 @@ __global__ void k_qkv(float *q, const float *k, const float *v, const float *bq,
  * 0..pos: scores into sc (global scratch [n][nh][n_ctx]), softmax, weighted sum of V. */
 __global__ void k_attn(const float *q, float *out, const float *kc, const float *vc, const int *pos, const int *seq,
                        float *scores, int nh, int nkv, int hd, int L, int il, int n_ctx, float scale) {
-    extern __shared__ float qs[];
+    extern __shared__ float qs[]; /* q [hd], then the warps' partial outputs [nw][hd] */
     const int t = blockIdx.x, h = blockIdx.y, g = h / (nh / nkv), nk = pos[t] + 1;
     const size_t base = (((size_t)seq[t] * L + il) * nkv + g) * n_ctx * hd;
     const float *K = kc + base, *V = vc + base, *qv = q + ((size_t)t * nh + h) * hd;
@@ -427,10 +428,27 @@ __global__ void k_attn(const float *q, float *out, const float *kc, const float 
     const float inv = 1.0f / sum;
     for (int j = threadIdx.x; j < nk; j += blockDim.x) sc[j] *= inv;
     __syncthreads();
+    /* weighted sum of V: warp w takes keys w, w + nw, ...; each lane 4 of every 128 dimensions; then the warps'
+     * partial sums are added in warp order */
+    float *part = qs + hd;
+    for (int i0 = 0; i0 < hd; i0 += 128) {
+        float acc[4] = {0, 0, 0, 0};
+        for (int j = w; j < nk; j += nw) {
+            const float p = sc[j];
+            const float *vr = V + (size_t)j * hd + i0 + lane;
+#pragma unroll
+            for (int u = 0; u < 4; u++)
+                if (i0 + lane + 32 * u < hd) acc[u] += p * vr[32 * u];
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+            if (i0 + lane + 32 * u < hd) part[w * hd + i0 + lane + 32 * u] = acc[u];
+    }
+    __syncthreads();
     float *o = out + ((size_t)t * nh + h) * hd;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) {
         float acc = 0;
-        for (int j = 0; j < nk; j++) acc += sc[j] * V[(size_t)j * hd + i];
+        for (int k = 0; k < nw; k++) acc += part[k * hd + i];
         o[i] = acc;
     }
 }
@@ -768,7 +786,7 @@ static kvl_status forward(cstate *c, int n, int n_out) {
         k_qkv<<<dim3(n, c->nh + c->nkv), NT, c->hd * sizeof(float), c->st>>>(
             c->q, c->k, c->v, ly->bq, ly->bk, ly->bv, ly->q_norm, ly->k_norm, w->inv_freq, c->d_pos, c->d_seq, c->kc,
             c->vc, c->nh, c->nkv, c->hd, L, il, c->n_ctx, eps, m->qk_interleaved, c->cfg.cache_type == KVL_CACHE_F16);
-        k_attn<<<dim3(n, c->nh), NT, c->hd * sizeof(float), c->st>>>(c->q, c->att, c->kc, c->vc, c->d_pos, c->d_seq,
+        k_attn<<<dim3(n, c->nh), ATT_NT, (ATT_NT / 32 + 1) * c->hd * sizeof(float), c->st>>>(c->q, c->att, c->kc, c->vc, c->d_pos, c->d_seq,
                                                                      c->scores, c->nh, c->nkv, c->hd, L, il,
                                                                      c->n_ctx, scale);
         {
