@@ -13,7 +13,8 @@
 #   scripts/gpu-test.sh run [DIR]           on the GPU machine, in a build or pack folder (default: the script's)
 #
 # env for run: STEPS (default "smi test sanitize bench"), BENCH_SHAPE (qwen3-8b), BENCH_TYPES (bf16,q8_0),
-#              SMALL_SHAPE (qwen3-0.6b, for kvlens bench), SAN_TIMEOUT (seconds per sanitizer run, 150),
+#              SMALL_SHAPE (qwen3-0.6b, for kvlens bench), SMALL_REPS (3), SAN_TOOLS ("memcheck racecheck"),
+#              SAN_TIMEOUT (seconds per sanitizer run, 150),
 #              OUT (a folder for the logs; default DIR/logs).
 # Prints every measured line; exits non-zero if a test or a sanitizer run fails.
 set -euo pipefail
@@ -81,7 +82,7 @@ if has test; then
 fi
 if has bench; then
     stamp "kvlens bench --backend cuda --shape ${SMALL_SHAPE:-qwen3-0.6b} --type q8_0"
-    "$dir/kvlens" bench --backend cuda --gpu 0 --shape "${SMALL_SHAPE:-qwen3-0.6b}" --type q8_0 -r 3 2>&1 |
+    "$dir/kvlens" bench --backend cuda --gpu 0 --shape "${SMALL_SHAPE:-qwen3-0.6b}" --type q8_0 -r "${SMALL_REPS:-3}" 2>&1 |
         tee "$out/bench_small.txt" || fail=1
     stamp "test_cuda bench ${BENCH_SHAPE:-qwen3-8b} ${BENCH_TYPES:-bf16,q8_0}"
     KVL_CUDA_BENCH=${BENCH_SHAPE:-qwen3-8b} KVL_CUDA_BENCH_TYPE=${BENCH_TYPES:-bf16,q8_0} "$dir/test_cuda" 2>&1 |
@@ -91,14 +92,19 @@ fi
 if has sanitize; then
     cs=$(command -v compute-sanitizer || true)
     if [ -z "$cs" ]; then echo "compute-sanitizer not found"; fail=1; else
+        tools=${SAN_TOOLS:-memcheck racecheck}
+        if [[ " $tools " == *" memcheck "* ]]; then
         stamp "compute-sanitizer memcheck (KVL_CUDA_QUICK=1)"
         if KVL_CUDA_QUICK=1 timeout "${SAN_TIMEOUT:-150}" "$cs" --tool memcheck --leak-check full --error-exitcode 3 "$dir/test_cuda" \
             >"$out/memcheck.log" 2>&1; then grep -E "ERROR SUMMARY|LEAK SUMMARY|checks" "$out/memcheck.log"
         else fail=1; tail -30 "$out/memcheck.log"; fi
+        fi
+        if [[ " $tools " == *" racecheck "* ]]; then
         stamp "compute-sanitizer racecheck (KVL_CUDA_QUICK=1)"
         if KVL_CUDA_QUICK=1 timeout "${SAN_TIMEOUT:-150}" "$cs" --tool racecheck --racecheck-report all --error-exitcode 3 "$dir/test_cuda" \
             >"$out/racecheck.log" 2>&1; then grep -E "RACECHECK SUMMARY|ERROR SUMMARY|checks" "$out/racecheck.log"
         else fail=1; tail -30 "$out/racecheck.log"; fi
+        fi
     fi
 fi
 stamp "done (failures: $fail)"
