@@ -273,6 +273,7 @@ static kvl_status cuda_weights_init(const kvl_model *m, int device, void **out) 
 
 #define NT 128     /* threads per block of the row kernels */
 #define ATT_NT 256 /* threads per block of attention (dynamic shared memory: 9 * head_dim floats <= 36 KiB) */
+#define RMS_NT 512 /* threads per row of RMSNorm: a decode step has one block per row, so the row is split wide */
 
 __device__ static double warp_sum_d(double v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
@@ -728,38 +729,49 @@ static kvl_status gemm(cstate *c, const dweight *W, const float *x, float *y, in
     return KVL_OK;
 }
 
+/* Products of one input x (n rows) with gemv: a single launch (all matrices of one type and width). */
+static void gemv_one_launch(cstate *c, const dweight *const *W, float *const *ys, int nm, const float *x, int n,
+                            int mode) {
+    gemv_args a;
+    memset(&a, 0, sizeof a);
+    for (int i = 0; i < nm; i++) a.m[i] = (gemv_mat){W[i]->d, W[i]->s, ys[i], (int)W[i]->n_out};
+    a.nm = nm;
+    a.n_in = (int)W[0]->n_in;
+    a.mode = mode;
+    a.x = x;
+    if (W[0]->type == WT_Q8_0) {
+        gemv_quantize_x(x, c->xq, c->xd, n, a.n_in, c->st);
+        a.xq = c->xq;
+        a.xd = c->xd;
+    }
+    gemv_launch(&a, W[0]->type, n, c->st);
+}
+
 /* Up to three products of the same input x (n rows): ys[i] = W[i] x, or ys[0] += W[0] x (GEMV_ADD), or
- * ys[0] = silu(W[0] x) * (W[1] x) (GEMV_SWIGLU; ys[1] is scratch for the cuBLAS path). Small n with weights of one
- * type that gemv takes: one gemv launch; otherwise cuBLAS per matrix and element-wise kernels. */
+ * ys[0] = silu(W[0] x) * (W[1] x) (GEMV_SWIGLU; ys[1] is scratch unless the two share a launch). Small n: gemv,
+ * in one launch where the weights share a type, else one launch each; otherwise (or for a width gemv does not
+ * take) cuBLAS per matrix and element-wise kernels. */
 static kvl_status project(cstate *c, const dweight *const *W, float *const *ys, int nm, const float *x, int n,
                           int mode) {
-    bool fused = c->use_gemv && n <= KVL_GEMV_MAX_ROWS;
-    for (int i = 0; i < nm && fused; i++)
-        fused = W[i]->type == W[0]->type && W[i]->n_in == W[0]->n_in && gemv_fits(W[i]->type, W[i]->n_in);
-    if (fused) {
-        gemv_args a;
-        memset(&a, 0, sizeof a);
-        for (int i = 0; i < nm; i++) a.m[i] = (gemv_mat){W[i]->d, W[i]->s, ys[i], (int)W[i]->n_out};
-        if (mode == GEMV_SWIGLU) a.m[1].y = ys[0];
-        a.nm = nm;
-        a.n_in = (int)W[0]->n_in;
-        a.mode = mode;
-        a.x = x;
-        if (W[0]->type == WT_Q8_0) {
-            gemv_quantize_x(x, c->xq, c->xd, n, a.n_in, c->st);
-            a.xq = c->xq;
-            a.xd = c->xd;
-        }
-        gemv_launch(&a, W[0]->type, n, c->st);
+    bool small = c->use_gemv && n <= KVL_GEMV_MAX_ROWS, same = true;
+    for (int i = 0; i < nm && small; i++) {
+        small = gemv_fits(W[i]->type, W[i]->n_in);
+        same = same && W[i]->type == W[0]->type && W[i]->n_in == W[0]->n_in;
+    }
+    if (small && same) {
+        gemv_one_launch(c, W, ys, nm, x, n, mode);
         return KVL_OK;
     }
-    if (mode == GEMV_ADD) {
+    if (small) {
+        for (int i = 0; i < nm; i++) gemv_one_launch(c, &W[i], &ys[i], 1, x, n, mode == GEMV_ADD ? GEMV_ADD : GEMV_STORE);
+    } else if (mode == GEMV_ADD) {
         KVL_TRY(gemm(c, W[0], x, c->tmp, n));
         const size_t ny = (size_t)n * W[0]->n_out;
         k_add<<<blocks_for(ny, 256), 256, 0, c->st>>>(ys[0], c->tmp, ny);
         return KVL_OK;
+    } else {
+        for (int i = 0; i < nm; i++) KVL_TRY(gemm(c, W[i], x, ys[i], n));
     }
-    for (int i = 0; i < nm; i++) KVL_TRY(gemm(c, W[i], x, ys[i], n));
     if (mode == GEMV_SWIGLU) {
         const size_t ny = (size_t)n * W[0]->n_out;
         k_swiglu<<<blocks_for(ny, 256), 256, 0, c->st>>>(ys[0], ys[1], ny);
@@ -777,7 +789,7 @@ static kvl_status forward(cstate *c, int n, int n_out) {
     if (c->hid) k_store_hidden<<<n, NT, 0, c->st>>>(c->hid, c->x, c->d_pos, c->d_seq, 0, L, c->n_ctx, H);
     for (int il = 0; il < L; il++) {
         const dlayer *ly = &w->layers[il];
-        k_rmsnorm<<<n, NT, 0, c->st>>>(c->xn, c->x, ly->attn_norm, H, eps);
+        k_rmsnorm<<<n, RMS_NT, 0, c->st>>>(c->xn, c->x, ly->attn_norm, H, eps);
         {
             const dweight *W[] = {&ly->wq, &ly->wk, &ly->wv};
             float *const ys[] = {c->q, c->k, c->v};
@@ -794,7 +806,7 @@ static kvl_status forward(cstate *c, int n, int n_out) {
             float *const ys[] = {c->x};
             KVL_TRY(project(c, W, ys, 1, c->att, n, GEMV_ADD));
         }
-        k_rmsnorm<<<n, NT, 0, c->st>>>(c->xn, c->x, ly->ffn_norm, H, eps);
+        k_rmsnorm<<<n, RMS_NT, 0, c->st>>>(c->xn, c->x, ly->ffn_norm, H, eps);
         {
             const dweight *W[] = {&ly->w_gate, &ly->w_up};
             float *const ys[] = {c->g, c->u};
@@ -808,7 +820,7 @@ static kvl_status forward(cstate *c, int n, int n_out) {
         if (c->hid && il + 1 < L)
             k_store_hidden<<<n, NT, 0, c->st>>>(c->hid, c->x, c->d_pos, c->d_seq, il + 1, L, c->n_ctx, H);
     }
-    k_rmsnorm<<<n, NT, 0, c->st>>>(c->x, c->x, w->output_norm, H, eps);
+    k_rmsnorm<<<n, RMS_NT, 0, c->st>>>(c->x, c->x, w->output_norm, H, eps);
     if (c->hid) k_store_hidden<<<n, NT, 0, c->st>>>(c->hid, c->x, c->d_pos, c->d_seq, L, L, c->n_ctx, H);
     if (n_out) {
         k_gather<<<n_out, NT, 0, c->st>>>(c->xn, c->x, c->d_idx, H);
