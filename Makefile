@@ -17,8 +17,9 @@ asan:
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure -j $(JOBS)
 
-# The CUDA backend (needs the CUDA toolkit) in build-cuda/: the library, CLI and tests with src/backend/cuda compiled
-# in for sm_90 (H100/H200); tests/test_cuda compares it with the CPU backend where a GPU is present, else skips.
+# `make build` compiles the CUDA backend whenever nvcc is found (CMakeLists.txt); this target insists on it
+# (build-cuda/, -DKVL_CUDA=ON: an error without the toolkit). tests/test_cuda compares it with the CPU backend where
+# a GPU is present, else skips; scripts/gpu-test.sh runs it with compute-sanitizer and the benchmarks on a GPU machine.
 cuda:
 	cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DKVL_CUDA=ON >/dev/null
 	cmake --build build-cuda -j $(JOBS)

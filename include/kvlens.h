@@ -129,6 +129,8 @@ typedef struct {
     int n_seq_max;        /* sequence slots (0 or 1 = one sequence, id 0); ids are 0..n_seq_max-1. Memory is
                            * reserved per slot for n_ctx positions but only pages that are written are used */
     const char *backend;  /* "auto" (NULL: the same), "cpu", ... (kvl_backend_names lists them) */
+    int gpu;              /* GPU index for a GPU backend, among the devices CUDA_VISIBLE_DEVICES leaves visible; -1
+                           * (default) = device 0. An index with a backend that uses no GPU is an error */
 } kvl_ctx_params;
 
 kvl_ctx_params kvl_ctx_default_params(void);
@@ -138,6 +140,12 @@ const kvl_model *kvl_ctx_model(const kvl_ctx *c);
 int kvl_ctx_n_seq(const kvl_ctx *c);          /* sequence slots */
 bool kvl_ctx_has_hidden(const kvl_ctx *c);
 const char *kvl_ctx_backend(const kvl_ctx *c); /* the backend chosen ("cpu", ...) */
+/* The device the context computes on, in words: "cpu", or e.g. "GPU 0: NVIDIA H100 80GB HBM3 (sm_90, 132 SMs,
+ * 79.1 GiB)" for a GPU backend. */
+const char *kvl_ctx_device(const kvl_ctx *c);
+/* The memory bandwidth of a GPU context's device in GB/s, measured there (a device-to-device copy, bytes read and
+ * written); 0 for the CPU backend (see kvl_measure_bandwidth_gbs in the CLI's bench) or on failure. */
+double kvl_ctx_device_bandwidth_gbs(kvl_ctx *c);
 /* The backends compiled in, NULL-terminated, in the order "auto" tries them. */
 const char *const *kvl_backend_names(void);
 

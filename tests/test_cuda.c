@@ -13,8 +13,18 @@
  *     activation rounding, not by the GPU.
  *   f16 cache: 2e-3 on K/V and 1e-3 on logits: both round K/V to f16 (2^-11 relative), and a value whose f32 inputs
  *     differ in the last bits can round to neighbouring f16 values.
- * KVL_CUDA_QUICK=1: the f32 and bf16 random models only (for compute-sanitizer runs).
- * KVL_CUDA_BENCH=SHAPE (KVL_CUDA_BENCH_TYPE=bf16|f16|f32|q8_0): time single-stream decode on the GPU instead. */
+ *   Q8_0 decode steps (up to 8 rows: cuda_gemv.cu) quantize the activations exactly as the CPU does, so there the
+ *     two differ by summation order only; the 3e-2 bound is for the prefill, where cuBLAS multiplies f16-decoded
+ *     weights with f32 activations. Q4_0, Q5_1, Q4_K and Q6_K: stored as f16 on the GPU (the decoded value rounded
+ *     to f16, 2^-11 relative) against the CPU's int8 activations: 3e-2 for the same reason as Q8_0.
+ * Decode steps alternate between 3 rows (one per sequence) and 1 row, so both the multi-row and the single-row
+ * kernels run, and every step after the first of its shape replays a CUDA graph captured at an earlier position.
+ * Before the device check (so on every machine): a GPU index with the cpu backend is refused, and where the build
+ * has CUDA but the machine no device, asking for it fails with a reason.
+ * KVL_CUDA_QUICK=1: the f32, bf16 and q8_0 random models only (for compute-sanitizer runs).
+ * KVL_CUDA_BENCH=SHAPE (KVL_CUDA_BENCH_TYPE=bf16|f16|f32|q8_0|..., a comma-separated list): time prefill and
+ * single-stream decode on the GPU instead, with graphs and the decode kernels (default), without graphs
+ * (KVL_CUDA_GRAPH=0) and with cuBLAS for every product (KVL_CUDA_GEMV=0). */
 #include <string.h>
 #include <time.h>
 
@@ -139,7 +149,7 @@ static int32_t tok(int V, int i, int s) { return (int32_t)((1 + 37 * i + 101 * s
  * interleaved), a prefix copy, then decode steps with a row of every sequence per batch. */
 static void compare_model(kvl_model *m, const bounds *bd, kvl_cache_type ct) {
     const int V = kvl_model_hparams(m)->n_vocab;
-    const int LONG = 300, SHORT = 7, STEPS = 5, N_CTX = LONG + STEPS + 8;
+    const int LONG = 300, SHORT = 7, STEPS = 7, N_CTX = LONG + STEPS + 8;
     kvl_ctx *a = make_ctx(m, "cpu", N_CTX, 3, ct), *b = make_ctx(m, "cuda", N_CTX, 3, ct);
     if (!a || !b) goto done;
     CHECK(!strcmp(kvl_ctx_backend(b), "cuda"));
@@ -156,7 +166,8 @@ static void compare_model(kvl_model *m, const bounds *bd, kvl_cache_type ct) {
     int npos[3] = {LONG, SHORT, 40};
     for (int step = 0; step < STEPS; step++) {
         kvl_batch_clear(&bt);
-        for (int s = 0; s < 3; s++) kvl_batch_add(&bt, tok(V, 1000 + step, s), npos[s]++, s, true);
+        for (int s = 0; s < 3; s++)
+            if (step % 2 == 0 || s == 1) kvl_batch_add(&bt, tok(V, 1000 + step, s), npos[s]++, s, true);
         char what[32];
         snprintf(what, sizeof what, "decode step %d", step);
         decode_both(a, b, &bt, bd, what);
@@ -174,70 +185,151 @@ static double now(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* Single-stream decode speed of the cuda backend on a random model of a real shape (no CPU comparison). */
-static int bench(const char *shape) {
-    const char *ty = kvl_test_env("KVL_CUDA_BENCH_TYPE", "bf16");
-    const int type = !strcmp(ty, "f32") ? KVL_TYPE_F32 : !strcmp(ty, "f16") ? KVL_TYPE_F16
-                   : !strcmp(ty, "q8_0") ? KVL_TYPE_Q8_0 : KVL_TYPE_BF16;
-    double t0 = now();
-    kvl_model *m = NULL;
-    if (kvl_model_random(shape, type, 1, &m) != KVL_OK) {
-        fprintf(stderr, "random %s: %s\n", shape, kvl_last_error());
-        return 1;
-    }
-    const double t_model = now() - t0;
-    t0 = now();
+/* Prefill and single-stream decode speed of one context of the cuda backend on model m; the KVL_CUDA_GRAPH and
+ * KVL_CUDA_GEMV settings in force when the context is made apply. */
+static int bench_ctx(kvl_model *m, const char *shape, const char *ty, const char *mode, double bw) {
     kvl_ctx_params p = kvl_ctx_default_params();
     p.n_ctx = 1024;
     p.backend = "cuda";
     kvl_ctx *c = NULL;
+    double t0 = now();
     if (kvl_ctx_new(m, &p, &c) != KVL_OK) {
         fprintf(stderr, "context: %s\n", kvl_last_error());
         return 1;
     }
     const double t_up = now() - t0;
-    const int V = kvl_model_hparams(m)->n_vocab, PP = 512, TG = 128;
+    const kvl_hparams *hp = kvl_model_hparams(m);
+    const int V = hp->n_vocab, PP = 512, TG = 128;
     int32_t *toks = malloc(PP * sizeof *toks);
     for (int i = 0; i < PP; i++) toks[i] = tok(V, i, 0);
-    kvl_eval(c, toks, 8, KVL_LOGITS_LAST); /* warm-up */
+    kvl_status s = kvl_eval(c, toks, 8, KVL_LOGITS_LAST); /* warm-up (and the graphs of one row) */
+    for (int i = 0; s == KVL_OK && i < 4; i++) s = kvl_eval(c, &toks[i], 1, KVL_LOGITS_LAST);
     kvl_ctx_truncate(c, 0);
     t0 = now();
-    kvl_status s = kvl_eval(c, toks, PP, KVL_LOGITS_LAST);
+    if (s == KVL_OK) s = kvl_eval(c, toks, PP, KVL_LOGITS_LAST);
     const double t_pp = now() - t0;
+    kvl_ctx_truncate(c, 0);
     t0 = now();
     for (int i = 0; s == KVL_OK && i < TG; i++) s = kvl_eval(c, &toks[i], 1, KVL_LOGITS_LAST);
     const double t_tg = now() - t0;
     if (s != KVL_OK) fprintf(stderr, "eval: %s\n", kvl_last_error());
-    printf("cuda bench %s %s: random model %.1f s, upload + context %.1f s; pp%d %.1f tok/s; tg%d %.2f tok/s "
-           "(%.2f ms/token, logits copied to the host every token)\n",
-           shape, ty, t_model, t_up, PP, PP / t_pp, TG, TG / t_tg, 1e3 * t_tg / TG);
+    /* bytes a decode step reads: every layer matrix and the output matrix at the file's bytes per weight */
+    const double bytes = (double)hp->n_bytes / hp->n_params *
+                         ((double)hp->n_params - (hp->tied_output ? 0.0 : (double)hp->n_embd * hp->n_vocab));
+    printf("cuda bench %s %s [%s]: context %.2f s; pp%d %.1f tok/s; tg%d %.2f tok/s (%.3f ms/token, %.0f%% of %.0f "
+           "GB/s for %.2f GB/token)\n",
+           shape, ty, mode, t_up, PP, PP / t_pp, TG, TG / t_tg, 1e3 * t_tg / TG,
+           bw > 0 ? 100.0 * bytes * (TG / t_tg) / (bw * 1e9) : 0.0, bw, bytes / 1e9);
+    fflush(stdout);
     free(toks);
     kvl_ctx_free(c);
-    kvl_model_free(m);
     return s != KVL_OK;
+}
+
+static int bench(const char *shape) {
+    const char *list = kvl_test_env("KVL_CUDA_BENCH_TYPE", "bf16");
+    char types[256];
+    snprintf(types, sizeof types, "%s", list);
+    int rc = 0;
+    for (char *save = NULL, *ty = strtok_r(types, ",", &save); ty; ty = strtok_r(NULL, ",", &save)) {
+        const int type = !strcmp(ty, "f32") ? KVL_TYPE_F32 : !strcmp(ty, "f16") ? KVL_TYPE_F16
+                       : !strcmp(ty, "q8_0") ? KVL_TYPE_Q8_0 : !strcmp(ty, "q4_K") ? KVL_TYPE_Q4_K
+                       : !strcmp(ty, "q6_K") ? KVL_TYPE_Q6_K : !strcmp(ty, "q4_0") ? KVL_TYPE_Q4_0 : KVL_TYPE_BF16;
+        double t0 = now();
+        kvl_model *m = NULL;
+        if (kvl_model_random(shape, type, 1, &m) != KVL_OK) {
+            fprintf(stderr, "random %s: %s\n", shape, kvl_last_error());
+            return 1;
+        }
+        printf("cuda bench %s %s: random model %.1f s\n", shape, ty, now() - t0);
+        /* the device and its bandwidth, from a first context */
+        double bw = 0;
+        {
+            kvl_ctx_params p = kvl_ctx_default_params();
+            p.n_ctx = 16;
+            p.backend = "cuda";
+            kvl_ctx *c = NULL;
+            t0 = now();
+            if (kvl_ctx_new(m, &p, &c) == KVL_OK) {
+                bw = kvl_ctx_device_bandwidth_gbs(c);
+                printf("cuda bench: %s, copy bandwidth %.0f GB/s; weights uploaded in %.1f s\n", kvl_ctx_device(c), bw,
+                       now() - t0);
+            }
+            kvl_ctx_free(c);
+        }
+        static const struct {
+            const char *mode, *graph, *gemv;
+        } modes[] = {{"gemv + graph", "1", "1"}, {"gemv, no graph", "0", "1"}, {"cuBLAS only", "0", "0"}};
+        for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+            setenv("KVL_CUDA_GRAPH", modes[i].graph, 1);
+            setenv("KVL_CUDA_GEMV", modes[i].gemv, 1);
+            rc |= bench_ctx(m, shape, ty, modes[i].mode, bw);
+        }
+        unsetenv("KVL_CUDA_GRAPH");
+        unsetenv("KVL_CUDA_GEMV");
+        kvl_model_free(m);
+    }
+    return rc;
+}
+
+/* What holds on every machine: a GPU index with the cpu backend is refused; a build with CUDA on a machine without
+ * a device refuses "cuda" with a reason. Returns whether a CUDA context can be made here. */
+static bool check_without_device(bool have) {
+    kvl_model *m = NULL;
+    if (kvl_model_random("tiny", KVL_TYPE_F32, 1, &m) != KVL_OK) {
+        CHECK_MSG(0, "random model: %s", kvl_last_error());
+        return false;
+    }
+    kvl_ctx_params p = kvl_ctx_default_params();
+    p.n_ctx = 16;
+    p.backend = "cpu";
+    p.gpu = 0;
+    kvl_ctx *c = NULL;
+    kvl_status s = kvl_ctx_new(m, &p, &c);
+    CHECK_MSG(s == KVL_ERR_ARG && strstr(kvl_last_error(), "GPU index"), "gpu 0 with the cpu backend: status %d, '%s'",
+              (int)s, kvl_last_error());
+    kvl_ctx_free(c);
+    c = NULL;
+    p.gpu = -1;
+    p.backend = "cuda";
+    s = kvl_ctx_new(m, &p, &c);
+    bool ok = s == KVL_OK;
+    if (!have) {
+        CHECK_MSG(s == KVL_ERR_ARG && strstr(kvl_last_error(), "unknown backend"), "cuda in a build without it: '%s'",
+                  kvl_last_error());
+    } else if (!ok) {
+        /* no device: the message names the reason after the backend's own words */
+        const char *why = strstr(kvl_last_error(), "cannot run on this machine: ");
+        CHECK_MSG(s == KVL_ERR_UNSUPPORTED && why && strlen(why) > 30, "cuda without a device: status %d, '%s'",
+                  (int)s, kvl_last_error());
+        printf("without a device: %s\n", kvl_last_error());
+    } else {
+        /* a device: it is named, and an index past the visible devices is refused with the count */
+        CHECK_MSG(!strncmp(kvl_ctx_device(c), "GPU 0: ", 7), "device '%s'", kvl_ctx_device(c));
+        printf("device: %s\n", kvl_ctx_device(c));
+        kvl_ctx_free(c);
+        c = NULL;
+        kvl_model *m2 = NULL;
+        if (kvl_model_random("tiny", KVL_TYPE_F32, 1, &m2) == KVL_OK) {
+            p.gpu = 1000;
+            s = kvl_ctx_new(m2, &p, &c);
+            CHECK_MSG(s == KVL_ERR_ARG && strstr(kvl_last_error(), "visible"), "gpu 1000: status %d, '%s'", (int)s,
+                      kvl_last_error());
+            kvl_model_free(m2);
+        }
+    }
+    kvl_ctx_free(c);
+    kvl_model_free(m);
+    return ok;
 }
 
 int main(void) {
     int have = 0;
     for (const char *const *n = kvl_backend_names(); *n; n++) have |= !strcmp(*n, "cuda");
+    const bool can = check_without_device(have);
+    if (kvl_test_failures) return kvl_test_result("test_cuda");
     if (!have) SKIP("this build has no cuda backend (configure with -DKVL_CUDA=ON)");
-    {
-        kvl_model *m = NULL;
-        if (kvl_model_random("tiny", KVL_TYPE_F32, 1, &m) != KVL_OK) {
-            fprintf(stderr, "random model: %s\n", kvl_last_error());
-            return 1;
-        }
-        kvl_ctx_params p = kvl_ctx_default_params();
-        p.n_ctx = 16;
-        p.backend = "cuda";
-        kvl_ctx *c = NULL;
-        kvl_status s = kvl_ctx_new(m, &p, &c);
-        kvl_ctx_free(c);
-        kvl_model_free(m);
-        if (s == KVL_ERR_UNSUPPORTED) SKIP("no CUDA device: %s", kvl_last_error());
-        CHECK_MSG(s == KVL_OK, "cuda context: %s", kvl_last_error());
-        if (s) return kvl_test_result("test_cuda");
-    }
+    if (!can) SKIP("no CUDA device: %s", kvl_last_error());
     const char *b = getenv("KVL_CUDA_BENCH");
     if (b && *b) return bench(b);
 
@@ -245,10 +337,12 @@ int main(void) {
         int type;
         const char *name;
         double tol;
-    } types[] = {{KVL_TYPE_F32, "tiny f32", 1e-4}, {KVL_TYPE_BF16, "tiny bf16", 1e-4},
-                 {KVL_TYPE_F16, "tiny f16", 1e-4}, {KVL_TYPE_Q8_0, "tiny q8_0", 3e-2}};
+    } types[] = {{KVL_TYPE_F32, "tiny f32", 1e-4},   {KVL_TYPE_BF16, "tiny bf16", 1e-4},
+                 {KVL_TYPE_Q8_0, "tiny q8_0", 3e-2}, {KVL_TYPE_F16, "tiny f16", 1e-4},
+                 {KVL_TYPE_Q4_0, "tiny q4_0", 3e-2}, {KVL_TYPE_Q5_1, "tiny q5_1", 3e-2},
+                 {KVL_TYPE_Q4_K, "tiny q4_K", 3e-2}, {KVL_TYPE_Q6_K, "tiny q6_K", 3e-2}};
     const int quick = getenv("KVL_CUDA_QUICK") != NULL;
-    for (size_t i = 0; i < (quick ? 2 : sizeof types / sizeof types[0]); i++) {
+    for (size_t i = 0; i < (quick ? 3 : sizeof types / sizeof types[0]); i++) {
         kvl_model *m = NULL;
         CHECK(kvl_model_random("tiny", types[i].type, 7, &m) == KVL_OK);
         if (!m) continue;

@@ -21,6 +21,7 @@ typedef struct {
     int n_ubatch;           /* rows per micro-batch at most */
     kvl_cache_type cache_type;
     bool keep_hidden;
+    int device;             /* device index of a GPU backend (-1: its default, device 0) */
 } kvl_backend_config;
 
 /* One micro-batch of validated rows: row r evaluates token[r] at position pos[r] of sequence seq[r]; rows of one
@@ -34,10 +35,12 @@ typedef struct {
 
 typedef struct kvl_backend {
     const char *name;
-    bool (*available)(void);   /* whether this machine can run it */
-    /* The model's weights on the backend, once per model; *weights is kept by the model and passed to ctx_init.
-     * NULL weights_init: the backend reads the host weights in place. */
-    kvl_status (*weights_init)(const kvl_model *m, void **weights);
+    /* Whether this machine can run it; when not, it may say why through kvl_fail (the message is kept). */
+    bool (*available)(void);
+    /* The model's weights on the backend (on device `device` of a GPU backend, -1 = its default), once per model;
+     * *weights is kept by the model and passed to ctx_init. NULL weights_init: the backend reads the host weights
+     * in place. */
+    kvl_status (*weights_init)(const kvl_model *m, int device, void **weights);
     void (*weights_free)(void *weights);
     /* A context's state: caches for n_seq slots, hidden states, scratch. */
     kvl_status (*ctx_init)(const kvl_backend_config *cfg, void *weights, void **state);
@@ -55,6 +58,11 @@ typedef struct kvl_backend {
     kvl_status (*seq_copy)(void *state, int dst, int src, int n);
     /* Wait for queued work (no-op on the CPU). */
     kvl_status (*sync)(void *state);
+    /* Optional (NULL on the CPU): the device a context runs on, in words ("GPU 0: NVIDIA H100 ..."), and its
+     * memory bandwidth measured there in GB/s (bytes read + written by a device-to-device copy), 0 on failure. */
+    const char *(*device)(void *state);
+    double (*bandwidth_gbs)(void *state);
+    bool uses_gpu; /* takes a GPU index (kvl_ctx_params.gpu) */
 } kvl_backend;
 
 /* The backend called `name` ("auto": the first available of kvl_backend_names' order; NULL = "auto"). Fails with

@@ -1,4 +1,5 @@
 /* The backends compiled in, and the run-time choice among them. */
+#include <stdio.h>
 #include <string.h>
 
 #include "backend/backend.h"
@@ -24,9 +25,13 @@ kvl_status kvl_backend_find(const char *name, const kvl_backend **out) {
     const bool any = !name || !*name || !strcmp(name, "auto");
     for (int i = 0; i < N_BACKENDS; i++) {
         if (!any && strcmp(name, backends[i]->name)) continue;
+        kvl_clear_error();
         if (!backends[i]->available()) {
             if (any) continue;
-            return kvl_fail(KVL_ERR_UNSUPPORTED, "backend %s cannot run on this machine", name);
+            char why[512];
+            snprintf(why, sizeof why, "%s", kvl_last_error()); /* the backend's reason, if it gave one */
+            return kvl_fail(KVL_ERR_UNSUPPORTED, "backend %s cannot run on this machine%s%s", name, *why ? ": " : "",
+                            why);
         }
         *out = backends[i];
         return KVL_OK;

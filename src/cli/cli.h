@@ -48,8 +48,8 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd);
 /* Sequences decoded at once unless --parallel says otherwise (solve, selfeval, label, embed, embed-eval): on the
  * project's 2-core machines and the shipped model this many was fastest (BENCHMARKS.md, "--parallel"). */
 #define CLI_PARALLEL_DEFAULT 32
-/* --backend auto|cpu|...: validated and kept for every context the command makes (cli_ctx_defaults); handled by
- * cli_threads_ctx_opt too. */
+/* --backend auto|cpu|... and --gpu I: validated and kept for every context the command makes (cli_ctx_defaults);
+ * handled by cli_threads_ctx_opt too. --gpu with --backend cpu is a usage error. */
 int cli_backend_opt(const char *cmd, const char *a, const char *v);
 kvl_ctx_params cli_ctx_defaults(void); /* kvl_ctx_default_params with the --backend choice */
 /* --parallel N / -np N (sequences decoded at once, 1..4096), as cli_threads_ctx_opt. */
@@ -134,12 +134,18 @@ typedef struct {
 
 #define CLI_MODEL_OPTS_INIT {.add_bos = -1}
 
+/* The help lines of --backend and --gpu (every command that runs a model). */
+#define CLI_BACKEND_HELP                                                                                   \
+    "  --backend NAME        compute backend: auto (default: cuda where built in and a GPU is found, else\n" \
+    "                        cpu), cpu, cuda\n"                                                            \
+    "  --gpu I               GPU index for the cuda backend (default 0; CUDA_VISIBLE_DEVICES applies)\n"
+
 #define CLI_MODEL_OPTS_HELP                                                                  \
     "  -m, --model FILE      GGUF model\n"                                                  \
     "  -p, --prompt TEXT     prompt text\n"                                                 \
     "  --tokens 1,2,3        prompt as token ids (instead of -p)\n"                         \
     "  -t, --threads N       threads (default: all cores)\n"                                \
-    "  --backend NAME        compute backend: auto (default) or cpu\n"                       \
+    CLI_BACKEND_HELP                                                                        \
     "  -c, --ctx N           context size in positions (default: the model's, at most 4096)\n" \
     "  --cache-f16           keep the KV cache in f16 instead of f32\n"                     \
     "  --no-mmap             read the model into (huge-page) memory instead of mapping it: faster decoding\n" \

@@ -14,7 +14,8 @@ int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *
         if (!(o->prompt = cli_value(argc, argv, i, cmd))) return -1;
     } else if (cli_is(a, "--tokens", NULL)) {
         if (!(o->tokens = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend")) {
+    } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend") ||
+                   cli_is(a, "--gpu", NULL)) {
         if (!(v = cli_value(argc, argv, i, cmd)) || cli_threads_ctx_opt(cmd, a, v, &o->n_threads, &o->n_ctx) < 0) return -1;
     } else if (cli_is(a, "--cache-f16", NULL)) {
         o->cache_f16 = 1;

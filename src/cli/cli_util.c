@@ -58,16 +58,26 @@ int cli_parallel_opt(const char *cmd, const char *a, const char *v, int *paralle
     return 1;
 }
 
-/* --backend: the compute backend of every context the command makes */
+/* --backend and --gpu: the compute backend and GPU of every context the command makes */
 static const char *backend_name;
+static int gpu_index = -1;
 
 kvl_ctx_params cli_ctx_defaults(void) {
     kvl_ctx_params p = kvl_ctx_default_params();
     p.backend = backend_name;
+    p.gpu = gpu_index;
     return p;
 }
 
 int cli_backend_opt(const char *cmd, const char *a, const char *v) {
+    if (cli_is(a, "--gpu", NULL)) {
+        long long x;
+        if (cli_parse_int(v, 0, 1023, &x)) return cli_usage(cmd, "bad --gpu '%s' (a device index, 0..1023)", v), -1;
+        if (backend_name && !strcmp(backend_name, "cpu"))
+            return cli_usage(cmd, "--gpu %s with --backend cpu: the cpu backend uses no GPU", v), -1;
+        gpu_index = (int)x;
+        return 1;
+    }
     if (!cli_is(a, "--backend", NULL)) return 0;
     bool known = !strcmp(v, "auto");
     char list[128] = "auto";
@@ -76,6 +86,8 @@ int cli_backend_opt(const char *cmd, const char *a, const char *v) {
         snprintf(list + strlen(list), sizeof list - strlen(list), ", %s", *n);
     }
     if (!known) return cli_usage(cmd, "unknown --backend '%s' (this build has: %s)", v, list), -1;
+    if (gpu_index >= 0 && !strcmp(v, "cpu"))
+        return cli_usage(cmd, "--backend cpu with --gpu %d: the cpu backend uses no GPU", gpu_index), -1;
     backend_name = v;
     return 1;
 }
@@ -184,7 +196,7 @@ const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
 int cli_takes_value(const char *cmd, const char *a, const char *const *names) {
     for (const char *const *n = names; *n; n++)
         if (!strcmp(a, *n)) return 0;
-    static const char *const shared[] = {"-m", "--model", "-t", "--threads", "-c", "--ctx", "--ctx-size", "--backend", NULL};
+    static const char *const shared[] = {"-m", "--model", "-t", "--threads", "-c", "--ctx", "--ctx-size", "--backend", "--gpu", NULL};
     for (const char *const *n = shared; *n; n++)
         if (!strcmp(a, *n)) return 0;
     return cli_usage(cmd, "unknown option '%s'", a);

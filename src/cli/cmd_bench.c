@@ -22,6 +22,9 @@ static void help(void) {
     printf("\n  --type TYPE        weight type for --shape: f32, f16, bf16, q8_0, q4_K, q6_K, q4_0, q4_1,\n"
            "                     q5_0, q5_1 (default q8_0)\n"
            "  -t, --threads N    threads (default: all cores)\n"
+           "  --backend NAME     auto (default: cuda where built in and a GPU is found, else cpu), cpu, cuda\n"
+           "  --gpu I            GPU index for the cuda backend (default 0). On a GPU the bandwidth is measured\n"
+           "                     there (a device-to-device copy) and the GPU is named in the output\n"
            "  -p N               prompt tokens (default 512; 128 with --batch)\n"
            "  -n N               generated tokens (default 128)\n"
            "  -r N               repetitions; medians are reported (default 3)\n"
@@ -83,7 +86,23 @@ typedef struct {
 /* One --batch value: B sequences in one context of n_pp + n_tg + 16 positions each. pp: the B prompts as one batch
  * (kvl_decode splits it into micro-batches), logits of each prompt's last row; tg: n_tg batches of B rows, one per
  * sequence, every row with logits (as llama-batched-bench). Medians over reps; B-row throughput in *pp, *tg. */
-static kvl_status bench_batch_one(kvl_model *m, const batch_opts *o, int B, double *pp_med, double *tg_med) {
+/* The ceilings a speed is put against: the CPU's (measured here) or, on a GPU backend, the GPU's memory bandwidth
+ * measured on it (its FLOP peak is not measured: 0). *dev names the device ("cpu" or the GPU). */
+static void ceilings(kvl_ctx *c, int n_threads, double *bw, double *peak, const char **dev) {
+    *dev = kvl_ctx_device(c);
+    if (strcmp(kvl_ctx_backend(c), "cpu")) {
+        *bw = kvl_ctx_device_bandwidth_gbs(c);
+        *peak = 0;
+    } else {
+        *bw = kvl_measure_bandwidth_gbs(n_threads);
+        *peak = kvl_measure_peak_gflops(n_threads);
+    }
+}
+
+static double frac(double x, double of) { return of > 0 ? x / of : 0; }
+
+static kvl_status bench_batch_one(kvl_model *m, const batch_opts *o, int B, double *pp_med, double *tg_med,
+                                  double *bw, double *peak, char *dev, size_t dev_n) {
     const kvl_hparams *hp = kvl_model_hparams(m);
     kvl_ctx_params cp = cli_ctx_defaults();
     cp.n_threads = o->threads;
@@ -125,6 +144,9 @@ static kvl_status bench_batch_one(kvl_model *m, const batch_opts *o, int B, doub
     }
 #undef NEXT_TOKEN
     if (!s) {
+        const char *d;
+        ceilings(c, o->threads > 0 ? o->threads : 0, bw, peak, &d);
+        snprintf(dev, dev_n, "%s", d);
         *pp_med = median(pp, (int)o->reps);
         *tg_med = median(tg, (int)o->reps);
     }
@@ -137,11 +159,11 @@ static kvl_status bench_batch_one(kvl_model *m, const batch_opts *o, int B, doub
 
 static int bench_batch(kvl_model *m, const batch_opts *o, const int *bs, int nb) {
     const kvl_hparams *hp = kvl_model_hparams(m);
-    const int n_threads = o->threads > 0 ? o->threads : 0;
     if (!o->json)
         fprintf(stderr, "measuring %s (%s, %.0f MiB), %lld prompt + %lld generated tokens per sequence...\n", o->name,
                 kvl_type_name(hp->weight_type), hp->n_bytes / 1048576.0, o->n_pp, o->n_tg);
-    const double bw = kvl_measure_bandwidth_gbs(n_threads), peak = kvl_measure_peak_gflops(n_threads);
+    double bw = 0, peak = 0;
+    char dev[256] = "";
     const double wbytes = weight_bytes_per_token(hp);
     /* matmul FLOPs per row: all layer weights, plus the output matrix (pp: one row of logits per prompt) */
     const double f_layers = 2.0 * (double)hp->n_params - 2.0 * hp->n_embd * (double)hp->n_vocab * (hp->tied_output ? 1 : 2);
@@ -154,19 +176,21 @@ static int bench_batch(kvl_model *m, const batch_opts *o, const int *bs, int nb)
                "tg/peak");
     for (int i = 0; i < nb; i++) {
         double pp, tg;
-        kvl_status s = bench_batch_one(m, o, bs[i], &pp, &tg);
+        kvl_status s = bench_batch_one(m, o, bs[i], &pp, &tg, &bw, &peak, dev, sizeof dev);
         if (s) return cli_fail("bench", s);
+        if (!o->json && i == 0) fprintf(stderr, "device: %s\n", dev);
         const int B = bs[i];
         const double pp_flops = f_layers + f_out / o->n_pp, step_bytes = wbytes + B * mean_keys * kv_pos;
-        const double steps = tg / B, tg_bw = step_bytes * steps / (bw * 1e9);
-        const double tg_fl = (f_layers + f_out) * tg / (peak * 1e9), pp_fl = pp_flops * pp / (peak * 1e9);
+        const double steps = tg / B, tg_bw = frac(step_bytes * steps, bw * 1e9);
+        const double tg_fl = frac((f_layers + f_out) * tg, peak * 1e9), pp_fl = frac(pp_flops * pp, peak * 1e9);
         if (o->json) {
-            printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"batch\": %d, \"n_prompt\": %lld, "
+            printf("{\"model\": \"%s\", \"device\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"batch\": %d, "
+                   "\"n_prompt\": %lld, "
                    "\"n_gen\": %lld, \"reps\": %lld, \"cache\": \"%s\", \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, "
                    "\"tg_tok_s_per_seq\": %.3f, \"pp_flop_fraction\": %.4g, \"tg_bandwidth_fraction\": %.4g, "
                    "\"tg_flop_fraction\": %.4g, \"bandwidth_gbs\": %.2f, \"peak_gflops\": %.1f, "
                    "\"weight_bytes_per_step\": %.0f, \"kv_bytes_per_step\": %.0f, \"flops_per_prompt_token\": %.0f}\n",
-                   o->name, kvl_type_name(hp->weight_type), o->threads, B, o->n_pp, o->n_tg, o->reps,
+                   o->name, dev, kvl_type_name(hp->weight_type), o->threads, B, o->n_pp, o->n_tg, o->reps,
                    o->cache == KVL_CACHE_F16 ? "f16" : "f32", pp, tg, tg / B, pp_fl, tg_bw, tg_fl, bw, peak, wbytes,
                    B * mean_keys * kv_pos, pp_flops);
         } else {
@@ -177,8 +201,9 @@ static int bench_batch(kvl_model *m, const batch_opts *o, const int *bs, int nb)
     }
     if (!o->json)
         printf("tok/s are aggregate over the B sequences; tg/bw: (weights + mean KV cache read) per step against %.1f "
-               "GB/s measured, pp/peak and tg/peak: matrix-product FLOPs against %.0f GFLOP/s measured\n",
-               bw, peak);
+               "GB/s measured on %s, pp/peak and tg/peak: matrix-product FLOPs against %.0f GFLOP/s measured (0: "
+               "not measured on a GPU)\n",
+               bw, dev, peak);
     return 0;
 }
 
@@ -201,7 +226,7 @@ int cmd_bench(int argc, char **argv) {
         } else if (cli_is(a, "--type", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
             if ((type = cli_parse_type(v)) < 0) return cli_usage("bench", "unknown type '%s'", v);
-        } else if (cli_is(a, "-t", "--threads")) {
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "--backend", "--gpu")) {
             if (!(v = cli_value(argc, argv, &i, "bench")) || cli_threads_ctx_opt("bench", a, v, &threads, NULL) < 0)
                 return 2;
         } else if (cli_is(a, "-p", NULL)) {
@@ -281,22 +306,29 @@ int cmd_bench(int argc, char **argv) {
         rc = cli_fail("bench", s);
     } else {
         double pp_med = median(pp, (int)reps), tg_med = median(tg, (int)reps);
-        double bw = kvl_measure_bandwidth_gbs(n_threads), peak = kvl_measure_peak_gflops(n_threads);
+        double bw, peak;
+        const char *dev;
+        ceilings(c, n_threads, &bw, &peak, &dev);
         double bytes = weight_bytes_per_token(hp);
         double flops = 2.0 * (double)hp->n_params - 2.0 * hp->n_embd * (double)hp->n_vocab * (hp->tied_output ? 1 : 2) +
                        2.0 * hp->n_embd * (double)hp->n_vocab / n_pp; /* matmul FLOPs per prompt token */
-        double bw_frac = bytes * tg_med / (bw * 1e9), fl_frac = flops * pp_med / (peak * 1e9);
+        double bw_frac = frac(bytes * tg_med, bw * 1e9), fl_frac = frac(flops * pp_med, peak * 1e9);
         if (json) {
-            printf("{\"model\": \"%s\", \"type\": \"%s\", \"threads\": %d, \"n_prompt\": %lld, \"n_gen\": %lld, "
+            printf("{\"model\": \"%s\", \"backend\": \"%s\", \"device\": \"%s\", \"type\": \"%s\", \"threads\": %d, "
+                   "\"n_prompt\": %lld, \"n_gen\": %lld, "
                    "\"reps\": %lld, \"pp_tok_s\": %.2f, \"tg_tok_s\": %.2f, \"tg_bandwidth_fraction\": %.4g, "
                    "\"pp_flop_fraction\": %.4g, \"bandwidth_gbs\": %.2f, \"peak_gflops\": %.1f, "
                    "\"bytes_per_token\": %.0f, \"flops_per_prompt_token\": %.0f}\n",
-                   path ? path : shape, kvl_type_name(hp->weight_type), threads, n_pp, n_tg, reps, pp_med, tg_med,
+                   path ? path : shape, kvl_ctx_backend(c), dev, kvl_type_name(hp->weight_type), threads, n_pp, n_tg, reps, pp_med, tg_med,
                    bw_frac, fl_frac, bw, peak, bytes, flops);
         } else {
             printf("model          %s (%s)\n", path ? path : shape, kvl_type_name(hp->weight_type));
-            printf("pp%-4lld        %8.2f tok/s   %5.1f%% of the FMA peak (%.0f GFLOP/s measured)\n", n_pp, pp_med,
-                   100 * fl_frac, peak);
+            printf("device         %s (backend %s)\n", dev, kvl_ctx_backend(c));
+            if (peak > 0)
+                printf("pp%-4lld        %8.2f tok/s   %5.1f%% of the FMA peak (%.0f GFLOP/s measured)\n", n_pp, pp_med,
+                       100 * fl_frac, peak);
+            else
+                printf("pp%-4lld        %8.2f tok/s\n", n_pp, pp_med);
             printf("tg%-4lld        %8.2f tok/s   %5.1f%% of the bandwidth limit (%.1f GB/s measured, %.0f MB/token)\n",
                    n_tg, tg_med, 100 * bw_frac, bw, bytes / 1e6);
         }

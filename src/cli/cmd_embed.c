@@ -32,7 +32,7 @@ static void help(void) {
            "  --output-format npy|jsonl\n"
            "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
            "  -t, --threads N        threads (default: all cores)\n"
-           "  --backend NAME         compute backend: auto (default) or cpu\n"
+           CLI_BACKEND_HELP
            "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n"
            "  --cache-f16            keep the KV cache in f16\n"
            "  --shape NAME           random weights of a real model's shape instead of -m (with --format ids)\n"
@@ -192,7 +192,8 @@ int cmd_embed(int argc, char **argv) {
             jsonl = !strcmp(v, "jsonl");
         } else if (cli_is(a, "--parallel", "-np")) {
             if (!(v = cli_value(argc, argv, &i, "embed")) || cli_parallel_opt("embed", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend")) {
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend") ||
+                   cli_is(a, "--gpu", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed")) || cli_threads_ctx_opt("embed", a, v, &threads, &n_ctx) < 0)
                 return 2;
         } else if (cli_is(a, "--cache-f16", NULL)) {

@@ -38,7 +38,7 @@ static void help(void) {
            "  -m, --model FILE       GGUF model\n"
            "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
            "  -t, --threads N        threads (default: all cores)\n"
-           "  --backend NAME         compute backend: auto (default) or cpu\n"
+           CLI_BACKEND_HELP
            "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n",
            CLI_PARALLEL_DEFAULT);
 }
@@ -148,7 +148,8 @@ int cmd_embed_eval(int argc, char **argv) {
             if (!(vectors = cli_value(argc, argv, &i, "embed-eval"))) return 2;
         } else if (cli_is(a, "--parallel", "-np")) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_parallel_opt("embed-eval", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend")) {
+        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend") ||
+                   cli_is(a, "--gpu", NULL)) {
             if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_threads_ctx_opt("embed-eval", a, v, &threads, &n_ctx) < 0)
                 return 2;
         } else {

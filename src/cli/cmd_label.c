@@ -37,7 +37,7 @@ static void help(void) {
            "  --limit N             only the first N problems of the file (0 = all, the default)\n"
            "  --parallel N          answers decoded at once (default %d); the labels do not depend on it\n"
            "  -t, --threads N       threads (default: all cores)\n"
-           "  --backend NAME        compute backend: auto (default) or cpu\n"
+            CLI_BACKEND_HELP
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
            CLI_SHARD_HELP,
            CLI_PARALLEL_DEFAULT);

@@ -33,7 +33,8 @@ static void help(void) {
            "  --seed S              initialisation, shuffles, split (default 42)\n"
            "  --scores FILE         eval: write {index, view, label, score} per row as JSON Lines\n"
            "  --json                eval: print the metrics as one JSON object\n"
-           "  -t, --threads N       threads (default: all cores)\n");
+           "  -t, --threads N       threads (default: all cores)\n"
+           CLI_BACKEND_HELP);
 }
 
 typedef struct {

@@ -58,7 +58,7 @@ static void help(void) {
            "  --parallel N          problems decoded at once (default %d); greedy answers do not depend on it\n"
            "  --json                print the summary JSON to stdout\n"
            "  -t, --threads N       threads (default: all cores)\n"
-           "  --backend NAME        compute backend: auto (default) or cpu\n"
+            CLI_BACKEND_HELP
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
            CLI_SHARD_HELP "                        (a shard writes DIR.shard-I-of-N; index = place among the rows taken)\n",
            DEFAULT_POINTS, CLI_PARALLEL_DEFAULT);

@@ -42,7 +42,7 @@ static void help(void) {
            "  --json                print the summary as one JSON object\n"
            "  --show                print each question, the model's output and the verdict as it goes\n"
            "  -t, --threads N       threads (default: all cores)\n"
-           "  --backend NAME        compute backend: auto (default) or cpu\n"
+           CLI_BACKEND_HELP
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
            "  --temp T, --top-k K, --top-p P, --seed S   sampling (default: greedy)\n\n"
            "The prompt is the question, a newline and one instruction per format:\n", CLI_PARALLEL_DEFAULT);

@@ -10,7 +10,7 @@
 
 kvl_ctx_params kvl_ctx_default_params(void) {
     kvl_ctx_params p = {.n_ctx = 0, .n_threads = 0, .cache_type = KVL_CACHE_F32, .keep_hidden = false, .n_seq_max = 1,
-                        .backend = NULL};
+                        .backend = NULL, .gpu = -1};
     return p;
 }
 
@@ -27,7 +27,7 @@ void kvl_ctx_free(kvl_ctx *c) {
 
 /* The model's weights on backend be, uploaded by the first context that needs them and kept by the model (a model
  * serves one backend's copy at a time besides the host weights). */
-static kvl_status backend_weights(kvl_model *m, const kvl_backend *be, void **out) {
+static kvl_status backend_weights(kvl_model *m, const kvl_backend *be, int device, void **out) {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     *out = NULL;
     if (!be->weights_init) return KVL_OK;
@@ -37,7 +37,7 @@ static kvl_status backend_weights(kvl_model *m, const kvl_backend *be, void **ou
         if (m->be_weights_owner)
             s = kvl_fail(KVL_ERR_UNSUPPORTED, "the model's weights are already on backend %s",
                          ((const kvl_backend *)m->be_weights_owner)->name);
-        else if ((s = be->weights_init(m, &m->be_weights)) == KVL_OK) {
+        else if ((s = be->weights_init(m, device, &m->be_weights)) == KVL_OK) {
             m->be_weights_owner = be;
             m->be_weights_free = be->weights_free;
         }
@@ -60,7 +60,11 @@ kvl_status kvl_ctx_new(kvl_model *m, const kvl_ctx_params *p, kvl_ctx **out) {
     if ((unsigned)cp.cache_type > KVL_CACHE_F16) return kvl_fail(KVL_ERR_ARG, "unknown cache type %d", (int)cp.cache_type);
     if (hp->head_dim > 1024) return kvl_fail(KVL_ERR_UNSUPPORTED, "head_dim %d (at most 1024)", hp->head_dim);
     const kvl_backend *be;
+    if (cp.gpu < -1) return kvl_fail(KVL_ERR_ARG, "GPU index %d must not be negative", cp.gpu);
     KVL_TRY(kvl_backend_find(cp.backend, &be));
+    if (cp.gpu >= 0 && !be->uses_gpu)
+        return kvl_fail(KVL_ERR_ARG, "a GPU index (%d) was given, but the backend is %s%s", cp.gpu, be->name,
+                        cp.backend && strcmp(cp.backend, "auto") ? "" : " (auto: no GPU backend can run here)");
     kvl_ctx *c = calloc(1, sizeof *c);
     if (!c) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
     c->m = m;
@@ -74,10 +78,11 @@ kvl_status kvl_ctx_new(kvl_model *m, const kvl_ctx_params *p, kvl_ctx **out) {
     kvl_status s = c->n_pos && c->views ? kvl_batch_init(&c->one, KVL_UBATCH) : kvl_fail(KVL_ERR_NOMEM, "out of memory");
     for (int i = 0; s == KVL_OK && i < c->n_seq; i++) c->views[i] = (kvl_view){.c = c, .seq = i};
     void *weights = NULL;
-    if (s == KVL_OK) s = backend_weights(m, be, &weights);
+    if (s == KVL_OK) s = backend_weights(m, be, cp.gpu, &weights);
     if (s == KVL_OK) {
         kvl_backend_config bc = {.m = m, .n_ctx = c->n_ctx, .n_seq = c->n_seq, .n_threads = cp.n_threads,
-                                 .n_ubatch = KVL_UBATCH, .cache_type = cp.cache_type, .keep_hidden = cp.keep_hidden};
+                                 .n_ubatch = KVL_UBATCH, .cache_type = cp.cache_type, .keep_hidden = cp.keep_hidden,
+                                 .device = cp.gpu};
         s = be->ctx_init(&bc, weights, &c->st);
     }
     if (s != KVL_OK) {
@@ -92,6 +97,10 @@ const kvl_model *kvl_ctx_model(const kvl_ctx *c) { return c ? c->m : NULL; }
 int kvl_ctx_n_seq(const kvl_ctx *c) { return c ? c->n_seq : 0; }
 bool kvl_ctx_has_hidden(const kvl_ctx *c) { return c && c->p.keep_hidden; }
 const char *kvl_ctx_backend(const kvl_ctx *c) { return c ? c->be->name : NULL; }
+const char *kvl_ctx_device(const kvl_ctx *c) {
+    return !c ? NULL : c->be->device ? c->be->device(c->st) : c->be->name;
+}
+double kvl_ctx_device_bandwidth_gbs(kvl_ctx *c) { return c && c->be->bandwidth_gbs ? c->be->bandwidth_gbs(c->st) : 0; }
 int kvl_ctx_n_pos(const kvl_ctx *c) { return c->n_pos[0]; }
 int kvl_ctx_n_ctx(const kvl_ctx *c) { return c->n_ctx; }
 
