@@ -404,7 +404,14 @@ int srv_request_parse(srv_kind kind, const char *body, size_t len, const srv_def
     if (!srv_utf8_ok(body, len))
         return srv_error_set(err, 400, "invalid_request_error", "invalid_utf8",
                              "the request body is not valid UTF-8 (or holds a NUL byte)");
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    while (root && end && (size_t)(end - body) < len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+        end++;
+    if (root && (!end || (size_t)(end - body) != len)) { /* one JSON value and nothing after it */
+        cJSON_Delete(root);
+        root = NULL;
+    }
     if (!root) return srv_error_set(err, 400, "invalid_request_error", "invalid_json", "the request body is not valid JSON");
     int rc;
     if (!cJSON_IsObject(root)) {
