@@ -955,6 +955,7 @@ typedef struct {
     const volatile int *cancel;  /* non-zero ends the answer at the next step (stop "cancel"), also while waiting */
     void (*on_logits)(void *user, const float *logits, int n_vocab); /* the row each sampled token comes from */
     void (*on_mode)(void *user, bool slow); /* with a controller: the mode, before its first token and at a switch */
+    bool ignore_eos;             /* do not end at end-of-generation tokens */
     bool prefill_only;           /* evaluate the prompt and end (stop "prefill", no token generated): done and
                                   * on_cache see the prompt's cache (embeddings, cache dumps) */
 } kvl_answer_opts;

@@ -251,6 +251,7 @@ static kvl_status job_submit(job *j, int n_need) {
     gp.sampling = o->sampling ? *o->sampling : s->p.sampling;
     if (!o->sampling) gp.sampling.seed = s->p.sampling.seed + (uint64_t)o->index;
     gp.max_tokens = max_tokens;
+    gp.ignore_eos = o->ignore_eos;
     gp.cancel = o->cancel;
     gp.on_token = job_token;
     gp.on_logits = job_logits;
@@ -261,6 +262,7 @@ static kvl_status job_submit(job *j, int n_need) {
         kvl_think_params tp = s->p.think;
         if (o->mode >= 0) tp.mode = (kvl_adapt_mode)o->mode;
         tp.max_tokens = max_tokens;
+        tp.ignore_eos = o->ignore_eos;
         tp.on_token = NULL;
         st = kvl_think_ctl_new(s->m, &j->pr, &tp, &j->ctl);
         if (!st) kvl_think_ctl_attach(j->ctl, &gp);

@@ -301,6 +301,10 @@ static void on_done(void *user, kvl_answer *a) {
         return;
     }
     flush_detok(j);
+    if (j->cancel_why == 3 && a->n_tokens == 0) {
+        srv_job_fail(j, 503, "server_error", "unavailable", "the server is shutting down");
+        return;
+    }
     if (j->cancel_why == 1) { /* the client went away: nobody to answer */
         srv_job_finish(j, 499, NULL, NULL);
         return;
@@ -359,6 +363,7 @@ void srv_answer_start(srv_job *j) {
     o.sampling = &r->sampling;
     o.max_tokens = r->max_tokens;
     o.cancel = &j->engine_cancel;
+    o.ignore_eos = r->ignore_eos;
     if (r->logprobs) o.on_logits = on_logits;
     o.on_mode = on_mode;
     if (kvl_detok_new(s->tok, &j->detok)) {

@@ -151,6 +151,7 @@ static enum MHD_Result run_job(conn_ctx *cc, srv_kind kind) {
     }
     cc->job = j;
     pthread_mutex_lock(&s->mu);
+    s->n_responding++;
     while (!(j->req.stream ? j->accepted : j->finished)) {
         wait_a_while(s, j);
         if (j->req.stream ? j->accepted : j->finished) break;
@@ -315,7 +316,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (cc->job) {
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) cancel_job(cc->job, 1);
         pthread_mutex_lock(&s->mu);
-        pthread_cond_signal(&s->cv);
+        s->n_responding--;
+        pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
         srv_job_unref(cc->job);
     }
@@ -345,6 +347,17 @@ void srv_http_quiesce(srv_server *s) {
     if (!s->daemon) return;
     const MHD_socket fd = MHD_quiesce_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+void srv_http_drain(srv_server *s, double secs) {
+    const double end = srv_now() + secs;
+    pthread_mutex_lock(&s->mu);
+    while (s->n_responding > 0 && srv_now() < end) {
+        struct timespec ts;
+        abs_deadline(&ts, 0.05);
+        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
 }
 
 void srv_http_stop(srv_server *s) {

@@ -10,6 +10,8 @@
 int srv_http_start(srv_server *s, const struct sockaddr *addr, bool ipv6);
 /* Stop accepting connections (those open go on). */
 void srv_http_quiesce(srv_server *s);
+/* Wait (at most secs) until every finished job's response has been sent. */
+void srv_http_drain(srv_server *s, double secs);
 /* Close every connection and stop (waits for the connection threads). */
 void srv_http_stop(srv_server *s);
 #endif

@@ -151,6 +151,7 @@ int srv_main(const srv_options *opts) {
         pthread_mutex_unlock(&s->mu);
     }
     if (sched) srv_sched_join(s);
+    srv_http_drain(s, 5);
     srv_http_stop(s);
     kvl_session_free(s->ses);
     kvl_probe_free(s->probe);

@@ -117,6 +117,7 @@ struct srv_server {
     int n_in;                  /* jobs queued for the scheduler */
     int n_jobs;                /* jobs accepted and not finished (admission control: parallel + queue) */
     int n_answers;             /* session answers running or waiting */
+    int n_responding;          /* connections with a job whose response is not sent yet */
     bool stopping, sched_exit;
     double stop_at;            /* when the shutdown began */
     long next_index;
