@@ -277,6 +277,11 @@ static cJSON *extras(const srv_job *j, const kvl_answer *a) {
     cJSON *k = cJSON_AddObjectToObject(o, "kvlens");
     cJSON_AddItemToObject(k, "confidence", confidence_json(a));
     cJSON_AddItemToObject(k, "think", think_json(j, a));
+    if (j->req.return_tokens) { /* the prompt as evaluated and every token after it (an end token included) */
+        cJSON *t = cJSON_AddObjectToObject(k, "tokens");
+        cJSON_AddItemToObject(t, "prompt", cJSON_CreateIntArray((const int *)a->prompt, a->n_prompt));
+        cJSON_AddItemToObject(t, "answer", cJSON_CreateIntArray((const int *)a->tokens, a->n_tokens));
+    }
     return o;
 }
 
