@@ -27,6 +27,7 @@ static const command commands[] = {
     {"probe", cmd_probe, "train or evaluate the fast/slow thinking probe on KV-cache features"},
     {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
     {"merge", cmd_merge, "combine the shards of a solve, selfeval, label, embed or score --data run (--shard I/N) into one"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server with confidence, adaptive thinking and KV embeddings"},
 };
 
 static void usage(FILE *f) {
