@@ -35,10 +35,10 @@ pack)
     rm -rf "$dst" && mkdir -p "$dst/lib" "$dst/src/tests"
     cp "$src/build-gpu/kvlens" "$src/build-gpu/test_cuda" "$here/gpu-test.sh" "$dst/"
     cp -r "$src/tests/fixtures" "$dst/src/tests/"
-    for l in libcjson.so.1 libpcre2-8.so.0 libutf8proc.so.2; do
-        p=$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64/ {print $NF; exit}')
-        [ -n "$p" ] && cp -L "$p" "$dst/lib/"
-    done
+    # every shared library of the binaries but glibc's own and the CUDA toolkit's (the GPU machine has those)
+    ldd "$dst/kvlens" "$dst/test_cuda" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+        grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|/libcuda|/libcublas|/libcudart|/usr/local/cuda' |
+        while read -r p; do cp -L "$p" "$dst/lib/"; done
     du -sh "$dst"
     exit 0
     ;;

@@ -24,7 +24,7 @@ static int cli(const char *args) {
 
 int main(void) {
     static const char *const cmds[] = {"run", "dump", "score", "embed", "embed-eval", "selfeval", "solve", "label",
-                                       "probe train", "bench"};
+                                       "probe train", "bench", "serve"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char a[256];
         snprintf(a, sizeof a, "%s --help", cmds[i]);

@@ -18,7 +18,7 @@ static void help(void) {
            "  --queue N             requests that may wait beyond the slots; more get 503 + Retry-After (default 64)\n"
            "  -c, --ctx N           positions per slot (default: the model's, at most 4096)\n"
            "  -t, --threads N       threads (default: all cores)\n"
-           "  --backend NAME        compute backend: auto (default) or cpu\n"
+           CLI_BACKEND_HELP
            "  --cache-f16           keep the KV cache in f16\n"
            "  --no-mmap             read the model into memory instead of mapping it\n"
            "  --api-key KEY         require \"Authorization: Bearer KEY\" on every route but /health and the page\n"

@@ -25,6 +25,7 @@ static const shape shapes[] = {
     {"qwen2.5-1.5b", KVL_ARCH_QWEN2, 28, 1536, 12, 2, 128, 8960, 151936, 1e6f, 1, 0, 1},
     /* small enough for tests and smoke runs: 2 layers, GQA 4/2, q/k-norm */
     {"tiny", KVL_ARCH_QWEN3, 2, 128, 4, 2, 64, 256, 1000, 1e4f, 1, 1, 0},
+    {"tiny256", KVL_ARCH_QWEN3, 2, 256, 4, 2, 64, 512, 1000, 1e4f, 1, 1, 0}, /* rows of 256: k-quants */
 };
 
 const char *const *kvl_shape_names(void) {
