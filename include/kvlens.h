@@ -896,6 +896,8 @@ kvl_status kvl_think_ctl_new(const kvl_model *m, const kvl_think_prompt *pr, con
 void kvl_think_ctl_attach(kvl_think_ctl *t, kvl_gen_params *gp);
 kvl_status kvl_think_ctl_finish(kvl_think_ctl *t, kvl_gen_result *g, kvl_think_result *out);
 void kvl_think_ctl_free(kvl_think_ctl *t);
+/* The current mode (true = slow): the first decision once the prefix is in, the other one after a switch. */
+bool kvl_think_ctl_slow(const kvl_think_ctl *t);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Sessions: a model with its tokenizer, chat settings, a context of n_seq_max sequences, the scheduler, and
@@ -946,6 +948,16 @@ typedef struct {
     /* the answer, complete (also when it failed: see status); it is freed when done returns */
     void (*done)(void *user, kvl_answer *a);
     void *user;
+    /* Per-answer settings; zero (NULL, 0, false) keeps the session's. */
+    const kvl_sampler_params *sampling; /* instead of the session's sampling (its seed as given, not + index) */
+    int max_tokens;              /* generated tokens at most; with it, a prompt that leaves fewer positions than
+                                  * max_tokens fails kvl_session_submit with KVL_ERR_RANGE */
+    const volatile int *cancel;  /* non-zero ends the answer at the next step (stop "cancel"), also while waiting */
+    void (*on_logits)(void *user, const float *logits, int n_vocab); /* the row each sampled token comes from */
+    void (*on_mode)(void *user, bool slow); /* with a controller: the mode, before its first token and at a switch */
+    bool ignore_eos;             /* do not end at end-of-generation tokens */
+    bool prefill_only;           /* evaluate the prompt and end (stop "prefill", no token generated): done and
+                                  * on_cache see the prompt's cache (embeddings, cache dumps) */
 } kvl_answer_opts;
 
 kvl_status kvl_session_new(kvl_model *m, const kvl_session_params *p, kvl_session **out);
@@ -955,6 +967,11 @@ const kvl_tokenizer *kvl_session_tokenizer(const kvl_session *s);
 /* Queue the answer to messages[0..n); o->done is called from kvl_session_step/run (or at once when the prompt does
  * not fit the context). Fails (without calling done) on messages the template cannot render. */
 kvl_status kvl_session_submit(kvl_session *s, const kvl_chat_msg *messages, int n, const kvl_answer_opts *o);
+/* The same for a prompt given as token ids[0..n) (copied), without chat template or controller. */
+kvl_status kvl_session_submit_ids(kvl_session *s, const int32_t *ids, int n, const kvl_answer_opts *o);
+/* The session's settings and model. */
+const kvl_session_params *kvl_session_params_of(const kvl_session *s);
+kvl_model *kvl_session_model(kvl_session *s);
 /* One scheduler step; *n_left = answers still running or waiting. */
 kvl_status kvl_session_step(kvl_session *s, int *n_left);
 kvl_status kvl_session_run(kvl_session *s);

@@ -23,6 +23,7 @@ int cmd_selfeval(int argc, char **argv);
 int cmd_solve(int argc, char **argv);
 int cmd_label(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Print "kvlens <cmd>: <message>" to stderr; returns 1 (runtime) so callers can `return cli_error(...)`. */
 int cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -26,6 +26,7 @@ static const command commands[] = {
     {"label", cmd_label, "label problems 0/25/75/100 from a fast and a slow run (for the thinking probe)"},
     {"probe", cmd_probe, "train or evaluate the fast/slow thinking probe on KV-cache features"},
     {"solve", cmd_solve, "solve benchmark problems (GSM8K, MATH, multiple choice, TheoremQA) and grade them"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server with confidence, adaptive thinking and KV embeddings"},
 };
 
 static void usage(FILE *f) {

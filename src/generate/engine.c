@@ -238,9 +238,20 @@ static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
  * (at most all but its last token, whose logits it needs): in place when that is its own slot, else copied. */
 static kvl_status admit(kvl_sched *s) {
     const int n_ctx = kvl_ctx_n_ctx(s->c);
+    int w = s->w0; /* cancelled waiting requests end at once, wherever they wait */
+    for (int i = s->w0; i < s->n_wait; i++) {
+        req *r = s->wait[i];
+        if (r->cancelled || (r->p.cancel && *r->p.cancel)) {
+            r->t_admit = now();
+            finish(s, r, "cancel", KVL_OK);
+        } else {
+            s->wait[w++] = r;
+        }
+    }
+    s->n_wait = w;
     while (s->w0 < s->n_wait) {
         req *r = s->wait[s->w0];
-        if (r->cancelled) {
+        if (r->cancelled || (r->p.cancel && *r->p.cancel)) {
             s->w0++;
             r->t_admit = now();
             finish(s, r, "cancel", KVL_OK);

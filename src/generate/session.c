@@ -26,6 +26,7 @@ typedef struct job {
     bool has_pr;
     kvl_think_ctl *ctl;
     kvl_gen_result g;
+    bool mode_told, mode_slow; /* on_mode: told yet, and what */
 } job;
 
 static void job_free(job *j);
@@ -122,12 +123,26 @@ static void deliver(job *j) {
 
 static void job_token(void *user, int32_t id, bool inserted) {
     job *j = user;
+    if (j->ctl && j->o.on_mode) { /* the mode is decided before the first token; a switch flips it first */
+        const bool slow = kvl_think_ctl_slow(j->ctl);
+        if (!j->mode_told || slow != j->mode_slow) j->o.on_mode(j->o.user, slow);
+        j->mode_told = true;
+        j->mode_slow = slow;
+    }
     if (j->o.on_token) j->o.on_token(j->o.user, id, inserted);
 }
 
 static void job_logits(void *user, const float *logits, int n_vocab) {
     job *j = user;
     kvl_logit_stats_add(&j->a.stats, logits, n_vocab);
+    if (j->o.on_logits) j->o.on_logits(j->o.user, logits, n_vocab);
+}
+
+/* prefill_only: the prompt is in the cache; end before anything is sampled. */
+static kvl_status job_prefill(void *user, const kvl_view *v, kvl_gen_event *ev) {
+    (void)user, (void)v;
+    if (ev->after_prompt) ev->stop = true;
+    return KVL_OK;
 }
 
 static void fail_answer(kvl_answer *a, kvl_status st) {
@@ -141,7 +156,7 @@ static void job_done(void *user, const kvl_view *v, const kvl_gen_result *g) {
     job *j = user;
     kvl_answer *a = &j->a;
     kvl_status st = KVL_OK;
-    a->stop = g->stop;
+    a->stop = j->o.prefill_only && !strcmp(g->stop, "hook") ? "prefill" : g->stop;
     a->status = g->status;
     memcpy(a->error, g->error, sizeof a->error);
     a->t_prompt = g->t_prompt;
@@ -201,38 +216,53 @@ static kvl_status build_prompt(job *j, const kvl_chat_msg *msgs, int n, int *n_n
     return st;
 }
 
-kvl_status kvl_session_submit(kvl_session *s, const kvl_chat_msg *msgs, int n, const kvl_answer_opts *o) {
-    if (!s || !msgs || n < 1 || !o) return kvl_fail(KVL_ERR_ARG, "kvl_session_submit: bad argument");
+static job *job_new(kvl_session *s, const kvl_answer_opts *o) {
     job *j = calloc(1, sizeof *j);
-    if (!j) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    if (!j) return NULL;
     j->s = s;
     j->o = *o;
     j->a.index = o->index;
     j->a.stop = "";
-    int n_need = 0;
-    kvl_status st = build_prompt(j, msgs, n, &n_need);
-    if (st) {
-        job_free(j);
-        return st;
-    }
-    if (n_need >= kvl_ctx_n_ctx(s->c)) { /* answered at once: nothing generated */
+    return j;
+}
+
+/* The prompt is built (n_need positions before the first sample): queue the job. */
+static kvl_status job_submit(job *j, int n_need) {
+    kvl_session *s = j->s;
+    const kvl_answer_opts *o = &j->o;
+    kvl_status st = KVL_OK;
+    const int n_ctx = kvl_ctx_n_ctx(s->c);
+    if (n_need >= n_ctx) { /* answered at once: nothing generated */
         j->a.stop = "prompt too long";
         j->a.n_prompt = n_need;
         deliver(j);
         return KVL_OK;
     }
+    if (o->max_tokens < 0 || (o->max_tokens > 0 && !o->prefill_only && (long)n_need + o->max_tokens > n_ctx)) {
+        st = o->max_tokens < 0 ? kvl_fail(KVL_ERR_ARG, "max_tokens must be at least 1 (%d)", o->max_tokens)
+                               : kvl_fail(KVL_ERR_RANGE, "the prompt (%d tokens) and max_tokens (%d) need %ld positions "
+                                          "but the context holds %d", n_need, o->max_tokens,
+                                          (long)n_need + o->max_tokens, n_ctx);
+        job_free(j);
+        return st;
+    }
+    const int max_tokens = o->max_tokens > 0 ? o->max_tokens : s->p.max_tokens;
     kvl_gen_params gp = kvl_gen_default_params();
-    gp.sampling = s->p.sampling;
-    gp.sampling.seed = s->p.sampling.seed + (uint64_t)o->index;
-    gp.max_tokens = s->p.max_tokens;
+    gp.sampling = o->sampling ? *o->sampling : s->p.sampling;
+    if (!o->sampling) gp.sampling.seed = s->p.sampling.seed + (uint64_t)o->index;
+    gp.max_tokens = max_tokens;
+    gp.ignore_eos = o->ignore_eos;
+    gp.cancel = o->cancel;
     gp.on_token = job_token;
     gp.on_logits = job_logits;
     gp.on_done = job_done;
+    if (o->prefill_only) gp.on_step = job_prefill;
     gp.user = j;
-    if (s->p.controller) {
+    if (j->has_pr) {
         kvl_think_params tp = s->p.think;
         if (o->mode >= 0) tp.mode = (kvl_adapt_mode)o->mode;
-        tp.max_tokens = s->p.max_tokens;
+        tp.max_tokens = max_tokens;
+        tp.ignore_eos = o->ignore_eos;
         tp.on_token = NULL;
         st = kvl_think_ctl_new(s->m, &j->pr, &tp, &j->ctl);
         if (!st) kvl_think_ctl_attach(j->ctl, &gp);
@@ -248,6 +278,39 @@ kvl_status kvl_session_submit(kvl_session *s, const kvl_chat_msg *msgs, int n, c
     job_link(j);
     return KVL_OK;
 }
+
+kvl_status kvl_session_submit(kvl_session *s, const kvl_chat_msg *msgs, int n, const kvl_answer_opts *o) {
+    if (!s || !msgs || n < 1 || !o) return kvl_fail(KVL_ERR_ARG, "kvl_session_submit: bad argument");
+    if (o->prefill_only && s->p.controller)
+        return kvl_fail(KVL_ERR_ARG, "prefill_only does not apply to answers under the thinking controller");
+    job *j = job_new(s, o);
+    if (!j) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    int n_need = 0;
+    kvl_status st = build_prompt(j, msgs, n, &n_need);
+    if (st) {
+        job_free(j);
+        return st;
+    }
+    return job_submit(j, n_need);
+}
+
+kvl_status kvl_session_submit_ids(kvl_session *s, const int32_t *ids, int n, const kvl_answer_opts *o) {
+    if (!s || !ids || n < 1 || !o) return kvl_fail(KVL_ERR_ARG, "kvl_session_submit_ids: bad argument");
+    const int V = kvl_model_hparams(s->m)->n_vocab;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return kvl_fail(KVL_ERR_ARG, "prompt token %d is %d, outside the vocabulary [0, %d)", i, ids[i], V);
+    job *j = job_new(s, o);
+    if (!j || !(j->ids = malloc((size_t)n * sizeof *ids))) {
+        if (j) job_free(j);
+        return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    }
+    memcpy(j->ids, ids, (size_t)n * sizeof *ids);
+    return job_submit(j, n);
+}
+
+const kvl_session_params *kvl_session_params_of(const kvl_session *s) { return s ? &s->p : NULL; }
+kvl_model *kvl_session_model(kvl_session *s) { return s ? s->m : NULL; }
 
 /* Answers are delivered from inside the step, as their requests end. */
 kvl_status kvl_session_step(kvl_session *s, int *n_left) {

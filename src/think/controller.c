@@ -225,6 +225,8 @@ kvl_status kvl_think_ctl_finish(kvl_think_ctl *t, kvl_gen_result *g, kvl_think_r
     return g->status ? kvl_fail(g->status, "%s", g->error) : KVL_OK;
 }
 
+bool kvl_think_ctl_slow(const kvl_think_ctl *t) { return t && t->slow; }
+
 void kvl_think_ctl_free(kvl_think_ctl *t) {
     if (!t) return;
     kvl_feat_window_free(t->win);
