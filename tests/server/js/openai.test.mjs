@@ -229,19 +229,25 @@ describe('logprobs', () => {
                  'the tokens spell the reply');
     assert.ok(content.length === ref.n_generated || content.length === ref.n_generated - 1,
               `one entry per generated token (${content.length} of ${ref.n_generated}, the end token may be left out)`);
+    // the reference runs prompt and answer as one batch (int8 GEMM for Q8_0 weights) where the server decoded token
+    // by token (GEMV): the logits differ in the last digits, which shows in the far tail (log-probabilities near -12
+    // move by a few hundredths), hence an absolute bound for the chosen tokens and a relative one for the others
     const L = cliLogprobs(EASY, 'fast', ref.tokens);
-    let worst = 0;
+    let chosenErr = 0, topErr = 0;
     content.forEach((e, i) => {
       assert.equal(e.top_logprobs.length, K, `top_logprobs has ${K} entries`);
       for (let k = 1; k < K; k++) assert.ok(e.top_logprobs[k - 1].logprob >= e.top_logprobs[k].logprob, 'sorted');
       assert.equal(e.top_logprobs[0].token, e.token, 'greedy: the chosen token is the most likely');
       assert.ok(Math.abs(e.top_logprobs[0].logprob - e.logprob) < 1e-6);
-      const want = Array.from(L.logp(i)).sort((a, b) => b - a).slice(0, K);
-      const chosen = L.logp(i)[ref.tokens[i]];
-      worst = Math.max(worst, Math.abs(e.logprob - chosen), ...want.map((w, k) => Math.abs(e.top_logprobs[k].logprob - w)));
+      const lp = L.logp(i);
+      const want = Array.from(lp).sort((a, b) => b - a).slice(0, K);
+      chosenErr = Math.max(chosenErr, Math.abs(e.logprob - lp[ref.tokens[i]]));
+      want.forEach((w, k) => { topErr = Math.max(topErr, Math.abs(e.top_logprobs[k].logprob - w) / Math.max(1, Math.abs(w))); });
     });
-    console.log(`  ${content.length} tokens, max |server logprob - log-softmax(kvlens dump logits)| ${worst.toExponential(2)}`);
-    assert.ok(worst <= 1e-3, `logprobs off by ${worst}`);
+    console.log(`  ${content.length} tokens: max |chosen logprob - kvlens dump| ${chosenErr.toExponential(2)} (bound 1e-3), ` +
+                `top-${K} relative error ${topErr.toExponential(2)} (bound 1e-2)`);
+    assert.ok(chosenErr <= 1e-3, `chosen-token logprobs off by ${chosenErr}`);
+    assert.ok(topErr <= 1e-2, `top logprobs off by ${topErr} (relative)`);
   });
 });
 
