@@ -65,13 +65,14 @@ echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ /
 echo "threads $threads, slots $slots; kvlens $(git -C "$src" rev-parse --short HEAD), llama.cpp $(git -C "$lc" describe --tags --always 2>/dev/null || echo v0.5.0)"
 for m in $models; do
     f=${file[$m]}
-    ctx=$((slots * 512)) # 512 positions per slot: the longest prompt here is under 200 tokens, answers <= 256
+    ctx=$((slots * 512)) # 512 positions per slot (kvlens -c is per slot, llama-server's -c is shared by its -np slots):
+                         # the longest prompt here is under 200 tokens, answers <= 256
     for e in $engines; do
         port=$(free_port)
         log=$work/server-$e-$m.log
         if [ "$e" = kvlens ]; then
-            "$kvlens" serve -m "$f" --host 127.0.0.1 --port "$port" -t "$threads" --parallel "$slots" --ctx 512 \
-                >"$log" 2>&1 &
+            "$kvlens" serve -m "$f" --host 127.0.0.1 --port "$port" -t "$threads" -np "$slots" -c 512 --quiet \
+                --queue 256 >"$log" 2>&1 &
         else
             "$server" -m "$f" --host 127.0.0.1 --port "$port" -t "$threads" -tb "$threads" -np "$slots" -c "$ctx" \
                 --jinja --no-webui >"$log" 2>&1 &
