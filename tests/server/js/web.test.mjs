@@ -55,7 +55,7 @@ async function ask(page, mode, question) {
     thinkingHidden: await msg.locator('details.thinking').evaluate((d) => d.hidden),
     thinkingOpen: await msg.locator('details.thinking').evaluate((d) => d.open),
     thinking: await msg.locator('details.thinking .reasoning').textContent(),
-    badge: await msg.locator('.badge').evaluate((b) => ({ cls: b.className, text: b.textContent, title: b.title,
+    badge: await msg.locator('.badge').evaluate((b) => ({ cls: b.className, text: b.textContent, title: b.parentElement.title,
                                                            maxprob: Number(b.dataset.maxprob) })),
     decision: await msg.locator('.decision').count() ? await msg.locator('.decision').textContent() : null,
   };
