@@ -259,6 +259,11 @@ describe('errors surface as the SDK\'s APIError', () => {
     ['no messages', { messages: [] }],
     ['an unknown role', { messages: [{ role: 'wizard', content: 'hi' }] }],
     ['top_logprobs 1000 (OpenAI allows 0..20)', { logprobs: true, top_logprobs: 1000 }],
+    ['messages as a string', { messages: 'hi' }],
+    ['n 2 (one choice per request)', { n: 2 }],
+    ['tools (not supported: refused, not ignored)',
+     { tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: {} } } }] }],
+    ['a prompt longer than the context', { messages: [{ role: 'user', content: 'one two three '.repeat(3000) }] }],
   ];
   for (const [name, extra] of bad) {
     test(`${name}: 400 with an error message, and the next request is served`, T, async () => {
