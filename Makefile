@@ -32,11 +32,15 @@ fuzz-check:
 # ThreadSanitizer (clang, libomp with its TSan annotations through the Archer tool) on the threaded tests: two
 # contexts evaluating at once in two threads, and batches over several sequences (tests/test_batch.c).
 ARCHER ?= $(firstword $(wildcard /usr/lib/llvm-*/lib/libarcher.so))
+# Also the server (its HTTP threads, the scheduler thread and the batch) under 16 concurrent clients and faults.
 tsan:
 	CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVL_TSAN=ON >/dev/null
-	cmake --build build-tsan -j $(JOBS) --target test_batch
+	cmake --build build-tsan -j $(JOBS) --target test_batch kvlens_cli
 	cd build-tsan && KVL_SRC=$(CURDIR) OMP_NUM_THREADS=2 OMP_TOOL_LIBRARIES=$(ARCHER) \
 	  TSAN_OPTIONS='ignore_noninstrumented_modules=1 halt_on_error=1' ./test_batch
+	for t in server_concurrency server_faults; do \
+	  KVL_SRC=$(CURDIR) KVL_BIN=$(CURDIR)/build-tsan/kvlens OMP_NUM_THREADS=1 OMP_TOOL_LIBRARIES=$(ARCHER) \
+	  TSAN_OPTIONS='ignore_noninstrumented_modules=1 halt_on_error=1 exitcode=66' bash tests/server/$$t.sh || exit 1; done
 
 # What CI runs: the release tests, the sanitizer tests (address/UB, thread), then the fuzz check.
 check: test asan tsan fuzz-check

@@ -277,6 +277,11 @@ static cJSON *extras(const srv_job *j, const kvl_answer *a) {
     cJSON *k = cJSON_AddObjectToObject(o, "kvlens");
     cJSON_AddItemToObject(k, "confidence", confidence_json(a));
     cJSON_AddItemToObject(k, "think", think_json(j, a));
+    if (j->req.return_tokens) { /* the prompt as evaluated and every token after it (an end token included) */
+        cJSON *t = cJSON_AddObjectToObject(k, "tokens");
+        cJSON_AddItemToObject(t, "prompt", cJSON_CreateIntArray((const int *)a->prompt, a->n_prompt));
+        cJSON_AddItemToObject(t, "answer", cJSON_CreateIntArray((const int *)a->tokens, a->n_tokens));
+    }
     return o;
 }
 
@@ -289,6 +294,7 @@ static void on_done(void *user, kvl_answer *a) {
     srv_job *j = user;
     srv_server *s = j->srv;
     j->pending--;
+    srv_answers_add(s, -1);
     srv_metrics_tokens(&s->metrics, a->n_prompt, a->n_tokens);
     if (!strcmp(a->stop, "prompt too long")) {
         srv_job_fail(j, 400, "invalid_request_error", "context_length_exceeded",
@@ -396,14 +402,19 @@ void srv_answer_start(srv_job *j) {
             return;
         }
         for (int i = 0; i < r->n_msgs; i++) msgs[i] = (kvl_chat_msg){r->msgs[i].role, r->msgs[i].content};
+        srv_answers_add(s, 1);
         st = kvl_session_submit(s->ses, msgs, r->n_msgs, &o);
+        if (st) srv_answers_add(s, -1);
         free(msgs);
     } else {
         int32_t *ids = NULL;
         int n = 0;
         st = kvl_tokenize(s->tok, r->prompt, r->prompt_len, kvl_tokenizer_add_bos(s->tok), &ids, &n);
         if (!st && n < 1) st = KVL_ERR_ARG;
-        if (!st) st = kvl_session_submit_ids(s->ses, ids, n, &o);
+        if (!st) {
+            srv_answers_add(s, 1);
+            if ((st = kvl_session_submit_ids(s->ses, ids, n, &o))) srv_answers_add(s, -1);
+        }
         free(ids);
     }
     if (st) {

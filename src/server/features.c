@@ -74,6 +74,7 @@ static void embed_respond(srv_job *j) {
 static void embed_done(void *user, kvl_answer *a) {
     srv_job *j = user;
     j->pending--;
+    srv_answers_add(j->srv, -1);
     srv_metrics_tokens(&j->srv->metrics, a->n_prompt, 0);
     char msg[400];
     if (!strcmp(a->stop, "prompt too long")) {
@@ -130,8 +131,10 @@ void srv_embed_start(srv_job *j) {
         for (int i = 0; i < r->n_inputs; i++) {
             o.index = i;
             j->pending++;
+            srv_answers_add(s, 1);
             if ((st = kvl_session_submit_ids(s->ses, ids[i], j->n_tok[i], &o))) {
                 j->pending--;
+                srv_answers_add(s, -1);
                 record_failure(j, st == KVL_ERR_NOMEM ? 500 : 400, kvl_last_error());
                 break;
             }
@@ -190,6 +193,7 @@ static void kv_respond(srv_job *j) {
 static void kv_done(void *user, kvl_answer *a) {
     srv_job *j = user;
     j->pending--;
+    srv_answers_add(j->srv, -1);
     srv_metrics_tokens(&j->srv->metrics, a->n_prompt, 0);
     char msg[400];
     if (!strcmp(a->stop, "prompt too long")) {
@@ -253,8 +257,10 @@ void srv_kv_start(srv_job *j) {
             o.user = j;
             o.cancel = &j->engine_cancel;
             j->pending = 2;
+            srv_answers_add(s, 1);
             if ((st = kvl_session_submit_ids(s->ses, ids, n, &o))) {
                 j->pending--;
+                srv_answers_add(s, -1);
                 record_failure(j, st == KVL_ERR_NOMEM ? 500 : 400, kvl_last_error());
             }
             j->pending--;

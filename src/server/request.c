@@ -259,6 +259,7 @@ static int parse_generation(const cJSON *root, srv_request *r, srv_error *err) {
     if ((k = get_num(root, "seed", -1, 9007199254740991.0, true, &x, err)) < 0) return -1;
     if (k && x >= 0) sp->seed = (uint64_t)x, r->has_seed = true;
     if (get_bool(root, "ignore_eos", &r->ignore_eos, err) < 0) return -1;
+    if (get_bool(root, "return_tokens", &r->return_tokens, err) < 0) return -1;
     if (parse_stop(root, r, err)) return -1;
     /* logprobs: a bool in chat, a number (the top count) in completions */
     const cJSON *lp = cJSON_GetObjectItemCaseSensitive(root, "logprobs");

@@ -52,6 +52,7 @@ typedef struct {
     bool logprobs;
     int top_logprobs;               /* 0..SRV_MAX_TOP_LOGPROBS */
     bool ignore_eos;
+    bool return_tokens;             /* kvlens.tokens: the prompt and answer token ids */
     /* embeddings */
     char **inputs;
     size_t *input_lens;

@@ -132,6 +132,12 @@ void srv_job_accept(srv_job *j) {
     pthread_mutex_unlock(&j->srv->mu);
 }
 
+void srv_answers_add(srv_server *s, int d) {
+    pthread_mutex_lock(&s->mu);
+    s->n_answers += d;
+    pthread_mutex_unlock(&s->mu);
+}
+
 void srv_job_stream(srv_job *j, const char *p, size_t n) {
     pthread_mutex_lock(&j->srv->mu);
     srv_buf_add(&j->out, p, n);
@@ -179,7 +185,6 @@ static void *sched_main(void *arg) {
         while (!s->in_head && !s->live && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
         srv_job *in = s->in_head;
         s->in_head = s->in_tail = NULL;
-        s->n_in = 0;
         const bool quit = s->stopping && !in && !s->live;
         pthread_mutex_unlock(&s->mu);
         if (quit) break;
@@ -187,6 +192,9 @@ static void *sched_main(void *arg) {
             srv_job *next = in->next_in;
             in->next_in = NULL;
             intake(s, in);
+            pthread_mutex_lock(&s->mu);
+            s->n_in--; /* its answers are counted in n_answers now */
+            pthread_mutex_unlock(&s->mu);
             in = next;
         }
         pass_cancels(s, srv_now());
@@ -199,9 +207,6 @@ static void *sched_main(void *arg) {
                 for (srv_job *j = s->live; j; j = j->next_live) j->cancel_req = 3;
                 pthread_mutex_unlock(&s->mu);
             }
-            pthread_mutex_lock(&s->mu);
-            s->n_answers = left;
-            pthread_mutex_unlock(&s->mu);
         }
         if (s->live && !left) { /* jobs with nothing in the engine (cannot happen): do not spin */
             struct timespec ts = {0, 1000000};

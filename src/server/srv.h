@@ -140,6 +140,8 @@ void srv_job_finish(srv_job *j, int status, const char *content_type, srv_buf *b
 void srv_job_fail(srv_job *j, int status, const char *type, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 void srv_job_accept(srv_job *j);
+/* Session answers submitted (+1, before kvl_session_submit*) and delivered or refused (-1): the slot gauges. */
+void srv_answers_add(srv_server *s, int d);
 void srv_job_stream(srv_job *j, const char *p, size_t n); /* append SSE bytes */
 void srv_job_stream_end(srv_job *j);
 /* An error body {"error": {message, type, code}}. */

@@ -25,8 +25,8 @@ c1=$!
 curl -s -N -m 60 -H 'Content-Type: application/json' -d "$LONG" "$URL/v1/completions" >"$T/s2" 2>/dev/null &
 c2=$!
 wait_metric kvlens_requests_in_flight 2 20 && ok || bad "two requests in flight: $(metric kvlens_requests_in_flight)"
-expect_eq "queue length" "$(metric kvlens_queue_length)" 1
-expect_eq "slots busy" "$(metric kvlens_slots_busy)" 1
+wait_metric kvlens_slots_busy 1 20 && ok || bad "slots busy: $(metric kvlens_slots_busy)"
+wait_metric kvlens_queue_length 1 20 && ok || bad "queue length: $(metric kvlens_queue_length)"
 expect_eq "third request" "$(req POST /v1/chat/completions "$GOOD")" 503
 grep -qi '^retry-after: [0-9]' "$T/hdr" && ok || bad "no Retry-After: $(cat "$T/hdr")"
 expect_eq "503 error code" "$(jv "$T/body" 'd["error"]["code"]')" unavailable
