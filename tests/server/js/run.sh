@@ -31,7 +31,7 @@ openai | web)
         chrome=${KVL_CHROMIUM:-/usr/bin/chromium}
         [ -x "$chrome" ] || { echo "SKIP: no $chrome (Debian package chromium)"; exit 77; }
     fi
-    cd "$here" && exec timeout -k 10 360 node --test --test-reporter=spec "$here/$what.test.mjs"
+    cd "$here" && exec timeout -k 10 840 node --test --test-reporter=spec "$here/$what.test.mjs"
     ;;
 *) echo "usage: run.sh setup|openai|web" >&2; exit 2 ;;
 esac
