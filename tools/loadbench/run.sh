@@ -10,7 +10,7 @@
 #                                          ../shared/tokenizers/qwen3)
 # env: THREADS (2), SLOTS (32), MODELS ("think9m q06"), ENGINES ("kvlens llama"), JOBS (2, for building llama.cpp)
 #      CLIENTS ("1,8,32"), REQ_9M ("16,64,128"), REQ_06 ("4,16,32"): requests measured at each number of clients;
-#      TOK_9M (256), TOK_06 (32):
+#      STREAM=1: streamed answers (adds the time to the first token); TOK_9M (256), TOK_06 (32):
 #      max_tokens. Prints the machine, its load (uptime) before each run, and one markdown table per engine and model.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -83,7 +83,7 @@ for m in $models; do
         echo
         echo "== $e, $m ($(basename "$f")), max_tokens ${maxtok[$m]}, thinking ${thinking[$m]}; load before:$(uptime | sed 's/.*load average//')"
         node "$here/loadbench.mjs" --url "http://127.0.0.1:$port" --clients "${CLIENTS:-1,8,32}" --requests "${reqs[$m]}" \
-            --max-tokens "${maxtok[$m]}" --thinking "${thinking[$m]}" --label "$e $m"
+            --max-tokens "${maxtok[$m]}" --thinking "${thinking[$m]}" --label "$e $m" ${STREAM:+--stream}
         stop
     done
 done
