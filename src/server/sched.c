@@ -147,6 +147,11 @@ void srv_job_stream(srv_job *j, const char *p, size_t n) {
 
 /* A new job: the quick routes run here, the others submit answers and stay live until their last answer. */
 static void intake(srv_server *s, srv_job *j) {
+    /* held while the route starts: an answer delivered inside kvl_session_submit ends the job (and the connection
+     * may release it) before the route has returned */
+    pthread_mutex_lock(&s->mu);
+    j->refs++;
+    pthread_mutex_unlock(&s->mu);
     j->next_live = s->live;
     if (s->live) s->live->prev_live = j;
     s->live = j;
@@ -159,6 +164,7 @@ static void intake(srv_server *s, srv_job *j) {
     case SRV_DETOKENIZE: srv_detokenize_run(j); break;
     default: srv_job_fail(j, 404, "invalid_request_error", "not_found", "no such route"); break;
     }
+    srv_job_unref(j);
 }
 
 /* Cancellations (client gone, shutdown) and time limits reach the engine through each job's cancel flag, which only

@@ -13,6 +13,9 @@ T=$(mktemp -d)
 SRV_PIDS=()
 cleanup() {
     for p in "${SRV_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    if [ "$fails" -gt 0 ]; then # the servers' last words, for the failure report
+        for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; grep -v '^kvlens serve: [A-Z]* /' "$f" | tail -40; }; done
+    fi
     rm -rf "$T"
 }
 trap cleanup EXIT
