@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { PROBE, startServer } from './lib/server.mjs';
-import { cliRun, splitThinking } from './lib/ref.mjs';
+import { cliRun, cliRunMessages, splitThinking } from './lib/ref.mjs';
 
 const CHROMIUM = process.env.KVL_CHROMIUM || '/usr/bin/chromium';
 const OUT = process.env.KVL_OUT || process.cwd();
@@ -39,13 +39,15 @@ async function openPage(server) {
   return { page, requests, errors };
 }
 
-// Asks `question` in `mode` in a fresh conversation; resolves to what the page shows for the answer, and how many
-// many server-sent events the page read for it.
-async function ask(page, mode, question) {
-  await page.click('#clear');
-  await page.check(`input[name=mode][value=${mode}]`);
-  await page.fill('#prompt', question);
-  await page.press('#prompt', 'Enter');
+// Asks `question` in `mode` (in a fresh conversation unless `followUp`); resolves to what the page shows for the
+// answer, and how many server-sent events the page read for it. The controls are found by their accessible roles
+// and names, as assistive technology finds them.
+async function ask(page, mode, question, { followUp = false } = {}) {
+  if (!followUp) await page.getByRole('button', { name: 'New' }).click();
+  await page.getByRole('radio', { name: mode }).check();
+  const box = page.getByRole('textbox', { name: 'Message' });
+  await box.fill(question);
+  await box.press('Enter');
   const msg = page.locator('.msg.assistant').last();
   await msg.locator('.badge').waitFor();
   return {
@@ -88,6 +90,15 @@ test('chat on the web page: streamed answers, badge, folded thinking, auto decis
     assert.ok(fast.events >= 3, 'the answer came streamed, in several events');
     checkBadge('fast', fast.badge, rf.confidence.maxprob);
     assert.equal(fast.decision, null, 'no auto decision for a fast request');
+
+    // a follow-up in the same conversation: the page sends the history, as `kvlens run --messages` gets it
+    const FOLLOW = 'And if she wins 4 more?';
+    const next = await ask(page, 'fast', FOLLOW, { followUp: true });
+    const rn = cliRunMessages([{ role: 'user', content: EASY }, { role: 'assistant', content: fast.answer },
+                               { role: 'user', content: FOLLOW }], 'fast', { n: N });
+    console.log(`  follow-up: "${next.answer}"`);
+    assert.equal(next.answer.trim(), rn.text.trim());
+    assert.equal(await page.getByRole('log', { name: 'Conversation' }).locator('.msg').count(), 4, 'two turns shown');
 
     const slow = await ask(page, 'slow', EASY);
     const rs = cliRun(EASY, 'slow', { n: N, confidence: true });

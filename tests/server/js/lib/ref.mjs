@@ -28,6 +28,19 @@ function cliRunOnce(question, mode, n, confidence) {
   return JSON.parse(kvlens(args));
 }
 
+// `kvlens run --messages FILE --json` for a conversation (a list of {role, content}), greedy, thinking `mode`.
+export function cliRunMessages(messages, mode, { n = 400 } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvl-js-msgs-'));
+  try {
+    const file = path.join(dir, 'conv.json');
+    fs.writeFileSync(file, JSON.stringify(messages));
+    return JSON.parse(kvlens(['run', '-m', MODEL, '--messages', file, '-n', String(n), '-t', '1', '--json',
+                              '--think', mode]));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 // Splits the text of a turn that opened with "<think>\n" into its thinking and its reply, as the API returns them.
 export function splitThinking(text) {
   const at = text.indexOf('</think>');
