@@ -21,7 +21,7 @@ const WAIT = 180000; // one answer (ASan builds on a busy machine are slow)
 
 let browser;
 before(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: WAIT });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'], timeout: WAIT });
 });
 after(async () => { if (browser) await browser.close(); });
 
