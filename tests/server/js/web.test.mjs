@@ -149,3 +149,26 @@ test('without --probe the page offers no auto, and says why', { timeout: 240000 
     await server.stop();
   }
 });
+
+test('with --api-key: the page loads, asks for the key, then chats with it', { timeout: 240000 }, async () => {
+  const KEY = 'kvl-web-test-key';
+  const server = await startServer(['--api-key', KEY]);
+  try {
+    const { page, errors } = await openPage(server);
+    await page.locator('body[data-discovered]').waitFor();
+    assert.match(await page.locator('#status').textContent(), /API key/);
+    await page.getByText('Settings and what the badges mean').click();
+    await page.getByLabel('API key').fill(KEY);
+    await page.getByLabel('API key').press('Tab'); // "change": the page asks the server again, with the key
+    await page.locator('#status.ok').waitFor();
+    assert.equal(await page.locator('#model-name').textContent(), '\u00b7 ' + (await (await fetch(server.baseURL + '/models', {
+      headers: { Authorization: `Bearer ${KEY}` } })).json()).data[0].id);
+    const a = await ask(page, 'fast', EASY);
+    assert.equal(a.answer.trim(), cliRun(EASY, 'fast', { n: N }).text.trim());
+    // the only errors: the browser's notes on the 401 answers before the key was given
+    assert.deepEqual(errors.filter((e) => !/status of 401/.test(e)), []);
+    await page.close();
+  } finally {
+    await server.stop();
+  }
+});
