@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { PROBE, startServer } from './lib/server.mjs';
-import { cliEmbed, cliLogprobs, cliRun, splitThinking } from './lib/ref.mjs';
+import { cliEmbed, cliLogprobs, cliRun, cliRunRaw, splitThinking } from './lib/ref.mjs';
 
 const EASY = 'Nora has 20 ribbons. She wins 3 ribbons in a game. How many ribbons does Nora have at the end?';
 const HARD = 'A club has 239 shells. It orders 9 jars of shells, and each jar holds 3 shells. The next day, it orders ' +
@@ -181,6 +181,17 @@ describe('auto thinking with the probe', () => {
     const r = await chat(EASY, { chat_template_kwargs: { enable_thinking: false } });
     const th = r.kvlens?.think;
     assert.ok(th === null || th === undefined || !String(th.mode).startsWith('auto'), `think: ${JSON.stringify(th)}`);
+  });
+});
+
+describe('text completions', () => {
+  test('completions.create continues raw text as kvlens run -p does, with its confidence', T, async () => {
+    const prompt = 'Mia has 12 apples. She buys 7 more apples.';
+    const r = await client.completions.create({ model, prompt, max_tokens: 24, temperature: 0 });
+    const ref = cliRunRaw(prompt, { n: 24, confidence: true });
+    assert.equal(r.choices[0].text, ref.text);
+    assert.equal(r.usage.completion_tokens, ref.n_generated);
+    sameConfidence(r.kvlens?.confidence, ref.confidence);
   });
 });
 

@@ -28,6 +28,13 @@ function cliRunOnce(question, mode, n, confidence) {
   return JSON.parse(kvlens(args));
 }
 
+// `kvlens run -p TEXT --json`: a raw-text continuation (no chat template), greedy.
+export function cliRunRaw(text, { n = 32, confidence = false } = {}) {
+  const args = ['run', '-m', MODEL, '-p', text, '-n', String(n), '-t', '1', '--json'];
+  if (confidence) args.push('--confidence');
+  return JSON.parse(kvlens(args));
+}
+
 // `kvlens run --messages FILE --json` for a conversation (a list of {role, content}), greedy, thinking `mode`.
 export function cliRunMessages(messages, mode, { n = 400 } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvl-js-msgs-'));
