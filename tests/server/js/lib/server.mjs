@@ -19,7 +19,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 // Starts `kvlens serve -m MODEL --host 127.0.0.1 --port 0 ...args`; resolves to {url, origin, stop, stderr()} once
 // the server says where it listens, rejects (with its stderr) if it exits first or says nothing in startMs.
 export function startServer(args = [], { startMs = 60000 } = {}) {
-  const argv = ['serve', '-m', MODEL, '--host', '127.0.0.1', '--port', '0', ...args];
+  // one thread: the model is tiny and the machine is shared (two OpenMP threads on two busy cores wait on each other)
+  const argv = ['serve', '-m', MODEL, '--host', '127.0.0.1', '--port', '0', '-t', '1', ...args];
   const child = spawn(BIN, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
   live.add(child);
   let err = '';
