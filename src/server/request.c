@@ -51,6 +51,22 @@ bool srv_utf8_ok(const char *s, size_t len) {
     return true;
 }
 
+/* Whether the JSON text escapes a NUL character (\u0000), which C strings would silently cut. */
+static bool escapes_nul(const char *s, size_t len) {
+    size_t run = 0; /* backslashes just before */
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\') {
+            run++;
+            continue;
+        }
+        if (run % 2 == 1 && s[i] == 'u' && i + 4 < len && s[i + 1] == '0' && s[i + 2] == '0' && s[i + 3] == '0' &&
+            s[i + 4] == '0')
+            return true;
+        run = 0;
+    }
+    return false;
+}
+
 static char *dup_str(const char *s, size_t *len) {
     size_t n = strlen(s);
     char *d = malloc(n + 1);
@@ -405,6 +421,9 @@ int srv_request_parse(srv_kind kind, const char *body, size_t len, const srv_def
     if (!srv_utf8_ok(body, len))
         return srv_error_set(err, 400, "invalid_request_error", "invalid_utf8",
                              "the request body is not valid UTF-8 (or holds a NUL byte)");
+    if (escapes_nul(body, len))
+        return srv_error_set(err, 400, "invalid_request_error", "invalid_value",
+                             "the request body escapes a NUL character (\\u0000), which no field may hold");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     while (root && end && (size_t)(end - body) < len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))

@@ -92,15 +92,15 @@ int srv_main(const srv_options *opts) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     pthread_mutex_init(&s->metrics.mu, NULL);
-    int rc = setup(s);
-    /* SIGINT and SIGTERM are taken by sigwait below, in this thread only: every thread started from here on
-     * inherits the blocked mask */
+    /* SIGINT and SIGTERM are taken by sigwait below, in this thread only: blocked before any thread starts (OpenMP's
+     * workers during loading, the scheduler, the HTTP daemon), so that every thread inherits the blocked mask */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    int rc = setup(s);
     bool sched = false;
     if (!rc) {
         if (srv_sched_start(s)) {

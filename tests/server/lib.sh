@@ -32,7 +32,11 @@ finish() {
 start_server() {
     local name=$1
     shift
-    "$BIN" serve -m "$MODEL" --port 0 -t 1 "$@" >"$T/$name.log" 2>&1 &
+    if [ "${SRV_THREADS:-1}" = all ]; then # every core, OpenMP's defaults (as a user starts it)
+        env -u OMP_NUM_THREADS "$BIN" serve -m "$MODEL" --port 0 "$@" >"$T/$name.log" 2>&1 &
+    else
+        "$BIN" serve -m "$MODEL" --port 0 -t "${SRV_THREADS:-1}" "$@" >"$T/$name.log" 2>&1 &
+    fi
     SRV_PID=$!
     SRV_PIDS+=("$SRV_PID")
     URL=

@@ -67,8 +67,10 @@ echo "  time limit 0.5 s: ended after $(python3 -c "print('%.2f' % ($t1 - $t0))"
 stop_server TERM
 expect_eq "exit status" "$SRV_RC" 0
 
-# ---- SIGTERM with requests in flight ----
+# ---- SIGTERM with requests in flight (every core: OpenMP's workers must not take the signal) ----
+SRV_THREADS=all
 start_server g --shutdown-grace 0.5 --parallel 1 || exit 1
+SRV_THREADS=1
 curl -s -N -m 60 -H 'Content-Type: application/json' -d "$LONG" "$URL/v1/completions" >"$T/g1" 2>/dev/null &
 c1=$!
 curl -s -m 60 -o "$T/g2" -w '%{http_code}' -H 'Content-Type: application/json' -d "$LONG_NS" "$URL/v1/completions" >"$T/g2code" 2>/dev/null &

@@ -218,6 +218,7 @@ done <<EOF2
 400|/v1/chat/completions|@$T/utf8.json|invalid UTF-8 bytes
 400|/v1/chat/completions|@$T/utf8b.json|overlong UTF-8
 400|/v1/chat/completions|{"messages": [{"role":"user","content":"\ud800"}]}|a lone surrogate escape
+400|/v1/chat/completions|{"messages": [{"role":"user","content":"cut\u0000here"}]}|an escaped NUL character
 400|/v1/chat/completions|{$M, "max_tokens": "ten"}|max_tokens of the wrong type
 400|/v1/chat/completions|{$M, "max_tokens": -5}|negative max_tokens
 400|/v1/chat/completions|{$M, "max_tokens": 0}|zero max_tokens
