@@ -155,7 +155,7 @@ if (!opt.json) console.log(`|---|---:|---:|---:|---:|---:|---:|---:|${opt.stream
 for (const [k, C] of opt.clients.entries()) {
   const R = nR(k, C);
   let r;
-  try { r = await level(C, R, model); } catch (e) { fail(e.message); }
+  try { r = await level(C, R, model); } catch (e) { fail(`${C} clients: ${e.message}${e.cause ? ` (${e.cause.code || e.cause.message})` : ""}`); }
   if (opt.json) console.log(JSON.stringify(r));
   else console.log(`| ${r.label} | ${C} | ${R} | ${r.req_s.toFixed(2)} | ${r.tok_s.toFixed(1)} | ${r.p50_ms.toFixed(0)} | ` +
                    `${r.p99_ms.toFixed(0)} | ${r.gen_tokens} |` +
