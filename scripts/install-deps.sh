@@ -12,3 +12,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+# The client tests of `kvlens serve` (tests/server/js): Chromium for the web page test, and node (v20 or later) with
+# npm where they are not installed already (Debian 12's nodejs is v18: the tests then skip; NodeSource's v20+ runs
+# them). The npm packages themselves are pinned in tests/server/js/package-lock.json and installed by its ctest setup.
+web=()
+dpkg -s chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || web+=(chromium)
+command -v node >/dev/null 2>&1 || web+=(nodejs)
+command -v npm >/dev/null 2>&1 || web+=(npm)
+if [ ${#web[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${web[@]}"
+fi
