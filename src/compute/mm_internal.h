@@ -226,6 +226,23 @@ void kvl_mm_q8gemm(float *y, const void *Xbuf, const kvl_weight *W, int n_tok, i
                    void *scratch);
 #endif
 
+/* Prepared Q8_0 layout (mm_q8_prep.c). kvl_mm_prep_enabled: KVL_REPACK is not 0 and the build has AVX-512 VNNI;
+ * kvl_mm_prep_set(0/1) forces it off/on (tests, benchmarks; -1: back to the environment). kvl_mm_q8p_get returns
+ * W's prepared copy, building it on first use (thread-safe, parallel inside: call outside parallel regions), or
+ * NULL where there is none (other types, turned off, out of memory). Then kvl_mm_q8p_pack_x quantizes and packs
+ * token group g (of KVL_MM_Q8P_GROUP) into Xbuf (kvl_mm_q8p_xbytes) with 5 * n_in + 64 bytes at tmp, and
+ * kvl_mm_q8p_gemm computes rows [o0, o1) (o0 a multiple of 16) for every token from the prepared copy. */
+#define KVL_MM_Q8P_GROUP 4
+int kvl_mm_prep_enabled(void);
+void kvl_mm_prep_set(int on);
+const uint8_t *kvl_mm_q8p_get(const kvl_weight *W);
+#ifdef KVL_MM_VNNI512
+size_t kvl_mm_q8p_xbytes(int64_t n_in, int n_tok);
+void kvl_mm_q8p_pack_x(void *Xbuf, const float *x, int64_t n_in, int n_tok, int g, void *tmp);
+void kvl_mm_q8p_gemm(float *y, const void *Xbuf, const kvl_weight *W, const uint8_t *prep, int n_tok, int64_t o0,
+                     int64_t o1);
+#endif
+
 /* Does kvl_matmul quantize the activations to int8 for this type and token count? (What the error bound in
  * mm_gemv_quant.c applies to; otherwise the product is f32 throughout.) */
 static inline int kvl_mm_int8_activations(int type, int n_tok) {
