@@ -375,8 +375,9 @@ static void check_multi(const int *types, const int64_t *n_in, int n_w, int n_to
     free(x);
 }
 
-/* Prepared Q8_0 layout against the per-call kernels, on the shape edges of the layout: rows not a multiple of
- * 16 (sub-panels) or 64 (chunks), odd block counts (block pairs), token counts around the tiles of 4. */
+/* Prepared layouts (Q8_0, BF16) against the per-call kernels, on the shape edges of the layouts: rows not a
+ * multiple of 16 (sub-panels) or 64 (panels, chunks), odd Q8_0 block counts (block pairs), odd BF16 widths, token
+ * counts around the tiles (4 for Q8_0, 6 for BF16) and the k-blocks of the GEMM (512). */
 typedef struct {
     const kvl_weight *W;
     const float *x;
@@ -390,13 +391,13 @@ static void *mm_thread(void *arg) {
     return NULL;
 }
 
-static void check_prep(int64_t n_in, int64_t n_out) {
-    const size_t rb = row_bytes(KVL_TYPE_Q8_0, n_in), bytes = rb * n_out;
+static void check_prep(int type, int64_t n_in, int64_t n_out) {
+    const size_t rb = row_bytes(type, n_in), bytes = rb * n_out;
     uint8_t *data = malloc(bytes), *copy = malloc(bytes);
-    for (int64_t o = 0; o < n_out; o++) fill_row(KVL_TYPE_Q8_0, data + o * rb, n_in);
+    for (int64_t o = 0; o < n_out; o++) fill_row(type, data + o * rb, n_in);
     memcpy(copy, data, bytes);
-    kvl_weight W = {KVL_TYPE_Q8_0, n_in, n_out, rb, data, NULL};
-    static const int toks[] = {1, 2, 3, 4, 5, 8, 9, 64};
+    kvl_weight W = {type, n_in, n_out, rb, data, NULL};
+    static const int toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 64};
     const int max_tok = 64;
     float *x = malloc(sizeof(float) * n_in * max_tok);
     float *y0 = malloc(sizeof(float) * n_out * max_tok), *y1 = malloc(sizeof(float) * n_out * max_tok);
@@ -411,28 +412,28 @@ static void check_prep(int64_t n_in, int64_t n_out) {
         kvl_matmul(y1, x, &W, n_tok);
         if (n_tok > KVL_MM_GEMV_MAX_TOK) {
             differ += memcmp(y0, y1, sizeof(float) * n_out * n_tok) != 0;
-        } else { /* the same int8 products, float sums in another order: a few ulp of sum|w x| */
+        } else { /* the same products (int8 for Q8_0), float sums in another order: a few ulp of sum|w x| */
             for (int64_t i = 0; i < n_out * n_tok; i++) {
                 double mag = 0;
                 const int64_t t = i / n_out, o = i % n_out;
                 for (int64_t k = 0; k < n_in; k++)
-                    mag += fabs(ref_elem(KVL_TYPE_Q8_0, data + o * rb, k) * x[t * n_in + k]);
+                    mag += fabs(ref_elem(type, data + o * rb, k) * x[t * n_in + k]);
                 far += !(fabs(y0[i] - y1[i]) <= 1e-5 * mag + 1e-30);
             }
         }
     }
-    CHECK_MSG(differ == 0, "q8_0 prepared n_in %lld n_out %lld: %d token counts not bit-equal to the per-call GEMM",
-              (long long)n_in, (long long)n_out, differ);
-    CHECK_MSG(far == 0, "q8_0 prepared n_in %lld n_out %lld: %d outputs of 1-3 tokens off the row kernels", (long long)n_in,
+    CHECK_MSG(differ == 0, "%s prepared n_in %lld n_out %lld: %d token counts not bit-equal to the per-call GEMM",
+              tname(type), (long long)n_in, (long long)n_out, differ);
+    CHECK_MSG(far == 0, "%s prepared n_in %lld n_out %lld: %d outputs of 1-3 tokens off the row kernels", tname(type), (long long)n_in,
               (long long)n_out, far);
-    CHECK_MSG(memcmp(data, copy, bytes) == 0, "q8_0 prepared n_in %lld: the original weight bytes changed", (long long)n_in);
+    CHECK_MSG(memcmp(data, copy, bytes) == 0, "%s prepared n_in %lld: the original weight bytes changed", tname(type), (long long)n_in);
     /* released, then rebuilt: the same results */
     kvl_matmul(y1, x, &W, 9);
     kvl_weight_release(&W);
     CHECK(W.prep == NULL);
     kvl_matmul(y2, x, &W, 9);
-    CHECK_MSG(memcmp(y1, y2, sizeof(float) * n_out * 9) == 0, "q8_0 prepared n_in %lld: rebuilt copy differs",
-              (long long)n_in);
+    CHECK_MSG(memcmp(y1, y2, sizeof(float) * n_out * 9) == 0, "%s prepared n_in %lld: rebuilt copy differs",
+              tname(type), (long long)n_in);
     /* two threads ask for the copy of a fresh weight at once */
     kvl_weight_release(&W);
     float *ya = malloc(sizeof(float) * n_out * 9), *yb = malloc(sizeof(float) * n_out * 9);
@@ -443,7 +444,7 @@ static void check_prep(int64_t n_in, int64_t n_out) {
     if (started) pthread_join(ta, NULL);
     else mm_thread(&ca);
     CHECK_MSG(memcmp(ya, y2, sizeof(float) * n_out * 9) == 0 && memcmp(yb, y2, sizeof(float) * n_out * 9) == 0,
-              "q8_0 prepared n_in %lld: concurrent first use differs", (long long)n_in);
+              "%s prepared n_in %lld: concurrent first use differs", tname(type), (long long)n_in);
     kvl_weight_release(&W);
     kvl_mm_prep_set(-1);
     free(ya); free(yb); free(data); free(copy); free(x); free(y0); free(y1); free(y2);
@@ -470,15 +471,21 @@ int main(void) {
         for (int k = 0; k < 3 && cases[c].n_in[k]; k++)
             for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
                 check_case(cases[c].type, cases[c].n_in[k], outs[o], toks, ntoks);
-    /* Q8_0 again without the prepared copies (where the build has them, the runs above used them) */
+    /* Q8_0 and BF16 again without the prepared copies (where the build has them, the runs above used them) */
     kvl_mm_prep_set(0);
-    for (int k = 0; k < 3; k++)
-        for (size_t o = 0; o < sizeof outs / sizeof *outs; o++) check_case(KVL_TYPE_Q8_0, cases[3].n_in[k], outs[o], toks, ntoks);
+    for (int c = 2; c <= 3; c++)
+        for (int k = 0; k < 3; k++)
+            for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
+                check_case(cases[c].type, cases[c].n_in[k], outs[o], toks, ntoks);
     kvl_mm_prep_set(-1);
-    printf("q8_0 prepared layout: %s in this build\n", kvl_mm_prep_enabled() ? "used" : "not used");
-    static const int64_t prep_in[] = {32, 64, 96, 544, 1024}, prep_out[] = {1, 15, 16, 17, 63, 65, 130};
+    printf("prepared layouts (q8_0 on AVX-512 VNNI, bf16 on AVX-512): %s in this build\n",
+           kvl_mm_prep_enabled() ? "used" : "not used");
+    static const int64_t prep_in[] = {32, 64, 96, 544, 1056}, prep_out[] = {1, 15, 16, 17, 63, 65, 130};
     for (size_t k = 0; k < sizeof prep_in / sizeof *prep_in; k++)
-        for (size_t o = 0; o < sizeof prep_out / sizeof *prep_out; o++) check_prep(prep_in[k], prep_out[o]);
+        for (size_t o = 0; o < sizeof prep_out / sizeof *prep_out; o++) check_prep(KVL_TYPE_Q8_0, prep_in[k], prep_out[o]);
+    static const int64_t bfp_in[] = {2, 37, 96, 1030}, bfp_out[] = {1, 17, 64, 65, 130};
+    for (size_t k = 0; k < sizeof bfp_in / sizeof *bfp_in; k++)
+        for (size_t o = 0; o < sizeof bfp_out / sizeof *bfp_out; o++) check_prep(KVL_TYPE_BF16, bfp_in[k], bfp_out[o]);
 
     /* BF16 weights on the bf16 dot product, both activation modes (an AVX2 build stays on the f32 GEMM) */
     static const int pre_toks[] = {4, 7, 16, 33, 100};

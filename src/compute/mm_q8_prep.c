@@ -21,48 +21,8 @@
  * Each weight block is loaded once per tile of up to 4 tokens and dotted with all of them (the small-batch
  * case: 2-8 decode rows read the weights once or twice, the second time from L2).
  *
- * Memory: the prepared copy is as large as the weight. After building it, the original's whole pages are handed
- * back to the kernel (madvise MADV_PAGEOUT: clean file pages of a mapped GGUF are dropped, nothing is lost; they
- * come back from the file if read again, e.g. token-embedding rows of a tied output matrix), so resident weight
- * memory stays about one copy for mapped files. KVL_REPACK=0 in the environment turns the layout off (the
- * per-call GEMM and the row kernels then read the original). */
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
+ * Built and owned through mm_prep.c (memory, on/off). */
 #include "compute/mm_internal.h"
-#include "util/hugemem.h"
-
-/* ---- on/off ---- */
-static atomic_int prep_mode = -1; /* -1: not read from the environment yet */
-
-int kvl_mm_prep_enabled(void) {
-#ifdef KVL_MM_VNNI512
-    int m = atomic_load_explicit(&prep_mode, memory_order_relaxed);
-    if (m < 0) {
-        const char *e = getenv("KVL_REPACK");
-        m = !(e && !strcmp(e, "0"));
-        atomic_store_explicit(&prep_mode, m, memory_order_relaxed);
-    }
-    return m;
-#else
-    return 0;
-#endif
-}
-
-void kvl_mm_prep_set(int on) { atomic_store_explicit(&prep_mode, on < 0 ? -1 : on != 0, memory_order_relaxed); }
-
-/* W->prep when building failed (out of memory): not retried, the other paths serve */
-static char prep_failed;
-
-void kvl_weight_release(kvl_weight *W) {
-    if (!W) return;
-    void *p = __atomic_load_n(&W->prep, __ATOMIC_ACQUIRE);
-    if (p && p != (void *)&prep_failed) free(p);
-    __atomic_store_n(&W->prep, NULL, __ATOMIC_RELEASE);
-}
 
 #ifdef KVL_MM_VNNI512
 
@@ -71,6 +31,7 @@ enum { MT = KVL_MM_Q8P_GROUP, NR = 16, PAIR = 1088 };
 static int64_t n_pairs(int64_t n_in) { return (n_in / 32 + 1) / 2; }
 static size_t panel_bytes(int64_t n_in) { return (size_t)n_pairs(n_in) * PAIR; }
 
+/* Sub-panel p of W into dst (panel_bytes). */
 static void build_panel(const kvl_weight *W, uint8_t *dst, int64_t p) {
     const int64_t nblk = W->n_in / 32, np2 = n_pairs(W->n_in);
     memset(dst, 0x80, panel_bytes(W->n_in)); /* padding rows and blocks: w = 0 */
@@ -93,47 +54,9 @@ static void build_panel(const kvl_weight *W, uint8_t *dst, int64_t p) {
     }
 }
 
-/* The page-aligned interior of [p, p + n) back to the kernel: it keeps the contents (file pages are reread,
- * anonymous pages swapped if there is swap, else kept), so this only lowers the resident set. */
-static void page_out(const void *p, size_t n) {
-#ifdef MADV_PAGEOUT
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = ((uintptr_t)p + pg - 1) / pg * pg, hi = ((uintptr_t)p + n) / pg * pg;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_PAGEOUT); /* advice: failure changes nothing */
-#else
-    (void)p;
-    (void)n;
-#endif
-}
-
-static pthread_mutex_t build_lock = PTHREAD_MUTEX_INITIALIZER;
-
 const uint8_t *kvl_mm_q8p_get(const kvl_weight *W) {
-    if (W->type != KVL_TYPE_Q8_0 || W->n_in <= 0 || W->n_out <= 0 || W->n_in % 32 || !kvl_mm_prep_enabled()) return NULL;
-    void *p = __atomic_load_n(&W->prep, __ATOMIC_ACQUIRE);
-    if (!p) {
-        pthread_mutex_lock(&build_lock);
-        p = __atomic_load_n(&W->prep, __ATOMIC_ACQUIRE);
-        if (!p) {
-            const int64_t n_sp = (W->n_out + NR - 1) / NR;
-            const size_t pb = panel_bytes(W->n_in);
-            const size_t bytes = pb * (size_t)n_sp;
-            /* 64-byte aligned (the kernel's loads); large ones on huge pages (2 MiB aligned) */
-            uint8_t *buf = bytes >= ((size_t)8 << 20) ? kvl_alloc_huge(bytes) : aligned_alloc(64, bytes);
-            if (buf) {
-#pragma omp parallel for schedule(static)
-                for (int64_t sp = 0; sp < n_sp; sp++) build_panel(W, buf + pb * sp, sp);
-                page_out(W->data, (size_t)W->n_out * W->row_bytes);
-                p = buf;
-            } else {
-                p = &prep_failed;
-            }
-            /* the model owns W; the kernels only ever read it, this field is the one thing written, once */
-            __atomic_store_n(&((kvl_weight *)W)->prep, p, __ATOMIC_RELEASE);
-        }
-        pthread_mutex_unlock(&build_lock);
-    }
-    return p == (void *)&prep_failed ? NULL : p;
+    if (W->type != KVL_TYPE_Q8_0 || W->n_in <= 0 || W->n_out <= 0 || W->n_in % 32) return NULL;
+    return kvl_mm_prep_get(W, panel_bytes(W->n_in), (W->n_out + NR - 1) / NR, build_panel);
 }
 
 /* ---- activations ---- */
@@ -259,13 +182,6 @@ void kvl_mm_q8p_gemm(float *y, const void *Xbuf, const kvl_weight *W, const uint
             o += (int64_t)np * NR;
         }
     }
-}
-
-#else
-
-const uint8_t *kvl_mm_q8p_get(const kvl_weight *W) {
-    (void)W;
-    return NULL;
 }
 
 #endif
