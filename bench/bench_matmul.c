@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "compute/bench.h"
 #include "compute/matmul.h"
@@ -69,6 +70,14 @@ static void fill(int type, uint8_t *p, size_t bytes) {
 }
 
 static int g_huge = 1;
+static int g_cpu = 0; /* -c: process CPU time instead of wall time (with -t 1: time on the CPU, robust to a shared
+                       * machine's descheduling; with more threads it counts their spinning too) */
+static double now(void) {
+    if (!g_cpu) return omp_get_wtime();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
 
 static int make_weight(kvl_weight *W, int ti, int64_t n_in, int64_t n_out) {
     *W = (kvl_weight){0};
@@ -104,13 +113,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-d")) pre = 0;
         else if (!strcmp(argv[i], "-p")) dec = 0;
         else if (!strcmp(argv[i], "-s")) g_huge = 0;
+        else if (!strcmp(argv[i], "-c")) g_cpu = 1;
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) dec_rows = atoi(argv[++i]);
         else {
             int found = 0;
             for (int t = 0; t < 6; t++)
                 if (!strcmp(argv[i], types[t].name)) want[t] = found = any = 1;
             if (!found) {
-                fprintf(stderr, "usage: bench_matmul [-t threads] [-r repeats] [-d|-p] [-s] [-b rows] [f32|f16|bf16|q8_0|q4_K|q6_K...]\n");
+                fprintf(stderr, "usage: bench_matmul [-t threads] [-r repeats] [-d|-p] [-s] [-c] [-b rows] [f32|f16|bf16|q8_0|q4_K|q6_K...]\n");
                 return 2;
             }
         }
@@ -155,19 +165,19 @@ int main(int argc, char **argv) {
         /* decode: all layers once per repeat, then the output matrix (dec_rows rows at once: batched decoding) */
         double dl[64] = {0}, dh[64] = {0}, pl[64] = {0};
         for (int r = 0; r < reps && r < 64 && dec; r++) {
-            double t0 = omp_get_wtime();
+            double t0 = now();
             for (int l = 0; l < DECODE_LAYERS; l++)
                 for (int p = 0; p < 7; p++) kvl_matmul(y, x, &L[l][p], dec_rows);
-            dl[r] = (omp_get_wtime() - t0) / DECODE_LAYERS;
-            t0 = omp_get_wtime();
+            dl[r] = (now() - t0) / DECODE_LAYERS;
+            t0 = now();
             kvl_matmul(y, x, &out, dec_rows);
-            dh[r] = omp_get_wtime() - t0;
+            dh[r] = now() - t0;
         }
         /* prefill: one layer, 512 tokens */
         for (int r = 0; r < reps && r < 64 && pre; r++) {
-            double t0 = omp_get_wtime();
+            double t0 = now();
             for (int p = 0; p < 7; p++) kvl_matmul(y, x, &L[r % DECODE_LAYERS][p], PP);
-            pl[r] = omp_get_wtime() - t0;
+            pl[r] = now() - t0;
         }
         const int n = reps < 64 ? reps : 64;
         const double t_layer = median(dl, n), t_head = median(dh, n), t_pp = median(pl, n);

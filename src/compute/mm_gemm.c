@@ -240,6 +240,9 @@ static void gemm_panel(float *y, const float *x, float *Xp, const kvl_weight *W,
 }
 
 #ifdef KVL_MM_AVX512
+#ifndef KVL_BFP_PREFETCH
+#define KVL_BFP_PREFETCH 2048
+#endif
 /* BF16 weights prepared once (kvl_mm_bfp_get): panel p (rows 64p .. 64p + 63, missing rows zero) is n_in x 64
  * bf16, [k][64]; within the 64 values of one k, row 16s + r (sub-panel s, r < 16) sits at
  *   32 (s / 2) + 8 (r / 4) + 4 (s % 2) + r % 4,
@@ -279,6 +282,9 @@ INLINE void ukernel512_bfp(int64_t kc, const float *A, const uint16_t *B, float 
         for (int j = 0; j < 4; j++) c[i][j] = _mm512_setzero_ps();
     const __m512i z = _mm512_setzero_si512();
     for (int64_t k = 0; k < kc; k++) {
+        /* one stream per thread: fetched well ahead (the hardware prefetcher alone keeps too few lines in flight) */
+        _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH + 64, _MM_HINT_T0);
         const __m512i v0 = _mm512_load_si512(B + MC * k), v1 = _mm512_load_si512(B + MC * k + 32);
         const __m512 b[4] = {_mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v0)),
                              _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v0)),
@@ -294,6 +300,43 @@ INLINE void ukernel512_bfp(int64_t kc, const float *A, const uint16_t *B, float 
     store_tile(c, C, ldc, accumulate, MRK, nr, 4);
 }
 
+/* One token (decode): the panel's whole width at once as two streams (first and second half of k: the memory
+ * system keeps more lines in flight, 8 FMA chains), the halves added at the end. A is the packed token, [k][6]. */
+static void bfp_row1(int64_t n_in, const float *A, const uint16_t *B, float *C, int nr) {
+    const int64_t h = n_in / 2;
+    const uint16_t *B2 = B + h * MC;
+    const __m512i z = _mm512_setzero_si512();
+    __m512 c[2][4];
+    for (int j = 0; j < 4; j++) c[0][j] = c[1][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n_in - h; k++) {
+        const int s2 = k < h; /* the second stream (k + h) always exists; the first one ends a value early if odd */
+        _mm_prefetch((const char *)(B2 + MC * k) + KVL_BFP_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(B2 + MC * k) + KVL_BFP_PREFETCH + 64, _MM_HINT_T0);
+        const __m512i u0 = _mm512_load_si512(B2 + MC * k), u1 = _mm512_load_si512(B2 + MC * k + 32);
+        const __m512 a2 = _mm512_set1_ps(A[MR * (k + h)]);
+        c[1][0] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, u0)), c[1][0]);
+        c[1][1] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, u0)), c[1][1]);
+        c[1][2] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, u1)), c[1][2]);
+        c[1][3] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, u1)), c[1][3]);
+        if (s2) {
+            _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH + 64, _MM_HINT_T0);
+            const __m512i v0 = _mm512_load_si512(B + MC * k), v1 = _mm512_load_si512(B + MC * k + 32);
+            const __m512 a = _mm512_set1_ps(A[MR * k]);
+            c[0][0] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v0)), c[0][0]);
+            c[0][1] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v0)), c[0][1]);
+            c[0][2] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v1)), c[0][2]);
+            c[0][3] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v1)), c[0][3]);
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        const int left = nr - NR * j;
+        if (left <= 0) break;
+        const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        _mm512_mask_storeu_ps(C + NR * j, m, _mm512_add_ps(c[0][j], c[1][j]));
+    }
+}
+
 void kvl_mm_bfp_gemm(float *y, float *Xp, const kvl_weight *W, const uint16_t *prep, int n_tok, int64_t o0,
                      int64_t o1) {
     const int64_t n_in = W->n_in, n_out = W->n_out;
@@ -301,6 +344,10 @@ void kvl_mm_bfp_gemm(float *y, float *Xp, const kvl_weight *W, const uint16_t *p
     for (int64_t o = o0; o < o1; o += MC) {
         const int mc = (int)(o1 - o < MC ? o1 - o : MC);
         const uint16_t *Pp = prep + (o / MC) * n_in * MC;
+        if (n_tok == 1) { /* one token tile: its packed values are [k][6] over the whole width */
+            bfp_row1(n_in, Xp, Pp, y + o, mc);
+            continue;
+        }
         for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
             const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC;
             for (int g = 0; g < n_groups; g++) {
