@@ -27,6 +27,12 @@
 #ifdef KVL_MM_VNNI512
 
 enum { MT = KVL_MM_Q8P_GROUP, NR = 16, PAIR = 1088 };
+#ifndef KVL_Q8P_PREFETCH
+#define KVL_Q8P_PREFETCH 2048
+#endif
+#ifndef KVL_Q8P_PREFETCH_MR
+#define KVL_Q8P_PREFETCH_MR 2
+#endif
 
 static int64_t n_pairs(int64_t n_in) { return (n_in / 32 + 1) / 2; }
 static size_t panel_bytes(int64_t n_in) { return (size_t)n_pairs(n_in) * PAIR; }
@@ -111,7 +117,10 @@ static inline __attribute__((always_inline)) void ukernel(int64_t nblk, const in
         for (int k4 = 0; k4 < 8; k4++) {
             __m512i w[4];
 #pragma GCC unroll 4
-            for (int j = 0; j < NP; j++) w[j] = _mm512_load_si512(pb + j * pstride + k4 * 64);
+            for (int j = 0; j < NP; j++) {
+                if (MR <= KVL_Q8P_PREFETCH_MR) _mm_prefetch((const char *)(pb + j * pstride + k4 * 64) + KVL_Q8P_PREFETCH, _MM_HINT_T0);
+                w[j] = _mm512_load_si512(pb + j * pstride + k4 * 64);
+            }
             const int32_t *xk = X + (b * 8 + k4) * MT;
 #pragma GCC unroll 4
             for (int t = 0; t < MR; t++) {
