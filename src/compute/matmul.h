@@ -19,7 +19,8 @@ typedef struct {
 
 /* Free W's prepared copy (if any; the weight stays usable and rebuilds it when needed). Whoever owns a kvl_weight
  * that went through kvl_matmul calls this before dropping it. The copy is as large as the weight; after building
- * it the original's pages are advised out (MADV_PAGEOUT), so a mapped model stays at about one copy resident.
+ * it the original's pages are unmapped where they are a read-only file mapping (they stay in the page cache), so a
+ * mapped model stays at about one copy resident; in anonymous memory both copies stay (mm_prep.c).
  * KVL_REPACK=0 in the environment: no prepared copies (the kernels read the original, as before). */
 void kvl_weight_release(kvl_weight *W);
 
