@@ -12,8 +12,16 @@
  * multiplies bf16 activations: SPLIT mode feeds x = hi + lo (hi = bf16(x), lo = bf16(x - hi)), so |x - hi - lo| <=
  * 2^-16 |x| and the error bound grows by 2^-16 sum|w x|; ROUND mode feeds bf16(x), bound 2^-8 sum|w x|. Each mode
  * is run explicitly and also checked tightly (1e-5) against a reference fed the same rounded activations; the
- * worst errors measured are printed. */
+ * worst errors measured are printed.
+ *
+ * Q8_0 weights on AVX-512 VNNI builds run from a prepared copy (mm_q8_prep.c, built once per weight); every case
+ * runs with it and again with it turned off (the per-call GEMM and the row kernels). check_prep compares the two:
+ * bit for bit where the arithmetic is the same (more than KVL_MM_GEMV_MAX_TOK tokens), and checks that the
+ * original weight bytes are untouched, that a released copy rebuilds to the same results, and that two threads
+ * asking for the copy of a fresh weight at once both get right results. */
 #include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -224,7 +232,7 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
     for (int64_t o = 0; o < n_out; o++) fill_row(type, data + o * rb, n_in);
     for (int64_t o = 0; o < n_out; o++)
         for (int64_t i = 0; i < n_in; i++) wd[o * n_in + i] = ref_elem(type, data + o * rb, i);
-    const kvl_weight W = {type, n_in, n_out, rb, data};
+    kvl_weight W = {type, n_in, n_out, rb, data, NULL};
 
     /* kvl_weight_row equals the reference decoding (to f32 rounding of the scale products) */
     int row_bad = 0;
@@ -332,6 +340,7 @@ static void check_case(int type, int64_t n_in, int64_t n_out, const int *toks, i
         CHECK_MSG(guard_bad == 0, "type %s n_out %lld n_tok %d: wrote past y", tname(type), (long long)n_out, n_tok);
         free(x); free(xq); free(dq); free(y);
     }
+    kvl_weight_release(&W);
     free(data); free(wd); free(wrow);
 }
 
@@ -351,7 +360,7 @@ static void check_multi(const int *types, const int64_t *n_in, int n_w, int n_to
         const size_t rb = row_bytes(types[i], n_in[i]);
         data[i] = malloc(rb * n_out[i]);
         for (int64_t o = 0; o < n_out[i]; o++) fill_row(types[i], data[i] + o * rb, n_in[i]);
-        W[i] = (kvl_weight){types[i], n_in[i], n_out[i], rb, data[i]};
+        W[i] = (kvl_weight){types[i], n_in[i], n_out[i], rb, data[i], NULL};
         Wp[i] = &W[i];
         y[i] = malloc(sizeof(float) * n_out[i] * n_tok);
         ref[i] = malloc(sizeof(float) * n_out[i] * n_tok);
@@ -362,8 +371,83 @@ static void check_multi(const int *types, const int64_t *n_in, int n_w, int n_to
     for (int i = 0; i < n_w && same_in; i++)
         CHECK_MSG(memcmp(y[i], ref[i], sizeof(float) * n_out[i] * n_tok) == 0, "multi: weight %d (%s), n_tok %d", i,
                   tname(types[i]), n_tok);
-    for (int i = 0; i < n_w; i++) free(data[i]), free(y[i]), free(ref[i]);
+    for (int i = 0; i < n_w; i++) kvl_weight_release(&W[i]), free(data[i]), free(y[i]), free(ref[i]);
     free(x);
+}
+
+/* Prepared layouts (Q8_0, BF16) against the per-call kernels, on the shape edges of the layouts: rows not a
+ * multiple of 16 (sub-panels) or 64 (panels, chunks), odd Q8_0 block counts (block pairs), odd BF16 widths, token
+ * counts around the tiles (4 for Q8_0, 6 for BF16) and the k-blocks of the GEMM (512). */
+typedef struct {
+    const kvl_weight *W;
+    const float *x;
+    float *y;
+    int n_tok;
+} mm_call;
+
+static void *mm_thread(void *arg) {
+    mm_call *c = arg;
+    kvl_matmul(c->y, c->x, c->W, c->n_tok);
+    return NULL;
+}
+
+static void check_prep(int type, int64_t n_in, int64_t n_out) {
+    const size_t rb = row_bytes(type, n_in), bytes = rb * n_out;
+    uint8_t *data = malloc(bytes), *copy = malloc(bytes);
+    for (int64_t o = 0; o < n_out; o++) fill_row(type, data + o * rb, n_in);
+    memcpy(copy, data, bytes);
+    kvl_weight W = {type, n_in, n_out, rb, data, NULL};
+    static const int toks[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 64};
+    const int max_tok = 64;
+    float *x = malloc(sizeof(float) * n_in * max_tok);
+    float *y0 = malloc(sizeof(float) * n_out * max_tok), *y1 = malloc(sizeof(float) * n_out * max_tok);
+    float *y2 = malloc(sizeof(float) * n_out * max_tok);
+    for (int64_t i = 0; i < n_in * max_tok; i++) x[i] = (float)unif();
+    int differ = 0, far = 0;
+    for (size_t ti = 0; ti < sizeof toks / sizeof *toks; ti++) {
+        const int n_tok = toks[ti];
+        kvl_mm_prep_set(0);
+        kvl_matmul(y0, x, &W, n_tok);
+        kvl_mm_prep_set(1);
+        kvl_matmul(y1, x, &W, n_tok);
+        if (n_tok > KVL_MM_GEMV_MAX_TOK) {
+            differ += memcmp(y0, y1, sizeof(float) * n_out * n_tok) != 0;
+        } else { /* the same products (int8 for Q8_0), float sums in another order: a few ulp of sum|w x| */
+            for (int64_t i = 0; i < n_out * n_tok; i++) {
+                double mag = 0;
+                const int64_t t = i / n_out, o = i % n_out;
+                for (int64_t k = 0; k < n_in; k++)
+                    mag += fabs(ref_elem(type, data + o * rb, k) * x[t * n_in + k]);
+                far += !(fabs(y0[i] - y1[i]) <= 1e-5 * mag + 1e-30);
+            }
+        }
+    }
+    CHECK_MSG(differ == 0, "%s prepared n_in %lld n_out %lld: %d token counts not bit-equal to the per-call GEMM",
+              tname(type), (long long)n_in, (long long)n_out, differ);
+    CHECK_MSG(far == 0, "%s prepared n_in %lld n_out %lld: %d outputs of 1-3 tokens off the row kernels", tname(type), (long long)n_in,
+              (long long)n_out, far);
+    CHECK_MSG(memcmp(data, copy, bytes) == 0, "%s prepared n_in %lld: the original weight bytes changed", tname(type), (long long)n_in);
+    /* released, then rebuilt: the same results */
+    kvl_matmul(y1, x, &W, 9);
+    kvl_weight_release(&W);
+    CHECK(W.prep == NULL);
+    kvl_matmul(y2, x, &W, 9);
+    CHECK_MSG(memcmp(y1, y2, sizeof(float) * n_out * 9) == 0, "%s prepared n_in %lld: rebuilt copy differs",
+              tname(type), (long long)n_in);
+    /* two threads ask for the copy of a fresh weight at once */
+    kvl_weight_release(&W);
+    float *ya = malloc(sizeof(float) * n_out * 9), *yb = malloc(sizeof(float) * n_out * 9);
+    mm_call ca = {&W, x, ya, 9}, cb = {&W, x, yb, 9};
+    pthread_t ta;
+    const int started = pthread_create(&ta, NULL, mm_thread, &ca) == 0;
+    mm_thread(&cb);
+    if (started) pthread_join(ta, NULL);
+    else mm_thread(&ca);
+    CHECK_MSG(memcmp(ya, y2, sizeof(float) * n_out * 9) == 0 && memcmp(yb, y2, sizeof(float) * n_out * 9) == 0,
+              "%s prepared n_in %lld: concurrent first use differs", tname(type), (long long)n_in);
+    kvl_weight_release(&W);
+    kvl_mm_prep_set(-1);
+    free(ya); free(yb); free(data); free(copy); free(x); free(y0); free(y1); free(y2);
 }
 
 int main(void) {
@@ -387,6 +471,21 @@ int main(void) {
         for (int k = 0; k < 3 && cases[c].n_in[k]; k++)
             for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
                 check_case(cases[c].type, cases[c].n_in[k], outs[o], toks, ntoks);
+    /* Q8_0 and BF16 again without the prepared copies (where the build has them, the runs above used them) */
+    kvl_mm_prep_set(0);
+    for (int c = 2; c <= 3; c++)
+        for (int k = 0; k < 3; k++)
+            for (size_t o = 0; o < sizeof outs / sizeof *outs; o++)
+                check_case(cases[c].type, cases[c].n_in[k], outs[o], toks, ntoks);
+    kvl_mm_prep_set(-1);
+    printf("prepared layouts (q8_0 on AVX-512 VNNI, bf16 on AVX-512): %s in this build\n",
+           kvl_mm_prep_enabled() ? "used" : "not used");
+    static const int64_t prep_in[] = {32, 64, 96, 544, 1056}, prep_out[] = {1, 15, 16, 17, 63, 65, 130};
+    for (size_t k = 0; k < sizeof prep_in / sizeof *prep_in; k++)
+        for (size_t o = 0; o < sizeof prep_out / sizeof *prep_out; o++) check_prep(KVL_TYPE_Q8_0, prep_in[k], prep_out[o]);
+    static const int64_t bfp_in[] = {2, 37, 96, 1030}, bfp_out[] = {1, 17, 64, 65, 130};
+    for (size_t k = 0; k < sizeof bfp_in / sizeof *bfp_in; k++)
+        for (size_t o = 0; o < sizeof bfp_out / sizeof *bfp_out; o++) check_prep(KVL_TYPE_BF16, bfp_in[k], bfp_out[o]);
 
     /* BF16 weights on the bf16 dot product, both activation modes (an AVX2 build stays on the f32 GEMM) */
     static const int pre_toks[] = {4, 7, 16, 33, 100};
@@ -442,7 +541,7 @@ int main(void) {
 
     /* An unknown type yields zeros rather than reading the data. */
     float y[6] = {1, 1, 1, 1, 1, 1}, x[4] = {1, 2, 3, 4}, row[4] = {1, 1, 1, 1};
-    const kvl_weight bogus = {999, 4, 3, 16, NULL};
+    const kvl_weight bogus = {999, 4, 3, 16, NULL, NULL};
     kvl_matmul(y, x, &bogus, 1);
     kvl_weight_row(&bogus, 0, row);
     CHECK(y[0] == 0 && y[2] == 0 && y[3] == 1 && row[0] == 0 && row[3] == 0);
@@ -450,7 +549,7 @@ int main(void) {
     for (int nt = 1; nt <= 6; nt += 5) {
         float y0[12];
         for (int i = 0; i < 12; i++) y0[i] = 1;
-        const kvl_weight empty = {KVL_TYPE_Q8_0, 0, 2, 0, x};
+        const kvl_weight empty = {KVL_TYPE_Q8_0, 0, 2, 0, x, NULL};
         kvl_matmul(y0, x, &empty, nt);
         CHECK(y0[0] == 0 && y0[2 * nt - 1] == 0);
     }

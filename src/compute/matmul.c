@@ -276,6 +276,68 @@ static void matmul_q8gemm(const job *j, const float *x, int n_tok) {
 }
 #endif
 
+#ifdef KVL_MM_VNNI512
+/* Q8_0 weights with prepared copies (prep[i] for W[i]), any number of tokens: the activations are quantized and
+ * packed once per group of KVL_MM_Q8P_GROUP tokens, then the threads split the 64-row chunks. */
+static void matmul_q8p(const job *j, const uint8_t *const *prep, const float *x, int n_tok) {
+    const int64_t n_in = j->W[0]->n_in;
+    const size_t tbytes = (size_t)n_in * 5 + 64;
+    void *Xbuf = alloc64(kvl_mm_q8p_xbytes(n_in, n_tok));
+    if (!Xbuf) {
+        job_slow(j, x, n_tok);
+        return;
+    }
+    const int n_groups = (n_tok + KVL_MM_Q8P_GROUP - 1) / KVL_MM_Q8P_GROUP;
+    int failed = 0;
+#pragma omp parallel if (!job_serial(j, n_tok)) reduction(| : failed)
+    {
+        void *tmp = alloc64(tbytes);
+        failed = !tmp;
+#pragma omp for schedule(static)
+        for (int g = 0; g < n_groups; g++)
+            if (tmp) kvl_mm_q8p_pack_x(Xbuf, x, n_in, n_tok, g, tmp);
+        /* a thread without memory left its groups unpacked: everyone stops, the slow path redoes all */
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < j->first[j->n]; c++) {
+            int wi;
+            int64_t o0, o1;
+            job_chunk(j, c, &wi, &o0, &o1);
+            if (tmp) kvl_mm_q8p_gemm(j->y[wi], Xbuf, j->W[wi], prep[wi], n_tok, o0, o1);
+        }
+        free(tmp);
+    }
+    free(Xbuf);
+    if (failed) job_slow(j, x, n_tok);
+}
+#endif
+
+#ifdef KVL_MM_AVX512
+/* BF16 weights with prepared copies on the f32 GEMM, any number of tokens. */
+static void matmul_bfp(const job *j, const uint16_t *const *prep, const float *x, int n_tok) {
+    const int64_t n_in = j->W[0]->n_in;
+    float *Xp = alloc64(kvl_mm_gemm_xpack_bytes(n_in, n_tok));
+    if (!Xp) {
+        job_slow(j, x, n_tok);
+        return;
+    }
+    const int n_groups = (n_tok + KVL_MM_GEMM_GROUP - 1) / KVL_MM_GEMM_GROUP;
+#pragma omp parallel if (!job_serial(j, n_tok))
+    {
+#pragma omp for schedule(static)
+        for (int g = 0; g < n_groups; g++) kvl_mm_gemm_pack_x(Xp, x, n_in, n_tok, g);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < j->first[j->n]; c++) {
+            int wi;
+            int64_t o0, o1;
+            job_chunk(j, c, &wi, &o0, &o1);
+            kvl_mm_bfp_gemm(j->y[wi], Xp, j->W[wi], prep[wi], n_tok, o0, o1);
+        }
+    }
+    free(Xp);
+}
+#endif
+
 /* One job needs one format, one input width and no empty matrix (e.g. Q4_K_M files store v as Q6_K). */
 static int job_ok(const kvl_weight **W, int n_w) {
     if (n_w > KVL_MATMUL_MAX_MULTI) return 0;
@@ -297,6 +359,29 @@ void kvl_matmul_multi(float **y, const float *x, const kvl_weight **W, int n_w, 
     }
     job j;
     job_init(&j, y, W, n_w);
+#ifdef KVL_MM_VNNI512
+    if (W[0]->type == KVL_TYPE_Q8_0 && kvl_mm_prep_enabled()) {
+        const uint8_t *prep[KVL_MATMUL_MAX_MULTI];
+        int ok = 1;
+        for (int i = 0; i < n_w; i++) ok &= (prep[i] = kvl_mm_q8p_get(W[i])) != NULL;
+        if (ok) {
+            matmul_q8p(&j, prep, x, n_tok);
+            return;
+        }
+    }
+#endif
+#ifdef KVL_MM_AVX512
+    /* BF16 while its prefill runs on the f32 GEMM (the bf16 dot-product modes read the original) */
+    if (W[0]->type == KVL_TYPE_BF16 && kvl_mm_prep_enabled() && kvl_mm_bf16_mode() == KVL_MM_BF16_OFF) {
+        const uint16_t *prep[KVL_MATMUL_MAX_MULTI];
+        int ok = 1;
+        for (int i = 0; i < n_w; i++) ok &= (prep[i] = kvl_mm_bfp_get(W[i])) != NULL;
+        if (ok) {
+            matmul_bfp(&j, prep, x, n_tok);
+            return;
+        }
+    }
+#endif
     if (n_tok <= KVL_MM_GEMV_MAX_TOK) matmul_gemv(&j, x, n_tok);
 #ifdef KVL_MM_AMX
     else if (W[0]->type == KVL_TYPE_BF16 && W[0]->n_in % 32 == 0 && (kvl_mm_bf16_mode() & KVL_MM_BF16_AMX))

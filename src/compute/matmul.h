@@ -13,7 +13,16 @@ typedef struct {
     int64_t n_out;      /* ne[1], rows */
     size_t row_bytes;   /* bytes per row */
     const void *data;   /* n_out * row_bytes bytes */
+    void *prep;         /* the CPU kernels' prepared copy, built by the first product that wants one (Q8_0 on
+                         * AVX-512 VNNI; see mm_q8_prep.c), or NULL: zero-initialise; kvl_weight_release frees it */
 } kvl_weight;
+
+/* Free W's prepared copy (if any; the weight stays usable and rebuilds it when needed). Whoever owns a kvl_weight
+ * that went through kvl_matmul calls this before dropping it. The copy is as large as the weight; after building
+ * it the original's pages are unmapped where they are a read-only file mapping (they stay in the page cache), so a
+ * mapped model stays at about one copy resident; in anonymous memory both copies stay (mm_prep.c).
+ * KVL_REPACK=0 in the environment: no prepared copies (the kernels read the original, as before). */
+void kvl_weight_release(kvl_weight *W);
 
 /* y[t][o] = sum_i x[t][i] * W[o][i] for t < n_tok, o < W->n_out. x is [n_tok][n_in], y is [n_tok][n_out],
  * both f32 and contiguous. Parallel over OpenMP threads inside; call from outside a parallel region.

@@ -105,7 +105,8 @@ static void ukernel(int64_t kc, const float *A, const float *B, float *C, int64_
 INLINE void store_tile(__m512 c[MR][4], float *C, int64_t ldc, int accumulate, int mr, int nr, const int NP) {
 #pragma GCC unroll 4
     for (int j = 0; j < NP; j++) {
-        const int left = nr - NR * j; /* rows of sub-panel j that exist in W */
+        const int left = nr - NR * j; /* rows of sub-panel j that exist in W (none past them) */
+        if (left <= 0) break;
         const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
@@ -237,6 +238,135 @@ static void gemm_panel(float *y, const float *x, float *Xp, const kvl_weight *W,
         }
     }
 }
+
+#ifdef KVL_MM_AVX512
+#ifndef KVL_BFP_PREFETCH
+#define KVL_BFP_PREFETCH 2048
+#endif
+/* BF16 weights prepared once (kvl_mm_bfp_get): panel p (rows 64p .. 64p + 63, missing rows zero) is n_in x 64
+ * bf16, [k][64]; within the 64 values of one k, row 16s + r (sub-panel s, r < 16) sits at
+ *   32 (s / 2) + 8 (r / 4) + 4 (s % 2) + r % 4,
+ * so that unpacking each 64-byte half with zeros below (vpunpcklwd / vpunpckhwd: words 0-3 and 4-7 of every
+ * 128-bit lane) gives rows 0-15 / 16-31 (first half) and 32-47 / 48-63 (second half) as f32, in order. */
+static void bfp_build(const kvl_weight *W, uint8_t *dst, int64_t p) {
+    uint16_t *P = (uint16_t *)dst;
+    const int64_t n_in = W->n_in;
+    for (int R = 0; R < MC; R++) {
+        const int sp = R / NR, r = R % NR;
+        const int off = 32 * (sp / 2) + 8 * (r / 4) + 4 * (sp % 2) + r % 4;
+        const int64_t row = MC * p + R;
+        if (row >= W->n_out) {
+            for (int64_t k = 0; k < n_in; k++) P[k * MC + off] = 0;
+            continue;
+        }
+        const uint16_t *src = (const uint16_t *)((const uint8_t *)W->data + row * W->row_bytes);
+        for (int64_t k = 0; k < n_in; k++) P[k * MC + off] = src[k];
+    }
+}
+
+const uint16_t *kvl_mm_bfp_get(const kvl_weight *W) {
+    if (W->type != KVL_TYPE_BF16 || W->n_in <= 0 || W->n_out <= 0) return NULL;
+    return kvl_mm_prep_get(W, (size_t)W->n_in * MC * sizeof(uint16_t), (W->n_out + MC - 1) / MC, bfp_build);
+}
+
+/* ukernel512_np with NP = 4 on a prepared panel at k0 (B), for exactly MRK (= mr) tokens: the same FMAs in the
+ * same order on the same f32 weight values. */
+INLINE void ukernel512_bfp(int64_t kc, const float *A, const uint16_t *B, float *C, int64_t ldc, int accumulate,
+                           int nr, const int MRK) {
+    __m512 c[MR][4];
+    for (int i = 0; i < MRK; i++)
+        for (int j = 0; j < 4; j++) __builtin_prefetch(C + i * ldc + NR * j, 1, 3);
+#pragma GCC unroll 6
+    for (int i = 0; i < MRK; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) c[i][j] = _mm512_setzero_ps();
+    const __m512i z = _mm512_setzero_si512();
+    for (int64_t k = 0; k < kc; k++) {
+        /* one stream per thread: fetched well ahead (the hardware prefetcher alone keeps too few lines in flight) */
+        _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH + 64, _MM_HINT_T0);
+        const __m512i v0 = _mm512_load_si512(B + MC * k), v1 = _mm512_load_si512(B + MC * k + 32);
+        const __m512 b[4] = {_mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v0)),
+                             _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v0)),
+                             _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v1)),
+                             _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v1))};
+#pragma GCC unroll 6
+        for (int i = 0; i < MRK; i++) {
+            const __m512 a = _mm512_set1_ps(A[MR * k + i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) c[i][j] = _mm512_fmadd_ps(a, b[j], c[i][j]);
+        }
+    }
+    store_tile(c, C, ldc, accumulate, MRK, nr, 4);
+}
+
+/* One token (decode): the panel's whole width at once as two streams (first and second half of k: the memory
+ * system keeps more lines in flight, 8 FMA chains), the halves added at the end. A is the packed token, [k][6]. */
+static void bfp_row1(int64_t n_in, const float *A, const uint16_t *B, float *C, int nr) {
+    const int64_t h = n_in / 2;
+    const uint16_t *B2 = B + h * MC;
+    const __m512i z = _mm512_setzero_si512();
+    __m512 c[2][4];
+    for (int j = 0; j < 4; j++) c[0][j] = c[1][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n_in - h; k++) {
+        const int s2 = k < h; /* the second stream (k + h) always exists; the first one ends a value early if odd */
+        _mm_prefetch((const char *)(B2 + MC * k) + KVL_BFP_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch((const char *)(B2 + MC * k) + KVL_BFP_PREFETCH + 64, _MM_HINT_T0);
+        const __m512i u0 = _mm512_load_si512(B2 + MC * k), u1 = _mm512_load_si512(B2 + MC * k + 32);
+        const __m512 a2 = _mm512_set1_ps(A[MR * (k + h)]);
+        c[1][0] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, u0)), c[1][0]);
+        c[1][1] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, u0)), c[1][1]);
+        c[1][2] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, u1)), c[1][2]);
+        c[1][3] = _mm512_fmadd_ps(a2, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, u1)), c[1][3]);
+        if (s2) {
+            _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + MC * k) + KVL_BFP_PREFETCH + 64, _MM_HINT_T0);
+            const __m512i v0 = _mm512_load_si512(B + MC * k), v1 = _mm512_load_si512(B + MC * k + 32);
+            const __m512 a = _mm512_set1_ps(A[MR * k]);
+            c[0][0] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v0)), c[0][0]);
+            c[0][1] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v0)), c[0][1]);
+            c[0][2] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpacklo_epi16(z, v1)), c[0][2]);
+            c[0][3] = _mm512_fmadd_ps(a, _mm512_castsi512_ps(_mm512_unpackhi_epi16(z, v1)), c[0][3]);
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        const int left = nr - NR * j;
+        if (left <= 0) break;
+        const __mmask16 m = left >= NR ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        _mm512_mask_storeu_ps(C + NR * j, m, _mm512_add_ps(c[0][j], c[1][j]));
+    }
+}
+
+void kvl_mm_bfp_gemm(float *y, float *Xp, const kvl_weight *W, const uint16_t *prep, int n_tok, int64_t o0,
+                     int64_t o1) {
+    const int64_t n_in = W->n_in, n_out = W->n_out;
+    const int n_groups = (n_tok + MR - 1) / MR;
+    for (int64_t o = o0; o < o1; o += MC) {
+        const int mc = (int)(o1 - o < MC ? o1 - o : MC);
+        const uint16_t *Pp = prep + (o / MC) * n_in * MC;
+        if (n_tok == 1) { /* one token tile: its packed values are [k][6] over the whole width */
+            bfp_row1(n_in, Xp, Pp, y + o, mc);
+            continue;
+        }
+        for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+            const int64_t kc = n_in - k0 < KC ? n_in - k0 : KC;
+            for (int g = 0; g < n_groups; g++) {
+                const int mr = n_tok - g * MR < MR ? n_tok - g * MR : MR;
+                const float *A = xtile(Xp, k0, kc, n_groups, g);
+                float *C = y + (int64_t)g * MR * n_out + o;
+                switch (mr) {
+                case 1: ukernel512_bfp(kc, A, Pp + k0 * MC, C, n_out, k0 > 0, mc, 1); break;
+                case 2: ukernel512_bfp(kc, A, Pp + k0 * MC, C, n_out, k0 > 0, mc, 2); break;
+                case 3: ukernel512_bfp(kc, A, Pp + k0 * MC, C, n_out, k0 > 0, mc, 3); break;
+                case 4: ukernel512_bfp(kc, A, Pp + k0 * MC, C, n_out, k0 > 0, mc, 4); break;
+                case 5: ukernel512_bfp(kc, A, Pp + k0 * MC, C, n_out, k0 > 0, mc, 5); break;
+                default: ukernel512_bfp(kc, A, Pp + k0 * MC, C, n_out, k0 > 0, mc, 6); break;
+                }
+            }
+        }
+    }
+}
+#endif
 
 #ifdef KVL_MM_BF16DOT
 /* BF16 weights on vdpbf16ps. Each 32-bit lane holds a pair of adjacent k: the weights stay bf16 in the panel

@@ -193,6 +193,15 @@ int kvl_mm_bf16_mode(void);
 /* Force a mode (tests, benchmarks), optionally | KVL_MM_BF16_AMX (dropped where AMX is unavailable); -1 returns
  * to the default above. Call outside parallel regions. */
 void kvl_mm_bf16_mode_set(int mode);
+#ifdef KVL_MM_AVX512
+/* BF16 weights prepared for the f32 GEMM (mm_gemm.c; used while the bf16 prefill mode is OFF): 64-row panels of
+ * bf16 laid out so that two 64-byte loads and four unpacks give the four f32 sub-panel rows of one k. The weights
+ * reach the micro-kernel as the same f32 values as from the per-call packing, so the results are bit for bit
+ * those of kvl_mm_gemm. kvl_mm_bfp_get: W->prep (built on first use) or NULL; kvl_mm_bfp_gemm: rows [o0, o1) (o0 a
+ * multiple of 64), activations packed by kvl_mm_gemm_pack_x. */
+const uint16_t *kvl_mm_bfp_get(const kvl_weight *W);
+void kvl_mm_bfp_gemm(float *y, float *Xp, const kvl_weight *W, const uint16_t *prep, int n_tok, int64_t o0, int64_t o1);
+#endif
 #ifdef KVL_MM_BF16DOT
 /* Activations for the bf16 GEMM: token group g of KVL_MM_GEMM_GROUP packed as bf16 pairs (hi, and lo in SPLIT)
  * into Xp of kvl_mm_gemm_xpack_bytes; then kvl_mm_bf16gemm computes rows [o0, o1) (n_in even) with
@@ -224,6 +233,28 @@ size_t kvl_mm_q8gemm_scratch_bytes(int64_t n_in);
 void kvl_mm_q8gemm_pack_x(void *Xbuf, const float *x, int64_t n_in, int n_tok, int g, void *tmp);
 void kvl_mm_q8gemm(float *y, const void *Xbuf, const kvl_weight *W, int n_tok, int64_t o0, int64_t o1,
                    void *scratch);
+#endif
+
+/* Prepared layouts (mm_prep.c). kvl_mm_prep_enabled: KVL_REPACK is not 0 and the build has AVX-512;
+ * kvl_mm_prep_set(0/1) forces it off/on (tests, benchmarks; -1: back to the environment). kvl_mm_prep_get returns
+ * W->prep, building it first if needed (n_parts parts of part_bytes, part i written by build(W, dst, i), in
+ * parallel), or NULL (turned off, out of memory). */
+const void *kvl_mm_prep_get(const kvl_weight *W, size_t part_bytes, int64_t n_parts,
+                            void (*build)(const kvl_weight *W, uint8_t *dst, int64_t part));
+/* Q8_0 (mm_q8_prep.c, AVX-512 VNNI builds): kvl_mm_q8p_get returns
+ * W's prepared copy, building it on first use (thread-safe, parallel inside: call outside parallel regions), or
+ * NULL where there is none (other types, turned off, out of memory). Then kvl_mm_q8p_pack_x quantizes and packs
+ * token group g (of KVL_MM_Q8P_GROUP) into Xbuf (kvl_mm_q8p_xbytes) with 5 * n_in + 64 bytes at tmp, and
+ * kvl_mm_q8p_gemm computes rows [o0, o1) (o0 a multiple of 16) for every token from the prepared copy. */
+#define KVL_MM_Q8P_GROUP 4
+int kvl_mm_prep_enabled(void);
+void kvl_mm_prep_set(int on);
+const uint8_t *kvl_mm_q8p_get(const kvl_weight *W);
+#ifdef KVL_MM_VNNI512
+size_t kvl_mm_q8p_xbytes(int64_t n_in, int n_tok);
+void kvl_mm_q8p_pack_x(void *Xbuf, const float *x, int64_t n_in, int n_tok, int g, void *tmp);
+void kvl_mm_q8p_gemm(float *y, const void *Xbuf, const kvl_weight *W, const uint8_t *prep, int n_tok, int64_t o0,
+                     int64_t o1);
 #endif
 
 /* Does kvl_matmul quantize the activations to int8 for this type and token count? (What the error bound in

@@ -29,6 +29,14 @@ void *kvl_model_own(kvl_model *m, void *p) {
 void kvl_model_free(kvl_model *m) {
     if (!m) return;
     if (m->be_weights_free) m->be_weights_free(m->be_weights);
+    for (int il = 0; m->layers && il < m->hp.n_layer; il++) { /* the CPU kernels' prepared copies */
+        kvl_layer *L = &m->layers[il];
+        kvl_weight *w[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) kvl_weight_release(w[i]);
+    }
+    if (m->output.prep == m->tok_embd.prep) m->output.prep = NULL; /* a tied copy made after preparing */
+    kvl_weight_release(&m->output);
+    kvl_weight_release(&m->tok_embd);
     kvl_tokenizer_free(m->tok);
     kvl_gguf_close(m->gguf); /* before the owned memory: a file read into memory is one of those */
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
