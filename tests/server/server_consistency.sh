@@ -69,6 +69,8 @@ print(json.dumps(b))' "$T/texts.txt" "$knobs")
 import sys
 m = {"layers": "--layers", "kv_part": "--kv-part", "pooling": "--pool"}
 print(" ".join("%s %s" % (m[k], v) for k, v in (kv.split("=") for kv in sys.argv[1].split())))' "$knobs")
+    # a fresh output each time: an existing one of other arguments is refused (another run's output)
+    rm -f "$T/emb.jsonl" "$T/emb.jsonl.kvlens-run.json"
     # shellcheck disable=SC2086
     "$BIN" embed -m "$MODEL" -t 1 --input "$T/texts.txt" --output-format jsonl -o "$T/emb.jsonl" $opts 2>"$T/emb.err" &&
         ok || bad "kvlens embed: $(cat "$T/emb.err")"
