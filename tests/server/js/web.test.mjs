@@ -161,6 +161,9 @@ test('with --api-key: the page loads, asks for the key, then chats with it', { t
     await page.getByLabel('API key').fill(KEY);
     await page.getByLabel('API key').press('Tab'); // "change": the page asks the server again, with the key
     await page.locator('#status.ok').waitFor();
+    // the status turns ready on /health; the name follows from /v1/models, a request later
+    await page.waitForFunction(() => document.querySelector('#model-name').textContent.startsWith('\u00b7'),
+      null, { timeout: 30000 });
     assert.equal(await page.locator('#model-name').textContent(), '\u00b7 ' + (await (await fetch(server.baseURL + '/models', {
       headers: { Authorization: `Bearer ${KEY}` } })).json()).data[0].id);
     const a = await ask(page, 'fast', EASY);
