@@ -33,7 +33,7 @@ pack)
     dst=${2:?usage: gpu-test.sh pack DIR}
     build_portable "$src/build-gpu"
     rm -rf "$dst" && mkdir -p "$dst/lib" "$dst/src/tests"
-    cp "$src/build-gpu/kvlens" "$src/build-gpu/test_cuda" "$here/gpu-test.sh" "$dst/"
+    cp "$src/build-gpu/kvlens" "$src/build-gpu/test_cuda" "$here/gpu-test.sh" "$here/gpu-shards.sh" "$dst/"
     cp -r "$src/tests/fixtures" "$dst/src/tests/"
     # every shared library of the binaries but glibc's own and the CUDA toolkit's (the GPU machine has those)
     ldd "$dst/kvlens" "$dst/test_cuda" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |

@@ -35,7 +35,7 @@ same() { # what fileA fileB: byte-identical
     if cmp -s "$2" "$3"; then ok; else bad "$1: $2 and $3 differ: $(diff "$2" "$3" | head -c 600)"; fi
 }
 # the fields that time a run, removed before comparing
-untimed() { sed -E 's/"(time_s|tok_s|prompt_tokens|generation_time_s|score_time_s|score_time_fraction)": [0-9.e+-]+//g; s/\([0-9]+ new, [0-9.]+ s\)//' "$1"; }
+untimed() { sed -E 's/"(time_s|tok_s|prompt_tokens|generation_time_s|score_time_s|score_time_fraction)": ([0-9.e+-]+|null)//g; s/\([0-9]+ new, [0-9.]+ s\)//' "$1"; }
 same_untimed() { # what fileA fileB
     if cmp -s <(untimed "$2") <(untimed "$3"); then ok; else bad "$1: $2 and $3 differ: $(diff <(untimed "$2") <(untimed "$3") | head -c 600)"; fi
 }

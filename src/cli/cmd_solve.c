@@ -326,7 +326,8 @@ int cmd_solve(int argc, char **argv) {
                                 : 0.5 * (n_tokens[all.n / 2 - 1] + n_tokens[all.n / 2]);
     double acc = all.n ? (double)all.correct / all.n : NAN, mean = all.n ? (double)all.tokens / all.n : NAN;
     /* answers run side by side: throughput is tokens over the wall time of the whole run */
-    double tok_s = t_wall > 0 ? sr.new_tokens / t_wall : 0;
+    /* undefined (null, n/a) when this invocation generated nothing: a merge, or a resumed run that was complete */
+    double tok_s = t_wall > 0 && sr.new_tokens > 0 ? sr.new_tokens / t_wall : NAN;
     const int parallel = o.p.parallel;
     const char *fname = mixed ? "mixed" : kvl_format_name(fmt_used);
     if (o.json) {
@@ -337,9 +338,11 @@ int cmd_solve(int argc, char **argv) {
         cli_json_num(stdout, "%.2f", mean);
         fputs(", \"median_tokens\": ", stdout);
         cli_json_num(stdout, "%.1f", all.n ? median : NAN);
-        printf(", \"tok_s\": %.1f, \"prompt_tokens\": %ld, \"time_s\": %.2f, \"parallel\": %d, \"skipped\": %ld, "
+        fputs(", \"tok_s\": ", stdout);
+        cli_json_num(stdout, "%.1f", tok_s);
+        printf(", \"prompt_tokens\": %ld, \"time_s\": %.2f, \"parallel\": %d, \"skipped\": %ld, "
                "\"format\": \"%s\", \"think\": \"%s\", ",
-               tok_s, sr.prompt_tokens, t_wall, parallel, sr.skipped, fname, o.think_name);
+               sr.prompt_tokens, t_wall, parallel, sr.skipped, fname, o.think_name);
         if (o.shard.count > 1) printf("\"shard\": {\"index\": %ld, \"count\": %ld}, ", o.shard.index, o.shard.count);
         if (o.adapt >= 0)
             printf("\"initial_slow\": %ld, \"switches\": %ld, \"probe_s\": %.4f, \"delta\": %g, \"every\": %lld, ",
@@ -364,8 +367,11 @@ int cmd_solve(int argc, char **argv) {
         } else {
             printf("accuracy   n/a (no problem was answered)\n");
         }
-        printf("speed      %.1f generated tok/s over %.1f s in all, %d problems at once; %ld prompt tokens evaluated\n",
-               tok_s, t_wall, parallel, sr.prompt_tokens);
+        if (isfinite(tok_s))
+            printf("speed      %.1f generated tok/s over %.1f s in all, %d problems at once; %ld prompt tokens evaluated\n",
+                   tok_s, t_wall, parallel, sr.prompt_tokens);
+        else
+            printf("speed      n/a (nothing was generated in this run: its rows were already written)\n");
         if (sr.skipped) printf("skipped    %ld problems whose prompt does not fit the context (not counted)\n", sr.skipped);
         if (o.adapt >= 0)
             printf("controller %ld of %ld started slow, %ld switched; probe checks %.3f s (%.2f%% of decoding)\n",
