@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
 """Train kvlens' own small hybrid-thinking model (Qwen3 architecture and chat format) from scratch.
 
-Runs on one GPU (written for the project's H200 through the device tool; about 6 minutes of training).
-Steps, all reproducible by --seed:
-  1. problems from data/gen_problems.py (the stream that data/train.jsonl starts; dev/test questions excluded);
+Runs on one GPU (written for the project's H100/H200 through the device tool; about 7 minutes of training, the
+whole run under 10 minutes). Steps, all reproducible by --seed:
+  1. problems from data/gen_problems.py (the stream that data/train.jsonl starts; the questions of dev, easy, hard
+     and natural excluded);
   2. a byte-level BPE tokenizer (HF `tokenizers`) with Qwen2's pre-tokenizer and NFC normaliser, special tokens
      <|endoftext|>, <|im_start|>, <|im_end|>, added tokens <think>, </think>, and Qwen3's chat template;
   3. conversations in both thinking modes, plus mode-switch examples, tokenized as kvlens will see them;
   4. a Qwen3ForCausalLM trained from scratch (bf16 autocast, loss on the assistant's tokens only);
-  5. greedy evaluation with HF generate per level and mode; a Hugging Face directory (bf16 safetensors).
+  5. a Hugging Face directory (bf16 safetensors), then greedy evaluation with HF generate on the benchmarks.
 
-Conversations (the user turn is always the `gsm8k` prompt of `kvlens solve`, or the bare question):
-  slow   prompt "<|im_start|>assistant\n" | "<think>\n" think "\n</think>\n\n" reply "<|im_end|>"
-  fast   prompt ... "<think>\n\n</think>\n\n" (as enable_thinking=False renders it) | reply "<|im_end|>"
-  s->f   slow, cut at a random token of the think part; "</think>\n\n" appended (no loss); then the reply
-  f->s   fast, cut at a random early token of the reply; "<think>\n" appended (no loss); think, close, reply
-(| separates the prompt from the trained tokens.)  reply = "<sentence> The answer is N."
+Conversations (the user turn is the `gsm8k` prompt of `kvlens solve`, or (20%) the bare question); the texts
+come from gen_problems.render: fast = short steps + "The answer is N.", think = work + checks, slow = a sentence +
+"The answer is N.":
+  slow   prompt "<|im_start|>assistant\n" | "<think>\n" think "\n</think>\n\n" slow "<|im_end|>"
+  fast   prompt ... "<think>\n\n</think>\n\n" (as enable_thinking=False renders it) | fast "<|im_end|>"
+  s->f   slow, cut at a random token of the thinking; "</think>\n\n" appended (no loss); then the slow reply if
+         the thinking had already stated the answer, else the fast reply (which finishes the work)
+  f->s   fast, cut at a random early token of the reply; "<think>\n" appended (no loss); think, close, slow
+(| separates the prompt from the trained tokens.)
 
 Usage: train_model.py --out DIR [--steps N] [--time-budget S] [--seed S] ...
 """
@@ -54,21 +58,21 @@ def parse_args():
     ap.add_argument("--out", required=True, help="output directory (HF model in OUT/hf)")
     ap.add_argument("--repo", default=os.path.dirname(HERE), help="folder holding data/ and tools/")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--pool", type=int, default=600000, help="generated training problems")
-    ap.add_argument("--vocab", type=int, default=1024, help="BPE vocabulary (before the 5 added tokens)")
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--layers", type=int, default=8)
-    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--pool", type=int, default=400000, help="generated training problems")
+    ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary (before the 5 added tokens)")
+    ap.add_argument("--hidden", type=int, default=384)
+    ap.add_argument("--layers", type=int, default=10)
+    ap.add_argument("--heads", type=int, default=6)
     ap.add_argument("--kv-heads", type=int, default=2)
-    ap.add_argument("--ff", type=int, default=1024)
-    ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--time-budget", type=float, default=390.0, help="seconds of training at most")
-    ap.add_argument("--deadline", type=float, default=530.0, help="skip evaluations that start after this")
+    ap.add_argument("--ff", type=int, default=1280)
+    ap.add_argument("--steps", type=int, default=100000)
+    ap.add_argument("--time-budget", type=float, default=400.0, help="seconds of training at most")
+    ap.add_argument("--deadline", type=float, default=540.0, help="skip evaluations that start after this")
     ap.add_argument("--batch-tokens", type=int, default=65536)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1.5e-3)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--eval-test", type=int, default=1200, help="test problems to evaluate (0 = none)")
-    ap.add_argument("--eval-train", type=int, default=800, help="train.jsonl problems for the label mix")
+    ap.add_argument("--eval-test", type=int, default=300, help="problems of easy.jsonl and of hard.jsonl to evaluate")
+    ap.add_argument("--eval-train", type=int, default=400, help="train.jsonl problems for the label mix")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--workers", type=int, default=min(16, os.cpu_count() or 1))
     return ap.parse_args()
@@ -113,13 +117,17 @@ def enc(tok, text):
 def build_conversation(tok, p, rnd, ids_of):
     """(ids, mask) of one training conversation; mask[t] = 1 when token t is trained (predicted from t-1)."""
     gen = _W["gen"]
-    think, sentence, ans = gen.split_answer(p["answer"])
-    reply = sentence + " The answer is " + ans + "."
+    fast, think, slow = gen.render(p)
     bare = rnd.random() < 0.2
     prompt = enc(tok, user_prompt(p["question"], bare))
     end = [ids_of["<|im_end|>"]]
-    think_ids = enc(tok, SLOW_OPEN + think + "\n" + CLOSE)  # "<think>\n ... \n</think>\n\n"
-    reply_ids = enc(tok, reply) + end
+    open_ids = enc(tok, SLOW_OPEN)
+    body = enc(tok, think + "\n")          # the thinking, up to the close tag
+    close = enc(tok, CLOSE)
+    fast_ids = enc(tok, fast) + end
+    slow_ids = enc(tok, slow) + end
+    # where the thinking has stated the answer: the end of its "So the answer is N." line
+    stated = len(enc(tok, think[:think.index("So the answer is")] + "So the answer is " + str(p["ans"]) + "."))
     r = rnd.random()
     ids, mask = list(prompt), [0] * len(prompt)
 
@@ -127,26 +135,28 @@ def build_conversation(tok, p, rnd, ids_of):
         ids.extend(seq)
         mask.extend([m] * len(seq))
 
-    if r < 0.45:  # slow
-        add(think_ids, 1)
-        add(reply_ids, 1)
-    elif r < 0.80:  # fast
+    if r < 0.40:  # slow
+        add(open_ids, 1)
+        add(body, 1)
+        add(close, 1)
+        add(slow_ids, 1)
+    elif r < 0.75:  # fast
         add(enc(tok, FAST_OPEN), 0)
-        add(reply_ids, 1)
+        add(fast_ids, 1)
     elif r < 0.90:  # slow, closed early by the controller
-        open_len = len(enc(tok, SLOW_OPEN))
-        body = think_ids[:think_ids.index(ids_of["</think>"])]  # up to the close (".\n" may be one token)
-        cut = rnd.randint(open_len, max(open_len, len(body) - 1))
+        cut = rnd.randint(1, max(1, len(body) - 1))
+        add(open_ids, 1)
         add(body[:cut], 1)
-        add(enc(tok, CLOSE), 0)
-        add(reply_ids, 1)
+        add(close, 0)
+        add(slow_ids if cut >= stated else fast_ids, 1)
     else:  # fast, opened into thinking by the controller
         add(enc(tok, FAST_OPEN), 0)
-        cut = rnd.randint(0, max(0, len(reply_ids) // 2))
-        add(reply_ids[:cut], 1)
-        add(enc(tok, SLOW_OPEN), 0)
-        add(think_ids[len(enc(tok, SLOW_OPEN)):], 1)
-        add(reply_ids, 1)
+        cut = rnd.randint(0, max(0, len(fast_ids) // 2))
+        add(fast_ids[:cut], 1)
+        add(open_ids, 0)
+        add(body, 1)
+        add(close, 1)
+        add(slow_ids, 1)
     return ids, mask
 
 
@@ -187,8 +197,11 @@ def train_tokenizer(problems, vocab_size, template, out_dir):
         for role in ("system", "user", "assistant", "tool"):
             yield role + "\n"
         for p in problems:
+            fast, think, slow = _W["gen"].render(p)
             yield p["question"] + GSM8K_SUFFIX
-            yield p["answer"].replace("\n#### ", "\nThe answer is ")
+            yield fast
+            yield think
+            yield slow
 
     tok.train_from_iterator(corpus(), trainer=trainer)
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL])
@@ -395,24 +408,32 @@ def evaluate(model, tok, problems, ids_of, modes):
     for mode in modes:
         pre = {"fast": FAST_OPEN, "slow": SLOW_OPEN, "default": "", "switch_open": FAST_OPEN + SLOW_OPEN}[mode]
         prompts = [user_prompt(p["question"]) + pre for p in problems]
-        outs = generate(model, tok, prompts, 48 if mode == "fast" else 400, ids_of)
+        outs = generate(model, tok, prompts, 300 if mode == "fast" else 1400, ids_of)
         rows = []
         for p, o in zip(problems, outs):
             text = tok.decode(o, skip_special_tokens=False)
             ref = p["answer"].split("#### ")[-1].strip()
-            rows.append({"level": p["level"], "n": len(o), "ok": extract(text) == ref, "text": text})
+            rows.append({"level": p.get("level", 0), "tier": p.get("tier", "natural"), "n": len(o),
+                         "ok": extract(text) == ref, "text": text})
         res[mode] = rows
     return res
 
 
 def summarize(rows):
     out = {}
-    for lv in ["all"] + list(range(1, 9)):
-        r = [x for x in rows if lv == "all" or x["level"] == lv]
+    keys = ["all"] + sorted({x["tier"] for x in rows}) + sorted({x["level"] for x in rows})
+    for k in keys:
+        r = [x for x in rows if k == "all" or x["tier"] == k or x["level"] == k]
         if r:
-            out[str(lv)] = {"n": len(r), "acc": round(sum(x["ok"] for x in r) / len(r), 4),
-                            "mean_tokens": round(sum(x["n"] for x in r) / len(r), 1)}
+            out[str(k)] = {"n": len(r), "acc": round(sum(x["ok"] for x in r) / len(r), 4),
+                           "mean_tokens": round(sum(x["n"] for x in r) / len(r), 1)}
     return out
+
+
+def save_report(out, report):
+    with open(os.path.join(out, "report.json.part"), "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(os.path.join(out, "report.json.part"), os.path.join(out, "report.json"))
 
 
 def main():
@@ -436,8 +457,10 @@ def main():
     with open(os.path.join(HERE, "qwen3_chat_template.jinja")) as f:
         template = f.read()
     hf_dir = os.path.join(a.out, "hf")
-    exclude = {p["question"] for name in ("dev", "test") for p in read_jsonl(os.path.join(a.repo, "data",
-                                                                                        name + ".jsonl"))}
+    exclude = {p["question"] for name in ("dev", "easy", "hard", "natural")
+               if os.path.exists(os.path.join(a.repo, "data", name + ".jsonl"))
+               for p in read_jsonl(os.path.join(a.repo, "data", name + ".jsonl"))}
+    _worker_init(a.repo, None, exclude)  # the generator in this process too (render, unpickling problems)
     # 1. problems: the stream that data/train.jsonl starts (problem i depends only on the seed and i)
     ctx = mp.get_context("spawn")
     n_chunks = max(1, a.workers * 8)
@@ -478,26 +501,25 @@ def main():
     model.generation_config.do_sample = False
     model.save_pretrained(hf_dir, safe_serialization=True)
     log({"saved": hf_dir, "files": sorted(os.listdir(hf_dir)), "elapsed_s": round(time.time() - t_start, 1)})
-    # 5. evaluation
+    # 5. evaluation: the two benchmarks and the hand-written set, both modes
     report = {"train_steps": steps, "train_s": round(secs, 1), "params": n_params}
-    test = read_jsonl(os.path.join(a.repo, "data", "test.jsonl"))[:a.eval_test]
-    if test:
-        r = evaluate(model, tok, test, ids_of, ["fast", "slow"])
-        report["test"] = {m: summarize(rows) for m, rows in r.items()}
-        report["test_samples"] = {m: [x["text"] for x in rows[:16]] for m, rows in r.items()}
-        report["test_rows"] = {m: [[x["level"], x["n"], int(x["ok"])] for x in rows] for m, rows in r.items()}
-        log({"test": report["test"], "elapsed_s": round(time.time() - t_start, 1)})
-    if test and time.time() - t_start < a.deadline:
-        r2 = evaluate(model, tok, test[:200], ids_of, ["default", "switch_open"])
-        report["test_other"] = {m: summarize(rows) for m, rows in r2.items()}
-        report["test_other_samples"] = {m: [x["text"] for x in rows[:4]] for m, rows in r2.items()}
-        log({"test_other": report["test_other"], "elapsed_s": round(time.time() - t_start, 1)})
-        # Token ids and greedy output of a few prompts, to check the C engine against.
+    for name in ("easy", "hard", "natural"):
+        path = os.path.join(a.repo, "data", name + ".jsonl")
+        if not os.path.exists(path) or a.eval_test <= 0 or time.time() - t_start > a.deadline:
+            continue
+        rows = read_jsonl(path)[:a.eval_test]
+        r = evaluate(model, tok, rows, ids_of, ["fast", "slow"])
+        report[name] = {m: summarize(x) for m, x in r.items()}
+        report[name + "_samples"] = {m: [x["text"] for x in x_[:6]] for m, x_ in r.items()}
+        log({name: {m: v["all"] for m, v in report[name].items()}, "elapsed_s": round(time.time() - t_start, 1)})
+        save_report(a.out, report)
+    if time.time() - t_start < a.deadline:
+        easy = read_jsonl(os.path.join(a.repo, "data", "easy.jsonl"))[:4]
         ref = []
-        for p in test[:4]:
+        for p in easy:
             pr = enc(tok, user_prompt(p["question"]) + SLOW_OPEN)
             ref.append({"prompt_ids": pr, "greedy": generate(model, tok, [user_prompt(p["question"]) + SLOW_OPEN],
-                                                            400, ids_of)[0]})
+                                                            1400, ids_of)[0]})
         report["greedy_ref"] = ref
     train_rows = read_jsonl(os.path.join(a.repo, "data", "train.jsonl"))[:a.eval_train]
     if train_rows and time.time() - t_start < a.deadline:
@@ -507,15 +529,15 @@ def main():
         labels = {}
         for bound in sorted({fast_n[len(fast_n) // 4], fast_n[len(fast_n) // 2], fast_n[3 * len(fast_n) // 4]}):
             c = {"0": 0, "25": 0, "75": 0, "100": 0}
-            for f, s in zip(r["fast"], r["slow"]):
-                lab = ("0" if f["n"] < bound else "25") if f["ok"] else ("75" if s["ok"] else "100")
+            for f, s_ in zip(r["fast"], r["slow"]):
+                lab = ("0" if f["n"] < bound else "25") if f["ok"] else ("75" if s_["ok"] else "100")
                 c[lab] += 1
             labels[str(bound)] = c
         report["train_labels_by_bound"] = labels
-        log({"train": report["train"], "labels": labels, "elapsed_s": round(time.time() - t_start, 1)})
+        log({"train": {m: v["all"] for m, v in report["train"].items()}, "labels": labels,
+             "elapsed_s": round(time.time() - t_start, 1)})
     report["total_s"] = round(time.time() - t_start, 1)
-    with open(os.path.join(a.out, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    save_report(a.out, report)
     log({"total_s": report["total_s"]})
 
 
