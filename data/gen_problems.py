@@ -177,6 +177,12 @@ def think_step(s):
         big, small, t, u, p1, p2 = mul_parts(s.a, s.b)
         return (f"{cap(s.words)} {big} * {small}. I split {small} into {t}0 and {u}: {big} * {t} = {p1}, so "
                 f"{big} * {t}0 = {p1}0. {big} * {u} = {p2}. {p1}0 + {p2} = {s.c}.")
+    if s.op in "+-" and s.b >= 100 and s.b % 100 and max(s.a, s.c) >= 1000:
+        # a long sum or difference, done carefully: the hundreds and more first, then the last two digits
+        hi, lo = s.b - s.b % 100, s.b % 100
+        mid = s.a + hi if s.op == "+" else s.a - hi
+        return (f"{cap(s.words)} {s.a} {s.op} {s.b}. Carefully: {s.a} {s.op} {hi} = {mid}, and {mid} {s.op} {lo} = "
+                f"{s.c}.")
     return f"{cap(s.words)} {s.eq()}."
 
 

@@ -58,7 +58,10 @@ def parse_args():
     ap.add_argument("--out", required=True, help="output directory (HF model in OUT/hf)")
     ap.add_argument("--repo", default=os.path.dirname(HERE), help="folder holding data/ and tools/")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--init", help="continue from this Hugging Face directory (its weights and tokenizer) instead "
+                                   "of training a tokenizer and a model from scratch")
     ap.add_argument("--pool", type=int, default=400000, help="generated training problems")
+    ap.add_argument("--pool-offset", type=int, default=0, help="first problem of the stream to use")
     ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary (before the 5 added tokens)")
     ap.add_argument("--hidden", type=int, default=384)
     ap.add_argument("--layers", type=int, default=10)
@@ -465,14 +468,24 @@ def main():
     ctx = mp.get_context("spawn")
     n_chunks = max(1, a.workers * 8)
     sz = (a.pool + n_chunks - 1) // n_chunks
-    spans = [(lo, min(a.pool, lo + sz)) for lo in range(0, a.pool, sz)]
-    n_tok_corpus = min(a.pool, 60000)
+    end = a.pool_offset + a.pool
+    spans = [(lo, min(end, lo + sz)) for lo in range(a.pool_offset, end, sz)]
+    n_tok_corpus = min(a.pool, 60000 if not a.init else 2000)
     with ctx.Pool(a.workers, initializer=_worker_init, initargs=(a.repo, None, exclude)) as pool:
         corpus = [p for c in pool.map(_gen_problems, [(lo, min(n_tok_corpus, lo + 2000))
                                                       for lo in range(0, n_tok_corpus, 2000)]) for p in c]
     log({"tokenizer_corpus_problems": len(corpus), "elapsed_s": round(time.time() - t_start, 1)})
-    # 2. tokenizer
-    tok, tok_json = train_tokenizer(corpus, a.vocab, template, hf_dir)
+    # 2. tokenizer (or the one of the run we continue)
+    if a.init:
+        import shutil
+        from tokenizers import Tokenizer
+        os.makedirs(hf_dir, exist_ok=True)
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            shutil.copy(os.path.join(a.init, f), os.path.join(hf_dir, f))
+        tok = Tokenizer.from_file(os.path.join(hf_dir, "tokenizer.json"))
+        tok_json = tok.to_str()
+    else:
+        tok, tok_json = train_tokenizer(corpus, a.vocab, template, hf_dir)
     ids_of = {t: tok.token_to_id(t) for t in SPECIAL + THINK_TOKENS}
     n_vocab = tok.get_vocab_size(with_added_tokens=True)
     check = check_template(hf_dir, template, corpus[0]["question"])
@@ -489,7 +502,16 @@ def main():
          "max_len": int(lens.max()), "mean_len": round(float(lens.mean()), 1),
          "elapsed_s": round(time.time() - t_start, 1)})
     # 4. model
-    model = make_model(a, n_vocab, ids_of)
+    if a.init:
+        from transformers import Qwen3ForCausalLM
+        try:
+            model = Qwen3ForCausalLM.from_pretrained(a.init, dtype=torch.float32)
+        except TypeError:
+            model = Qwen3ForCausalLM.from_pretrained(a.init, torch_dtype=torch.float32)
+        torch.manual_seed(a.seed)
+        log({"init": a.init, "n_vocab_model": model.config.vocab_size})
+    else:
+        model = make_model(a, n_vocab, ids_of)
     n_params = sum(p.numel() for p in model.parameters())
     log({"params": n_params, "config": model.config.to_dict()})
     steps, secs = train(a, model, (ids_all, mask_all, lens, offs), log)
