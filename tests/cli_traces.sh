@@ -143,6 +143,16 @@ grep -q "\"windows\": {\"n\": $n_win," "$T/pe" && grep -q "\"both\": {\"n\": $((
 expect_eq "score rows" "$(wc -l <"$T/sc.jsonl")" $((2 * N + n_win))
 expect_eq "window score rows" "$(grep -c '"at": ' "$T/sc.jsonl")" "$n_win"
 
+# answers cut off by --max-tokens: slow wrong, so slow_answer_at -1 (the rule), and traces without a close tag read
+"${L[@]}" --max-tokens 40 -o "$T/cut.jsonl" >/dev/null 2>"$T/err" || bad "label --max-tokens 40: $(cat "$T/err")"
+cut=$(python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(sum(not r["slow_correct"] for r in rows), sum(not r["slow_correct"] and r["slow_answer_at"] != -1 for r in rows))' "$T/cut.jsonl")
+[ "${cut% *}" -ge 1 ] && [ "${cut#* }" -eq 0 ] && ok || bad "cut answers: [wrong slow rows, of them with an answer position] = [$cut]"
+"${B[@]}" --labels "$T/cut.jsonl" --trace-windows 3 -o "$T/pc.bin" >"$T/pc" 2>"$T/err" && grep -q "^windows " "$T/pc" && ok ||
+    bad "probe train on cut traces: $(cat "$T/err")"
+
 # bad values and corrupted traces
 expect 2 "bad --trace-windows '-1'" -- "$BIN" probe train -m "$MODEL" --labels "$T/lab.jsonl" --trace-windows -1 -o "$T/x.bin"
 expect 2 "bad --trace-windows 'many'" -- "$BIN" probe eval -m "$MODEL" --labels "$T/lab.jsonl" --probe "$T/pw.bin" --trace-windows many
