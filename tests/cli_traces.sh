@@ -125,6 +125,8 @@ PY
 read -r verdict n_at n_win n_fast n_slow n_ans <<<"$res"
 [ "$verdict" = OK ] && ok || bad "traces vs solve / prefix search: $res"
 [ "${n_at:-0}" -ge 3 ] && ok || bad "only ${n_at:-0} rows state the answer: the check of slow_answer_at is too weak"
+grep -q "^traces     the slow thinking states the answer in $n_at of $N problems" "$T/l.sum" && ok ||
+    bad "label summary: $(grep traces "$T/l.sum")"
 echo "label --traces: $N rows, $n_at with slow_answer_at >= 0; windows by the rule: $n_win ($n_fast fast, $n_slow slow, $n_ans answered)"
 
 # probe train / eval with windows: counts as the rule says; 0 = no option, byte for byte
@@ -185,7 +187,8 @@ expect 1 "k.jsonl:2: field \"fast_ids\": element 0 is not a token id.*left as it
 cmp -s "$T/k.jsonl" "$T/k.bad" && ok || bad "label changed a damaged labels file"
 # shards + merge
 for i in 0 1; do "${L[@]}" -o "$T/m.jsonl" --shard $i/2 >/dev/null 2>"$T/err" || bad "shard $i: $(cat "$T/err")"; done
-"$BIN" merge "$T/m.jsonl" >/dev/null 2>"$T/err" || bad "merge: $(cat "$T/err")"
+"$BIN" merge "$T/m.jsonl" >"$T/m.sum" 2>"$T/err" || bad "merge: $(cat "$T/err")"
+expect_eq "merged summary: traces" "$(grep '^traces' "$T/m.sum")" "$(grep '^traces' "$T/l.sum")"
 cmp -s "$T/m.jsonl" "$T/lab.jsonl" && ok || bad "sharded + merged differs from the unsharded file"
 
 echo "cli_traces: $checks checks, $fails failed"

@@ -100,13 +100,16 @@ typedef struct {
     long count[4];  /* labels 0, 25, 75, 100 */
     int *fast_tokens;
     long n_fast;
+    long n_stated;        /* --traces: rows whose slow thinking states the answer (slow_answer_at >= 0) */
+    double stated_share;  /* the sum of slow_answer_at / slow tokens over them */
 } label_state;
 
 static int label_slot(int label) { return label == 0 ? 0 : label == 25 ? 1 : label == 75 ? 2 : 3; }
 
-static void note(label_state *st, int label, int fast_tokens) {
+static void note(label_state *st, int label, int fast_tokens, int answer_at, int slow_tokens) {
     st->count[label_slot(label)]++;
     st->fast_tokens[st->n_fast++] = fast_tokens;
+    if (answer_at >= 0 && slow_tokens > 0) st->n_stated++, st->stated_share += (double)answer_at / slow_tokens;
 }
 
 /* A label already in the output: of this data row (the same question), a valid label of the same bound. */
@@ -135,7 +138,7 @@ static int resume_row(void *user, const cJSON *row, long index, long line_no) {
         rc = cli_error("label", "%s:%ld: labelled with --short-bound %d, this run uses %lld (keep one bound per file)",
                        rc_->out_path, line_no, r.short_bound, o->short_bound);
     } else {
-        note(rc_->st, r.label, r.fast_tokens);
+        note(rc_->st, r.label, r.fast_tokens, r.slow_answer_at, r.n_slow_ids);
     }
     kvl_label_row_free(&r);
     free(text);
@@ -210,7 +213,7 @@ static int emit(void *user, cli_solved *r) {
         rc = cli_error("label", "cannot write %s", lr->out_path);
     free(text);
     free(user_msg);
-    note(lr->st, row.label, lr->fast_n);
+    note(lr->st, row.label, lr->fast_n, lr->o->traces ? row.slow_answer_at : -1, slow_n);
     lr->n_new++;
     if (!rc) cli_test_kill_point();
     return rc;
@@ -301,6 +304,9 @@ int cmd_label(int argc, char **argv) {
     for (int k = 0; k < 4; k++)
         if (total) printf("label %-4d %6ld  %5.1f%%\n", LABELS[k], st.count[k], 100.0 * st.count[k] / total);
         else printf("label %-4d %6ld    n/a\n", LABELS[k], st.count[k]);
+    if (o.traces)
+        printf("traces     the slow thinking states the answer in %ld of %ld problems, on average after %.0f%% of its "
+               "tokens\n", st.n_stated, total, st.n_stated ? 100.0 * st.stated_share / st.n_stated : 0.0);
     if (lr.skipped)
         printf("skipped    %ld problems whose prompt does not fit the context (not labelled)\n", lr.skipped);
     if (st.n_fast) {
