@@ -730,8 +730,11 @@ int kvl_think_label(bool fast_correct, int fast_tokens, bool slow_correct, int s
  *   {"index": 3, "id": ..., "level": 2, "format": "gsm8k", "question": "...", "user": "...", "label": 25,
  *    "fast_correct": true, "fast_tokens": 41, "slow_correct": true, "slow_tokens": 180, "short_bound": 32}
  * Required: question and label (0, 25, 75 or 100). user is the user message as the chat saw it (default: the
- * question). When the outcome fields and short_bound are all given the label must follow from them. Any other
- * field is an error (a typo must not go unnoticed). */
+ * question). When the outcome fields and short_bound are all given the label must follow from them. `kvlens label
+ * --traces` adds "fast_ids" and "slow_ids" (the generated token ids of each mode, the end-of-turn token included) and
+ * "slow_answer_at" (-1, or the number of slow tokens after which the thinking has stated the answer): all three or
+ * none, fast_tokens/slow_tokens (when given) equal to the arrays' lengths, slow_answer_at in [-1, len(slow_ids)]. Any
+ * other field is an error (a typo must not go unnoticed). */
 typedef struct {
     long index;          /* row of the data file (0-based), -1 when absent */
     char *id;            /* the problem's id as JSON text, or NULL */
@@ -743,6 +746,11 @@ typedef struct {
     int fast_correct, slow_correct; /* 0/1, or -1 when absent */
     int fast_tokens, slow_tokens;   /* -1 when absent */
     int short_bound;                /* -1 when absent */
+    bool has_traces;                /* the three trace fields below are present */
+    int32_t *fast_ids, *slow_ids;   /* [n_fast_ids], [n_slow_ids]: generated ids (ids < 2^31; the vocabulary is
+                                     * checked by their users) */
+    int n_fast_ids, n_slow_ids;
+    int slow_answer_at;             /* -1 (also when absent) or 0 .. n_slow_ids */
 } kvl_label_row;
 
 /* Parse one line; KVL_ERR_FORMAT names the unknown field, the missing field or the bad value. Free with

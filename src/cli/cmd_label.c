@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include "solve/grade.h"
 #include "solve/problem.h"
+#include "think/labels.h"
 
 static void help(void) {
     printf("usage: kvlens label -m MODEL --data FILE.jsonl -o LABELS.jsonl [options]\n\n"
@@ -39,6 +40,12 @@ static void help(void) {
            "  -t, --threads N       threads (default: all cores)\n"
             CLI_BACKEND_HELP
            "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
+           "  --traces              also record each answer's generated token ids (fast_ids, slow_ids: exactly as\n"
+           "                        generated, the end-of-turn token included) and slow_answer_at, for probe train\n"
+           "                        --trace-windows: the smallest k such that the first k slow tokens, inside the\n"
+           "                        thinking, state the reference answer as a complete number right after '=' or\n"
+           "                        'answer is' (the first time the model derives it); -1 when slow is wrong, never\n"
+           "                        states it, or the format is not gsm8k\n"
            CLI_SHARD_HELP,
            CLI_PARALLEL_DEFAULT);
 }
@@ -49,6 +56,7 @@ typedef struct {
     int n_threads, n_ctx;
     long long short_bound;
     cli_shard shard;
+    bool traces;
 } label_opts;
 
 static int parse_opts(int argc, char **argv, label_opts *o) {
@@ -59,6 +67,10 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
         if (cli_is(a, "-h", "--help")) {
             help();
             return 1;
+        }
+        if (cli_is(a, "--traces", NULL)) {
+            o->traces = true;
+            continue;
         }
         static const char *const VALUE_OPTS[] = {"--data", "--out", "-o", "--field", "--format", "--max-tokens",
                                                  "--parallel", "-np", "--limit", "--short-bound", "--shard", NULL};
@@ -88,13 +100,16 @@ typedef struct {
     long count[4];  /* labels 0, 25, 75, 100 */
     int *fast_tokens;
     long n_fast;
+    long n_stated;        /* --traces: rows whose slow thinking states the answer (slow_answer_at >= 0) */
+    double stated_share;  /* the sum of slow_answer_at / slow tokens over them */
 } label_state;
 
 static int label_slot(int label) { return label == 0 ? 0 : label == 25 ? 1 : label == 75 ? 2 : 3; }
 
-static void note(label_state *st, int label, int fast_tokens) {
+static void note(label_state *st, int label, int fast_tokens, int answer_at, int slow_tokens) {
     st->count[label_slot(label)]++;
     st->fast_tokens[st->n_fast++] = fast_tokens;
+    if (answer_at >= 0 && slow_tokens > 0) st->n_stated++, st->stated_share += (double)answer_at / slow_tokens;
 }
 
 /* A label already in the output: of this data row (the same question), a valid label of the same bound. */
@@ -116,11 +131,14 @@ static int resume_row(void *user, const cJSON *row, long index, long line_no) {
     kvl_label_row r;
     if (kvl_label_parse(text, &r)) {
         rc = cli_error("label", "%s:%ld: %s (left as it is)", rc_->out_path, line_no, kvl_last_error());
+    } else if (r.has_traces != o->traces) {
+        rc = cli_error("label", "%s:%ld: labelled %s --traces, this run %s it (keep one kind per file)", rc_->out_path,
+                       line_no, r.has_traces ? "with" : "without", o->traces ? "asks for" : "does not ask for");
     } else if (r.short_bound >= 0 && r.short_bound != o->short_bound) {
         rc = cli_error("label", "%s:%ld: labelled with --short-bound %d, this run uses %lld (keep one bound per file)",
                        rc_->out_path, line_no, r.short_bound, o->short_bound);
     } else {
-        note(rc_->st, r.label, r.fast_tokens);
+        note(rc_->st, r.label, r.fast_tokens, r.slow_answer_at, r.n_slow_ids);
     }
     kvl_label_row_free(&r);
     free(text);
@@ -139,6 +157,9 @@ typedef struct {
     FILE *out;
     int fast_ok, fast_n;
     bool fast_skipped;
+    int32_t *fast_ids;       /* --traces: the fast answer's tokens */
+    const kvl_tokenizer *tok;
+    int32_t close_id;        /* the close-think token */
     long n_new, skipped;
     const char *out_path;
 } label_run;
@@ -155,6 +176,12 @@ static int emit(void *user, cli_solved *r) {
         lr->fast_ok = r->grade.correct;
         lr->fast_n = r->a.n_tokens;
         lr->fast_skipped = cli_solved_skipped(r);
+        if (lr->o->traces) {
+            free(lr->fast_ids);
+            if (!(lr->fast_ids = malloc(((size_t)r->a.n_tokens + 1) * sizeof *lr->fast_ids)))
+                return cli_error("label", "out of memory");
+            if (r->a.n_tokens) memcpy(lr->fast_ids, r->a.tokens, (size_t)r->a.n_tokens * sizeof *r->a.tokens);
+        }
         return 0;
     }
     if (lr->fast_skipped || cli_solved_skipped(r)) { /* not answered: no label (a later run with a larger -c may) */
@@ -168,15 +195,41 @@ static int emit(void *user, cli_solved *r) {
                          .user = user_msg, .format = (char *)kvl_format_name(r->fmt), .fast_correct = lr->fast_ok,
                          .slow_correct = slow_ok, .fast_tokens = lr->fast_n, .slow_tokens = slow_n, .short_bound = sb};
     row.label = kvl_think_label(lr->fast_ok, lr->fast_n, slow_ok, sb);
-    char *text = kvl_label_format(&row);
     int rc = 0;
-    if (!text || fputs(text, lr->out) == EOF || fflush(lr->out)) rc = cli_error("label", "cannot write %s", lr->out_path);
+    if (lr->o->traces) {
+        row.has_traces = true;
+        row.fast_ids = lr->fast_ids;
+        row.n_fast_ids = lr->fast_n;
+        row.slow_ids = r->a.tokens;
+        row.n_slow_ids = slow_n;
+        row.slow_answer_at = -1;
+        char *ref = slow_ok && r->fmt == KVL_FMT_GSM8K ? kvl_gsm8k_reference(r->pb.reference) : NULL;
+        if (ref && kvl_label_answer_at(lr->tok, r->a.tokens, slow_n, lr->close_id, ref, &row.slow_answer_at))
+            rc = cli_error("label", "row %ld: %s", r->row, kvl_last_error());
+        free(ref);
+    }
+    char *text = rc ? NULL : kvl_label_format(&row);
+    if (!rc && (!text || fputs(text, lr->out) == EOF || fflush(lr->out)))
+        rc = cli_error("label", "cannot write %s", lr->out_path);
     free(text);
     free(user_msg);
-    note(lr->st, row.label, lr->fast_n);
+    note(lr->st, row.label, lr->fast_n, lr->o->traces ? row.slow_answer_at : -1, slow_n);
     lr->n_new++;
     if (!rc) cli_test_kill_point();
     return rc;
+}
+
+/* The close-think token: the first token of the template's close text (what the controller watches for). */
+static int close_token(const kvl_tokenizer *tok, int32_t *id) {
+    const char *open, *close;
+    int32_t *ids = NULL;
+    int n = 0;
+    kvl_status s = kvl_chat_think_tags(tok, NULL, &open, &close);
+    if (!s) s = kvl_tokenize(tok, close, strlen(close), false, &ids, &n);
+    if (s) return cli_fail("label", s);
+    if (n > 0) *id = ids[0];
+    free(ids);
+    return n > 0 ? 0 : cli_error("label", "the template's close-think text is empty");
 }
 
 int cmd_label(int argc, char **argv) {
@@ -230,11 +283,13 @@ int cmd_label(int argc, char **argv) {
     cli_progress_start(&prog, "label", n_rows);
     double t0 = cli_now();
     static const int modes[2] = {KVL_ADAPT_FAST, KVL_ADAPT_SLOW};
-    label_run lr = {.o = &o, .st = &st, .out = out, .out_path = out_path};
+    label_run lr = {.o = &o, .st = &st, .out = out, .out_path = out_path, .tok = sv.tok};
+    if (o.traces && st.n_done < n_shard && (rc = close_token(sv.tok, &lr.close_id))) goto done;
     cli_rows_hooks hooks = {.want = want_row, .emit = emit, .user = &lr, .modes = modes, .n_modes = 2,
                             .max_rows = n_rows};
     if (st.n_done < n_shard) rc = cli_solve_rows(&sv, "label", data, &o.p, &hooks, &prog);
     cli_progress_end(&prog);
+    free(lr.fast_ids);
     const long n_new = lr.n_new;
     if (!rc) rc = cli_close(out, "label", out_path);
     out = NULL;
@@ -249,6 +304,9 @@ int cmd_label(int argc, char **argv) {
     for (int k = 0; k < 4; k++)
         if (total) printf("label %-4d %6ld  %5.1f%%\n", LABELS[k], st.count[k], 100.0 * st.count[k] / total);
         else printf("label %-4d %6ld    n/a\n", LABELS[k], st.count[k]);
+    if (o.traces)
+        printf("traces     the slow thinking states the answer in %ld of %ld problems, on average after %.0f%% of its "
+               "tokens\n", st.n_stated, total, st.n_stated ? 100.0 * st.stated_share / st.n_stated : 0.0);
     if (lr.skipped)
         printf("skipped    %ld problems whose prompt does not fit the context (not labelled)\n", lr.skipped);
     if (st.n_fast) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "think/features.h"
 
 static void help(void) {
     printf("usage: kvlens probe train -m MODEL --labels LABELS.jsonl -o PROBE [options]\n"
@@ -31,7 +32,17 @@ static void help(void) {
            "  --val F               fraction of questions held out for early stopping (default 0.2)\n"
            "  --patience N          epochs without a better validation loss before stopping (default 30)\n"
            "  --seed S              initialisation, shuffles, split (default 42)\n"
-           "  --scores FILE         eval: write {index, view, label, score} per row as JSON Lines\n"
+           "  --trace-windows N     also read up to N windows per mode along each generated trace of labels written\n"
+           "                        with kvlens label --traces (default 0: prompts only): the window of --window\n"
+           "                        positions ending after k generated tokens, every ceil(K/N) tokens and at K (K =\n"
+           "                        the last token the controller checks: before the close-think tag in slow mode,\n"
+           "                        before an open tag in fast mode), features exactly as the two-step controller\n"
+           "                        computes them there; labelled with the row's label, except slow windows that end\n"
+           "                        at or after slow_answer_at: 0 (the answer is worked out, closing is safe). A\n"
+           "                        question's windows stay on its side of the validation split; eval reports them\n"
+           "                        apart from the prompt views\n"
+           "  --scores FILE         eval: write {index, view, label, score} per row as JSON Lines (a window: view\n"
+           "                        fast or slow, and at = k)\n"
            "  --json                eval: print the metrics as one JSON object\n"
            "  -t, --threads N       threads (default: all cores)\n"
            CLI_BACKEND_HELP);
@@ -104,6 +115,107 @@ static int extract(kvl_ctx *c, const kvl_tokenizer *tok, const kvl_repr_config *
     return rc;
 }
 
+/* Windows along the generated traces (--trace-windows): per window its question, mode, end and label. */
+typedef struct {
+    int n;
+    float *X;         /* [n][dim] */
+    float *y;
+    int *row, *k;     /* question (label row) and generated tokens in the window */
+    char *kind;       /* WIN_FAST, WIN_SLOW (before the answer), WIN_ANSWERED (slow, at or after it: label 0) */
+    int n_kind[3], n_traced;
+} window_set;
+
+enum { WIN_FAST, WIN_SLOW, WIN_ANSWERED };
+
+static void windows_free(window_set *w) { free(w->X), free(w->y), free(w->row), free(w->k), free(w->kind); }
+
+/* The ends (generated tokens in the window) of up to N windows along a trace of n tokens: K = the last token the
+ * controller checks after (the token before `stop` when the trace holds it, the last evaluated token otherwise, and
+ * no further than the context allows); every ceil(K / N) tokens and K itself. Returns their count. */
+static int window_ends(const int32_t *ids, int n, int32_t stop, int room, int N, int *ends) {
+    int K = n - 1; /* the last token of a trace is never evaluated */
+    for (int i = 0; i < n; i++)
+        if (ids[i] == stop) {
+            if (i < K) K = i; /* the check after the tag itself is not made */
+            break;
+        }
+    if (K > room) K = room;
+    if (K < 1 || N < 1) return 0;
+    const int step = (K + N - 1) / N;
+    int m = 0;
+    for (int j = 1; j <= N && (m == 0 || ends[m - 1] < K); j++) ends[m++] = j * step < K ? j * step : K;
+    return m;
+}
+
+static int grow_windows(window_set *w, int need, int dim) {
+    float *X = realloc(w->X, (size_t)need * dim * sizeof *X);
+    if (X) w->X = X;
+    float *y = realloc(w->y, (size_t)need * sizeof *y);
+    if (y) w->y = y;
+    int *row = realloc(w->row, (size_t)need * sizeof *row);
+    if (row) w->row = row;
+    int *k = realloc(w->k, (size_t)need * sizeof *k);
+    if (k) w->k = k;
+    char *kind = realloc(w->kind, (size_t)need);
+    if (kind) w->kind = kind;
+    return X && y && row && k && kind ? 0 : cli_error("probe", "out of memory");
+}
+
+/* The windows of every traced row: each trace evaluated once (as the controller built its cache) and read at its
+ * window ends. Token ids are checked against the model's vocabulary here. */
+static int extract_windows(kvl_ctx *c, const kvl_tokenizer *tok, const kvl_repr_config *cfg, const label_set *l,
+                           int N, int dim, window_set *w) {
+    const int n_vocab = kvl_model_hparams(kvl_ctx_model(c))->n_vocab, n_ctx = kvl_ctx_n_ctx(c);
+    int n_traced = 0, rc = 0;
+    for (int i = 0; i < l->n; i++) n_traced += l->rows[i].has_traces;
+    if (!n_traced) return cli_error("probe", "--trace-windows needs labels written with kvlens label --traces (no row has fast_ids/slow_ids)");
+    int *ends = malloc((size_t)N * sizeof *ends);
+    if (!ends) return cli_error("probe", "out of memory");
+    cli_progress prog;
+    cli_progress_start(&prog, "windows", n_traced);
+    for (int i = 0, done = 0; i < l->n && !rc; i++) {
+        const kvl_label_row *r = &l->rows[i];
+        if (!r->has_traces) continue;
+        for (int mode = 0; mode < 2 && !rc; mode++) {
+            const int32_t *ids = mode ? r->slow_ids : r->fast_ids;
+            const int n = mode ? r->n_slow_ids : r->n_fast_ids;
+            for (int t = 0; t < n && !rc; t++)
+                if (ids[t] >= n_vocab)
+                    rc = cli_error("probe", "label row %d: %s[%d] = %d is not a token of this model (%d tokens): traces "
+                                   "of another model?", i + 1, mode ? "slow_ids" : "fast_ids", t, (int)ids[t], n_vocab);
+        }
+        kvl_think_prompt pr = {0};
+        kvl_status s = rc ? KVL_OK : cli_think_prompt(tok, NULL, r->user, &pr);
+        if (rc) break;
+        for (int mode = 0; mode < 2 && !s && !rc; mode++) {
+            const bool slow = mode == 1;
+            const int32_t *ids = slow ? r->slow_ids : r->fast_ids;
+            const int n = slow ? r->n_slow_ids : r->n_fast_ids;
+            const int room = n_ctx - pr.n_prefix - (slow ? pr.n_slow : pr.n_fast);
+            const int m = window_ends(ids, n, slow ? pr.close[0] : pr.open[0], room, N, ends);
+            if (!m) continue;
+            if ((rc = grow_windows(w, w->n + m, dim))) break;
+            s = kvl_think_trace_windows(c, cfg, &pr, slow, ids, n, ends, m, true, w->X + (size_t)w->n * dim);
+            for (int j = 0; j < m && !s; j++) {
+                const bool answered = slow && r->slow_answer_at >= 0 && ends[j] >= r->slow_answer_at;
+                const int kind = !slow ? WIN_FAST : answered ? WIN_ANSWERED : WIN_SLOW;
+                w->y[w->n] = kind == WIN_ANSWERED ? 0.0f : (float)r->label;
+                w->row[w->n] = i;
+                w->k[w->n] = ends[j];
+                w->kind[w->n++] = (char)kind;
+                w->n_kind[kind]++;
+            }
+        }
+        kvl_think_prompt_free(&pr);
+        if (s && !rc) rc = cli_error("probe", "label row %d: %s", i + 1, kvl_last_error());
+        cli_progress_update(&prog, ++done);
+    }
+    cli_progress_end(&prog);
+    free(ends);
+    w->n_traced = n_traced;
+    return rc;
+}
+
 typedef struct {
     cli_progress prog;
     double best;
@@ -123,6 +235,7 @@ static void on_epoch(void *user, int epoch, int epochs, double train, double val
 typedef struct {
     const char *model, *labels, *out, *probe, *scores;
     int views, n_threads, json;
+    int trace_windows;     /* windows per mode and trace (0 = prompts only) */
     kvl_repr_config feat;
     kvl_probe_train_params tp;
 } probe_opts;
@@ -153,7 +266,7 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
         }
         static const char *const VALUE_OPTS[] = {"--labels", "-o", "--out", "--probe", "--scores", "--window", "--layers",
                                                  "--views", "--hidden", "--epochs", "--batch", "--patience", "--seed",
-                                                 "--lr", "--val", NULL};
+                                                 "--lr", "--val", "--trace-windows", NULL};
         if ((r = cli_takes_value(cmd, a, VALUE_OPTS))) return r;
         if (!(v = cli_value(argc, argv, &i, cmd))) return 2;
         if (cli_is(a, "-m", "--model")) o->model = v;
@@ -170,6 +283,10 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
                                                                      : !strcmp(v, "raw")    ? VIEW_RAW
                                                                                             : 0;
             if (!o->views) return cli_usage(cmd, "--views takes both, template or raw, not '%s'", v);
+        } else if (cli_is(a, "--trace-windows", NULL)) {
+            if (cli_parse_int(v, 0, 1 << 16, &x))
+                return cli_usage(cmd, "bad --trace-windows '%s' (windows per trace, 0 .. 65536)", v);
+            o->trace_windows = (int)x;
         } else if (cli_is(a, "--hidden", NULL)) {
             if (cli_parse_int(v, 1, 1 << 16, &x)) return cli_usage(cmd, "bad --hidden '%s'", v);
             o->tp.hidden = (int)x;
@@ -234,19 +351,21 @@ static int train(probe_opts *o) {
     kvl_probe *p = NULL;
     float *X = NULL, *Xs = NULL, *y = NULL;
     int *group = NULL, dim = 0;
+    window_set w = {0};
     int rc = read_labels(o->labels, &l);
     if (!rc) rc = open_model(o, &m, &tok, &c);
     if (!rc && kvl_repr_dim(m, &o->feat, &dim)) rc = cli_usage("probe train", "%s", kvl_last_error());
     if (rc) goto done;
+    double t0 = cli_now();
+    if (o->trace_windows && (rc = extract_windows(c, tok, &o->feat, &l, o->trace_windows, dim, &w))) goto done;
     X = malloc((size_t)2 * l.n * dim * sizeof *X);
-    Xs = malloc((size_t)2 * l.n * dim * sizeof *Xs);
-    y = malloc((size_t)2 * l.n * sizeof *y);
-    group = malloc((size_t)2 * l.n * sizeof *group);
+    Xs = malloc(((size_t)2 * l.n + w.n) * dim * sizeof *Xs);
+    y = malloc(((size_t)2 * l.n + w.n) * sizeof *y);
+    group = malloc(((size_t)2 * l.n + w.n) * sizeof *group);
     if (!X || !Xs || !y || !group) {
         rc = cli_error("probe", "out of memory");
         goto done;
     }
-    double t0 = cli_now();
     if ((rc = extract(c, tok, &o->feat, &l, dim, X))) goto done;
     double t_feat = cli_now() - t0;
     int n = 0;
@@ -257,6 +376,11 @@ static int train(probe_opts *o) {
                 y[n] = (float)l.rows[i].label;
                 group[n++] = i;
             }
+    for (int i = 0; i < w.n; i++) { /* after the prompt views: with none, the rows are exactly those of before */
+        memcpy(Xs + (size_t)n * dim, w.X + (size_t)i * dim, (size_t)dim * sizeof *X);
+        y[n] = w.y[i];
+        group[n++] = w.row[i];
+    }
     train_log log = {.best = 1e300};
     o->tp.progress = on_epoch;
     o->tp.user = &log;
@@ -278,6 +402,10 @@ static int train(probe_opts *o) {
     printf("%s\n", desc);
     printf("rows       %d train, %d validation (%d questions, views %s)\n", res.n_train, res.n_val, l.n,
            o->views == 3 ? "both" : o->views == 1 ? "template" : "raw");
+    if (o->trace_windows)
+        printf("windows    %d from the traces of %d questions: %d fast (the row's label), %d slow before the answer "
+               "(the row's label), %d slow at or after it (label 0)\n", w.n, w.n_traced, w.n_kind[WIN_FAST],
+               w.n_kind[WIN_SLOW], w.n_kind[WIN_ANSWERED]);
     printf("epochs     %d run, best %d\n", res.epochs_run, res.best_epoch);
     printf("MSE        train %.1f, validation %.1f (label units squared)\n", res.train_mse, res.val_mse);
     printf("time       %.1f s features, %.1f s training\n", t_feat, cli_now() - t0);
@@ -285,6 +413,7 @@ static int train(probe_opts *o) {
 done:
     kvl_probe_free(p);
     free(X), free(Xs), free(y), free(group);
+    windows_free(&w);
     kvl_ctx_free(c);
     kvl_model_free(m);
     labels_free(&l);
@@ -299,6 +428,7 @@ static int eval(probe_opts *o) {
     kvl_probe *p = NULL;
     float *X = NULL, *d = NULL, *y = NULL;
     FILE *sf = NULL;
+    window_set w = {0};
     int rc = read_labels(o->labels, &l);
     kvl_status s;
     if (!rc && (s = kvl_probe_load(o->probe, &p))) rc = cli_fail("probe eval", s);
@@ -314,6 +444,8 @@ static int eval(probe_opts *o) {
         goto done;
     }
     if ((rc = extract(c, tok, kvl_probe_features(p), &l, dim, X))) goto done;
+    if (o->trace_windows && (rc = extract_windows(c, tok, kvl_probe_features(p), &l, o->trace_windows, dim, &w)))
+        goto done;
     if (o->scores && !(sf = fopen(o->scores, "w"))) {
         rc = cli_error("probe eval", "cannot write %s", o->scores);
         goto done;
@@ -325,6 +457,27 @@ static int eval(probe_opts *o) {
             fprintf(sf, "{\"index\": %ld, \"view\": \"%s\", \"label\": %d, \"score\": %.3f}\n", l.rows[i / 2].index,
                     i % 2 ? "raw" : "template", l.rows[i / 2].label, d[i]);
     }
+    /* the windows: metrics per kind of trace and together */
+    static const char *const wnames[3] = {"win_fast", "win_slow", "windows"};
+    kvl_probe_metrics wm[3];
+    float *ws = w.n ? malloc((size_t)w.n * 3 * sizeof *ws) : NULL, *wd = ws ? ws + w.n : NULL, *wy = wd ? wd + w.n : NULL;
+    if (w.n && !ws) {
+        rc = cli_error("probe", "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < w.n; i++) {
+        ws[i] = kvl_probe_score(p, w.X + (size_t)i * dim);
+        if (sf)
+            fprintf(sf, "{\"index\": %ld, \"view\": \"%s\", \"at\": %d, \"label\": %d, \"score\": %.3f}\n",
+                    l.rows[w.row[i]].index, w.kind[i] == WIN_FAST ? "fast" : "slow", w.k[i], (int)w.y[i], ws[i]);
+    }
+    for (int v = 0; v < 3 && o->trace_windows; v++) {
+        int n = 0;
+        for (int i = 0; i < w.n; i++)
+            if (v == 2 || (v == 0) == (w.kind[i] == WIN_FAST)) wd[n] = ws[i], wy[n++] = w.y[i];
+        wm[v] = kvl_probe_evaluate(wd, wy, n, 50);
+    }
+    free(ws);
     /* per view: gather the rows of the view into the front of d2/y2 */
     float *d2 = X, *y2 = X + 2 * l.n; /* X is no longer needed: reuse it */
     static const char *const names[3] = {"template", "raw", "both"};
@@ -335,13 +488,15 @@ static int eval(probe_opts *o) {
             if (v == 2 || i % 2 == v) d2[n] = d[i], y2[n++] = y[i];
         mt[v] = kvl_probe_evaluate(d2, y2, n, 50);
     }
+    const int n_views = o->trace_windows ? 6 : 3; /* the prompt views, then the windows' */
     /* the AUROC is undefined with one class only (the library's -1): null / n/a */
     if (o->json) {
         printf("{\"n_questions\": %d", l.n);
-        for (int v = 0; v < 3; v++) {
+        for (int v = 0; v < n_views; v++) {
+            const kvl_probe_metrics *q = v < 3 ? &mt[v] : &wm[v - 3];
             printf(", \"%s\": {\"n\": %d, \"needs_thinking\": %d, \"mse\": %.2f, \"accuracy\": %.4f, \"auroc\": ",
-                   names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy);
-            cli_json_num(stdout, "%.2f", mt[v].auroc >= 0 ? mt[v].auroc : NAN);
+                   v < 3 ? names[v] : wnames[v - 3], q->n, q->n_positive, q->mse, q->accuracy);
+            cli_json_num(stdout, "%.2f", q->auroc >= 0 ? q->auroc : NAN);
             printf("}");
         }
         printf("}\n");
@@ -350,13 +505,17 @@ static int eval(probe_opts *o) {
         kvl_probe_describe(p, desc, sizeof desc);
         printf("%s\n%d labelled questions from %s\n", desc, l.n, o->labels);
         printf("%-9s %6s %8s %8s %9s %7s\n", "view", "rows", "think", "MSE", "acc@50", "AUROC");
-        for (int v = 0; v < 3; v++)
-            if (mt[v].auroc >= 0)
-                printf("%-9s %6d %8d %8.1f %9.4f %7.2f\n", names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy,
-                       mt[v].auroc);
+        for (int v = 0; v < n_views; v++) {
+            const kvl_probe_metrics *q = v < 3 ? &mt[v] : &wm[v - 3];
+            const char *name = v < 3 ? names[v] : wnames[v - 3];
+            if (q->auroc >= 0)
+                printf("%-9s %6d %8d %8.1f %9.4f %7.2f\n", name, q->n, q->n_positive, q->mse, q->accuracy, q->auroc);
             else
-                printf("%-9s %6d %8d %8.1f %9.4f %7s\n", names[v], mt[v].n, mt[v].n_positive, mt[v].mse, mt[v].accuracy,
-                       "n/a");
+                printf("%-9s %6d %8d %8.1f %9.4f %7s\n", name, q->n, q->n_positive, q->mse, q->accuracy, "n/a");
+        }
+        if (o->trace_windows)
+            printf("windows from the traces of %d questions: %d fast, %d slow before the answer, %d slow at or after "
+                   "it (label 0)\n", w.n_traced, w.n_kind[WIN_FAST], w.n_kind[WIN_SLOW], w.n_kind[WIN_ANSWERED]);
     }
     if (sf) {
         int crc = cli_close(sf, "probe eval", o->scores);
@@ -367,6 +526,7 @@ done:
     if (sf) fclose(sf);
     kvl_probe_free(p);
     free(X), free(d), free(y);
+    windows_free(&w);
     kvl_ctx_free(c);
     kvl_model_free(m);
     labels_free(&l);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "think/features.h"
 #include "util/error.h"
 
 kvl_status kvl_think_features(kvl_ctx *c, const kvl_tokenizer *t, const kvl_repr_config *cfg,
@@ -160,4 +161,46 @@ kvl_status kvl_feat_window_get(const kvl_feat_window *w, float *out) {
     }
     for (int i = 0; i < w->dim; i++) out[i] = (float)(v[i] * f);
     return KVL_OK;
+}
+
+kvl_status kvl_think_trace_windows(kvl_ctx *c, const kvl_repr_config *cfg, const kvl_think_prompt *pr, bool slow,
+                                   const int32_t *ids, int n_ids, const int *ends, int n_ends, bool stepwise,
+                                   float *out) {
+    if (!c || !cfg || !pr || (!ids && n_ids > 0) || !ends || n_ends < 1 || !out)
+        return kvl_fail(KVL_ERR_ARG, "kvl_think_trace_windows: bad argument");
+    for (int j = 0; j < n_ends; j++)
+        if (ends[j] < 1 || ends[j] > n_ids || (j && ends[j] <= ends[j - 1]))
+            return kvl_fail(KVL_ERR_ARG, "window ends must increase within 1..%d (end %d is %d)", n_ids, j, ends[j]);
+    const int32_t *start = slow ? pr->slow : pr->fast;
+    const int n_start = slow ? pr->n_slow : pr->n_fast, n_prompt = pr->n_prefix + n_start;
+    if (pr->n_prefix < 1 || n_start < 1) return kvl_fail(KVL_ERR_ARG, "incomplete thinking prompt");
+    const int n = n_prompt + ends[n_ends - 1];
+    if (n > kvl_ctx_n_ctx(c))
+        return kvl_fail(KVL_ERR_RANGE, "a trace of %d positions does not fit the context of %d", n, kvl_ctx_n_ctx(c));
+    int dim;
+    KVL_TRY(kvl_repr_dim(kvl_ctx_model(c), cfg, &dim));
+    int32_t *seq = malloc((size_t)n * sizeof *seq);
+    if (!seq) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
+    memcpy(seq, pr->prefix, (size_t)pr->n_prefix * sizeof *seq);
+    memcpy(seq + pr->n_prefix, start, (size_t)n_start * sizeof *seq);
+    memcpy(seq + n_prompt, ids, (size_t)ends[n_ends - 1] * sizeof *seq);
+    kvl_feat_window *w = NULL;
+    kvl_status s = kvl_seq_clear(c, -1);
+    /* stepwise: the prefix, the start and then each token on its own, as the live cache was built (the batched
+     * products of a longer prefill round differently in the last bits) */
+    if (!s) s = kvl_eval(c, seq, stepwise ? pr->n_prefix : n, KVL_LOGITS_NONE);
+    if (!s && stepwise) s = kvl_eval(c, seq + pr->n_prefix, n_start, KVL_LOGITS_NONE);
+    for (int i = n_prompt; stepwise && i < n && !s; i++) s = kvl_eval(c, seq + i, 1, KVL_LOGITS_NONE);
+    free(seq);
+    const kvl_view *v = s ? NULL : kvl_seq_view(c, 0);
+    if (!s) s = kvl_feat_window_new(v, cfg, 0, &w);
+    /* the controller: the window over the prefix (its first score), then after each sampled token the window ending
+     * at the newest position (the first of these also takes in the mode's start) */
+    if (!s) s = kvl_feat_window_advance(w, v, pr->n_prefix);
+    for (int k = 1, j = 0; !s && j < n_ends; k++) {
+        s = kvl_feat_window_advance(w, v, n_prompt + k);
+        if (!s && k == ends[j]) s = kvl_feat_window_get(w, out + (size_t)j++ * dim);
+    }
+    kvl_feat_window_free(w);
+    return s;
 }

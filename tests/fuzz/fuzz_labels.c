@@ -31,6 +31,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                      "numbers changed in the round trip");
         FUZZ_REQUIRE(streq(b.question, r.question) && streq(b.user, r.user) && streq(b.format, r.format),
                      "strings changed in the round trip");
+        FUZZ_REQUIRE(b.has_traces == r.has_traces && b.n_fast_ids == r.n_fast_ids && b.n_slow_ids == r.n_slow_ids &&
+                         b.slow_answer_at == r.slow_answer_at &&
+                         (!r.has_traces || (!memcmp(b.fast_ids, r.fast_ids, (size_t)r.n_fast_ids * sizeof *r.fast_ids) &&
+                                            !memcmp(b.slow_ids, r.slow_ids, (size_t)r.n_slow_ids * sizeof *r.slow_ids))),
+                     "traces changed in the round trip");
+        FUZZ_REQUIRE(!r.has_traces || (r.slow_answer_at >= -1 && r.slow_answer_at <= r.n_slow_ids), "slow_answer_at %d",
+                     r.slow_answer_at);
         kvl_label_row_free(&b);
         free(out);
     }

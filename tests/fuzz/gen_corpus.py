@@ -331,7 +331,9 @@ def label_files():
     rows = [{'index': 3, 'id': 'p3', 'level': 2, 'format': 'gsm8k', 'question': 'What is 2+2?', 'user': 'What is 2+2?\nEnd.',
              'label': 25, 'fast_correct': True, 'fast_tokens': 41, 'slow_correct': True, 'slow_tokens': 180, 'short_bound': 32},
             {'question': 'q', 'label': 100, 'id': {'a': [1, 2]}},
-            {'question': 'q', 'label': 75, 'fast_correct': False, 'slow_correct': True, 'fast_tokens': 5, 'short_bound': 8}]
+            {'question': 'q', 'label': 75, 'fast_correct': False, 'slow_correct': True, 'fast_tokens': 5, 'short_bound': 8},
+            {'question': 'q', 'label': 75, 'fast_correct': False, 'slow_correct': True, 'fast_tokens': 3, 'slow_tokens': 4,
+             'short_bound': 8, 'fast_ids': [5, 0, 151645], 'slow_ids': [7, 8, 9, 10], 'slow_answer_at': 2}]
     return {'row%d' % i: json.dumps(r).encode() for i, r in enumerate(rows)}
 
 
