@@ -52,12 +52,12 @@ clean:
 # The demo: the shipped hybrid-thinking model on a handful of test problems in both modes (answers, tokens spent,
 # right or wrong) and with the KV-cache probe choosing the mode, then one streamed chat answer and its KV cache
 # dumped as NumPy arrays.
-MODEL ?= models/kvlens-think-9m-q8_0.gguf
+MODEL ?= models/kvlens-think-2-q8_0.gguf
 demo: build
 	build/kvlens info -m $(MODEL)
-	build/kvlens solve -m $(MODEL) --data data/test.jsonl --limit 8 --think fast --show -t 1
-	build/kvlens solve -m $(MODEL) --data data/test.jsonl --limit 8 --think slow --show -t 1
-	build/kvlens solve -m $(MODEL) --data data/test.jsonl --limit 8 --think auto1 --probe models/kvlens-think-9m-probe.bin -t 1
+	build/kvlens solve -m $(MODEL) --data data/easy.jsonl --limit 8 --think fast --show -t 1
+	build/kvlens solve -m $(MODEL) --data data/easy.jsonl --limit 8 --think slow --show -t 1
+	build/kvlens solve -m $(MODEL) --data data/easy.jsonl --limit 8 --think auto1 --probe models/kvlens-think-2-probe.bin -t 1
 	build/kvlens run -m $(MODEL) --chat --think slow -t 1 -n 200 \
 	  -p "Mia has 12 apples. She buys 7 more apples. Then she gives 5 apples to Leo. How many apples does Mia have now? End your reply with \"The answer is\" and the number."
 	build/kvlens dump -m $(MODEL) --chat -p "What is 3 + 4?" -o build/demo-dump

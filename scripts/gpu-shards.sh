@@ -10,8 +10,8 @@ export KVL_SRC=$PWD/src KVL_PROGRESS=0
 O=${OUT:-/tmp/out}; mkdir -p "$O"
 timeout 120 ./test_cuda >"$O/test_cuda.log" 2>&1; echo "test_cuda rc=$?"
 grep -E "q4_K|q6_K|worst|checks|CHECK" "$O/test_cuda.log" | head -20
-M=../models/kvlens-think-9m-q8_0.gguf
-T=$(mktemp -d); head -48 ../data/test.jsonl >"$T/d.jsonl"
+M=../models/kvlens-think-2-q8_0.gguf
+T=$(mktemp -d); head -48 ../data/easy.jsonl >"$T/d.jsonl"
 S="./kvlens solve -m $M --data $T/d.jsonl --think slow --max-tokens 400 --backend cuda --gpu 0 --json"
 timeout 120 $S --out "$T/one.jsonl" >"$O/one.json" 2>"$O/one.err"; echo "one rc=$?"
 timeout 120 $S --shard 0/2 --out "$T/s.jsonl" >"$O/s0.json" 2>"$O/s0.err" & p0=$!

@@ -2,7 +2,7 @@
 # kvlens score, run --confidence and selfeval. On a small fixture model (token ids): the scores run --confidence
 # prints after generating equal those kvlens score computes by teacher forcing the same tokens; degenerate answers
 # give defined values and warnings (never NaN); layer selections; usage and runtime errors with one-line messages.
-# With the shipped model (models/kvlens-think-9m-q8_0.gguf, skipped when absent): a small selfeval run writes every
+# With the shipped model (models/kvlens-think-2-q8_0.gguf, skipped when absent): a small selfeval run writes every
 # output, agrees with kvlens solve on accuracy and with its own per-problem file, and stays free of NaN.
 set -u
 BIN=${KVL_BIN:-build/kvlens}
@@ -95,8 +95,8 @@ expect 2 "--think" -- "$BIN" selfeval -m "$M" --data x.jsonl --out "$T/o" --thin
 expect 2 "--levels" -- "$BIN" selfeval -m "$M" --data x.jsonl --out "$T/o" --levels a
 expect 1 "x.jsonl" -- "$BIN" selfeval -m "$M" --data "$T/x.jsonl" --out "$T/o"
 
-MODEL=$SRC/models/kvlens-think-9m-q8_0.gguf
-DATA=$SRC/data/test.jsonl
+MODEL=$SRC/models/kvlens-think-2-q8_0.gguf
+DATA=$SRC/data/easy.jsonl
 if [ ! -f "$MODEL" ] || [ ! -f "$DATA" ]; then
     echo "cli_selfeval: $checks checks, $fails failed; SKIP the shipped-model part: no $MODEL"
     [ $fails -eq 0 ] || exit 1

@@ -15,7 +15,7 @@
 set -u
 BIN=${KVL_BIN:-build/kvlens}
 SRC=${KVL_SRC:-.}
-MODEL=$SRC/models/kvlens-think-9m-q8_0.gguf
+MODEL=$SRC/models/kvlens-think-2-q8_0.gguf
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
@@ -62,7 +62,7 @@ expect 1 "no shard outputs next to" -- "$BIN" merge "$T/nothing.jsonl"
 small=${KVL_SHARD_SMALL:-0}
 if ldd "$BIN" 2>/dev/null | grep -q libasan; then small=1; fi # sanitizer builds are ~50x slower: fewer rows
 if [ "$small" = 1 ]; then rows=5 mt=16; else rows=10 mt=40; fi
-head -n "$rows" "$SRC/data/test.jsonl" >"$T/d.jsonl"
+head -n "$rows" "$SRC/data/easy.jsonl" >"$T/d.jsonl"
 K="-t 1"
 
 # --- solve

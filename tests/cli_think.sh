@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Adaptive thinking end to end on the shipped model (models/kvlens-think-9m-q8_0.gguf, skipped when absent): kvlens
+# Adaptive thinking end to end on the shipped model (models/kvlens-think-2-q8_0.gguf, skipped when absent): kvlens
 # label on a small slice of data/train.jsonl (and resuming: an interrupted file continues, an incomplete last line
 # is dropped), probe train and eval, solve and run with --think auto1 / auto2 (the per-problem record: decision,
 # trajectory, switch, every token counted), and bad input: labels with unknown fields, a probe for another model,
@@ -7,7 +7,7 @@
 set -u
 BIN=${KVL_BIN:-build/kvlens}
 SRC=${KVL_SRC:-.}
-MODEL=${KVL_THINK_MODEL:-$SRC/models/kvlens-think-9m-q8_0.gguf}
+MODEL=${KVL_THINK_MODEL:-$SRC/models/kvlens-think-2-q8_0.gguf}
 [ -f "$MODEL" ] || { echo "SKIP: no $MODEL"; exit 77; }
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -59,7 +59,7 @@ cmp -s "$T/nul.jsonl" "$T/nul.orig" && ok || bad "label changed a file holding a
 n=$(awk '/^label /{s += $3} END {print s}' "$T/l2")
 expect_eq "distribution total" "$n" 10
 expect 1 "other arguments: '--short-bound 16' there, '--short-bound 99' here" -- "$BIN" label -m "$MODEL" --data "$SRC/data/train.jsonl" --limit 10 --short-bound 99 -o "$T/lab.jsonl" $K
-expect 1 "another data file" -- "$BIN" label -m "$MODEL" --data "$SRC/data/test.jsonl" --limit 10 --short-bound 16 -o "$T/lab.jsonl" $K
+expect 1 "another data file" -- "$BIN" label -m "$MODEL" --data "$SRC/data/easy.jsonl" --limit 10 --short-bound 16 -o "$T/lab.jsonl" $K
 
 # Probe: train (both views), eval.
 "$BIN" probe train -m "$MODEL" --labels "$T/lab.jsonl" --window 16 --layers last:2 --hidden 32 --epochs 20 \
@@ -75,7 +75,7 @@ expect_eq "score rows" "$(wc -l <"$T/sc.jsonl")" 20
 # Controllers in solve: the record of every problem, every token counted.
 for mode in auto1 auto2; do
     every=""; [ $mode = auto2 ] && every="--every 2" # --every applies to the two-step controller only
-    "$BIN" solve -m "$MODEL" --data "$SRC/data/test.jsonl" --limit 6 --think $mode --probe "$T/p.bin" $every \
+    "$BIN" solve -m "$MODEL" --data "$SRC/data/easy.jsonl" --limit 6 --think $mode --probe "$T/p.bin" $every \
         --max-tokens 200 --out "$T/$mode.jsonl" --json $K >"$T/$mode.sum" 2>/dev/null
     expect_eq "solve $mode rc" $? 0
     expect_eq "solve $mode rows" "$(grep -c '"think": {"initial": "[a-z]*", "initial_score": [-0-9.]*' "$T/$mode.jsonl")" 6
@@ -100,11 +100,11 @@ printf '{"question": "x", "label": 0, "lable": 1}\n' >"$T/badlab.jsonl"
 expect 1 'badlab.jsonl:1: unknown field "lable"' -- "$BIN" probe train -m "$MODEL" --labels "$T/badlab.jsonl" -o "$T/x.bin" $K
 printf '{"question": "x", "label": 60}\n' >"$T/badlab2.jsonl"
 expect 1 "label 60 is not one of 0, 25, 75, 100" -- "$BIN" probe eval -m "$MODEL" --labels "$T/badlab2.jsonl" --probe "$T/p.bin" $K
-sed 's/"n_layer":8/"n_layer":9/' "$T/p.bin" >"$T/other.bin" # the same bytes but for a 9-layer model
-expect 1 "the probe was trained for qwen3 .*9 layers" -- "$BIN" solve -m "$MODEL" --data "$SRC/data/test.jsonl" --limit 1 --think auto1 --probe "$T/other.bin" $K
+sed 's/"n_layer":10/"n_layer":11/' "$T/p.bin" >"$T/other.bin" # the same bytes but for an 11-layer model
+expect 1 "the probe was trained for qwen3 .*11 layers" -- "$BIN" solve -m "$MODEL" --data "$SRC/data/easy.jsonl" --limit 1 --think auto1 --probe "$T/other.bin" $K
 head -c 300 "$T/p.bin" >"$T/short.bin"
 expect 1 "short.bin: " -- "$BIN" run -m "$MODEL" -p "hi" --think auto1 --probe "$T/short.bin" $K
-expect 2 "go together" -- "$BIN" solve -m "$MODEL" --data "$SRC/data/test.jsonl" --think auto2
+expect 2 "go together" -- "$BIN" solve -m "$MODEL" --data "$SRC/data/easy.jsonl" --think auto2
 expect 2 "--think takes" -- "$BIN" run -m "$MODEL" -p "hi" --think auto3 --probe "$T/p.bin"
 "$BIN" convert "$SRC/tests/fixtures/qwen3/hf" "$T/novocab.gguf" --no-vocab --type f32 >/dev/null 2>&1
 expect 1 "tokenizer" -- "$BIN" label -m "$T/novocab.gguf" --data "$SRC/data/train.jsonl" --limit 1 -o "$T/nl.jsonl"

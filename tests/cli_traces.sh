@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Traces for the thinking probe on the shipped model (models/kvlens-think-9m-q8_0.gguf; skipped, 77, without it or
+# Traces for the thinking probe on the shipped model (models/kvlens-think-2-q8_0.gguf; skipped, 77, without it or
 # without python3): kvlens label --traces on a few problems of data/train.jsonl, checked against independent paths:
 #   - fast_ids / slow_ids decoded (kvlens detokenize) equal the outputs of kvlens solve --think fast / slow on the same
 #     problems, and their lengths equal solve's token counts;
@@ -14,7 +14,7 @@
 set -u
 BIN=${KVL_BIN:-build/kvlens}
 SRC=${KVL_SRC:-.}
-MODEL=${KVL_THINK_MODEL:-$SRC/models/kvlens-think-9m-q8_0.gguf}
+MODEL=${KVL_THINK_MODEL:-$SRC/models/kvlens-think-2-q8_0.gguf}
 [ -f "$MODEL" ] || { echo "SKIP: no $MODEL"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
 T=$(mktemp -d)

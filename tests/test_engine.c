@@ -197,7 +197,7 @@ static void keep_answer(void *user, kvl_answer *a) {
 /* The shipped model through a session: fast and slow answers of 6 problems, on 1 slot and on 4. */
 static void session_parallel(void) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/models/kvlens-think-9m-q8_0.gguf", kvl_test_env("KVL_SRC", "."));
+    snprintf(path, sizeof path, "%s/models/kvlens-think-2-q8_0.gguf", kvl_test_env("KVL_SRC", "."));
     kvl_model *m = NULL;
     if (kvl_model_load(path, &m) != KVL_OK) {
         CHECK_MSG(0, "%s", kvl_last_error());

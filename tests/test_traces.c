@@ -1,5 +1,5 @@
 /* Traces for the thinking probe (kvlens label --traces, probe train --trace-windows) on the shipped model
- * (models/kvlens-think-9m-q8_0.gguf; skipped, 77, without it):
+ * (models/kvlens-think-2-q8_0.gguf; skipped, 77, without it):
  *   - the windows replayed from a trace's token ids (kvl_think_trace_windows: one prefill, the window moved as the
  *     controller moves it) equal the vectors the two-step controller itself scores while it generates that trace,
  *     at every check, in slow and in fast mode (the maximum absolute and relative differences are printed);
@@ -219,7 +219,7 @@ static void test_parse(void) {
 int main(void) {
     test_parse();
     char path[4096];
-    snprintf(path, sizeof path, "%s/models/kvlens-think-9m-q8_0.gguf", kvl_test_env("KVL_SRC", "."));
+    snprintf(path, sizeof path, "%s/models/kvlens-think-2-q8_0.gguf", kvl_test_env("KVL_SRC", "."));
     FILE *f = fopen(path, "rb");
     if (!f) SKIP("no %s", path);
     fclose(f);

@@ -1,69 +1,88 @@
 #!/usr/bin/env bash
-# The adaptive-thinking experiment of issue 7 on the shipped model: difficulty labels on training problems, probes
-# for three (window, layers) configurations, then the paper's Table 3 on a slice of the test file (fast-only,
-# slow-only, one-step, two-step: accuracy, mean generated tokens, wall time, reduction against slow-only), a --delta
-# sweep and the configurations under both controllers; tools/think_report.py writes the tables and the SVG.
+# The paper's Table 3 (adaptive thinking) on the shipped model, on both benchmarks: difficulty labels on training
+# problems (with the answers' token traces), probes for three (window, layers) configurations trained on the
+# prompts and on windows along the traces, then on data/easy.jsonl and data/hard.jsonl: fast-only, slow-only,
+# one-step, two-step (every token counted), a --delta sweep and the configurations under both controllers;
+# tools/think_report.py writes the tables and the SVG of each benchmark.
 #
 # Everything is resumable: labels continue where they stopped, finished runs are kept. Small results go to
-# results/think/; labels, probes and per-problem outputs to $WORK. The main probe is copied to
-# models/kvlens-think-9m-probe.bin.
+# results/think/ (one folder per benchmark); labels, probes and per-problem outputs to $WORK. The main probe is
+# copied to models/$NAME-probe.bin.
 #
-#   N_TRAIN  training problems to label (default 3000 of data/train.jsonl)
-#   N_TEST   test problems (default 400: the first 400 of data/test.jsonl, 50 per level)
-#   BOUND    --short-bound for the labels (default 16: the model's median fast answer is 16-17 tokens; the paper's
-#            128 for Qwen3-8B sits at ~0.6 of its mean fast length of ~211)
+#   N_TRAIN  training problems to label (default 2000 of data/train.jsonl)
+#   N_TEST   problems of each benchmark (default 400)
+#   BOUND    --short-bound for the labels (default 55: the model's median fast answer on training problems)
+#   WINDOWS  --trace-windows of probe training (default 16)
 #   MAIN     the (window:layers) configuration of Table 3 (default 32:4)
-#   THREADS  threads per command (default 1)
+#   THREADS  threads per command (default 2)
 set -eu
 BIN=${BIN:-build/kvlens}
-MODEL=${MODEL:-models/kvlens-think-9m-q8_0.gguf}
-N_TRAIN=${N_TRAIN:-3000}
+NAME=${NAME:-kvlens-think-2}
+MODEL=${MODEL:-models/$NAME-q8_0.gguf}
+N_TRAIN=${N_TRAIN:-2000}
 N_TEST=${N_TEST:-400}
-BOUND=${BOUND:-16}
+BOUND=${BOUND:-55}
+WINDOWS=${WINDOWS:-16}
 MAIN=${MAIN:-32:4}
-T=${THREADS:-1}
+T=${THREADS:-2}
+MAXTOK=${MAXTOK:-1600}
 WORK=${WORK:-build/think-exp}
 OUT=${OUT:-results/think}
-CONFIGS="32:4 64:2 128:1" # the paper's (32,8), (64,4), (128,2) for 36 layers, halved for this 8-layer model
+BENCHES=${BENCHES:-easy hard}
+# the paper's (32,8), (64,4), (128,2) for 36 layers: windows kept, layers halved as the window doubles
+CONFIGS=${CONFIGS:-32:4 64:2 128:1}
 mkdir -p "$WORK" "$OUT"
-head -n "$N_TEST" data/test.jsonl >"$WORK/test.jsonl"
 
 echo "== labels"
-"$BIN" label -m "$MODEL" --data data/train.jsonl --limit "$N_TRAIN" --short-bound "$BOUND" -o "$WORK/labels_train.jsonl" -t "$T" | tee "$OUT/labels_train.txt"
-"$BIN" label -m "$MODEL" --data "$WORK/test.jsonl" --short-bound "$BOUND" -o "$WORK/labels_test.jsonl" -t "$T" | tee "$OUT/labels_test.txt"
+"$BIN" label -m "$MODEL" --data data/train.jsonl --limit "$N_TRAIN" --short-bound "$BOUND" --traces \
+    --max-tokens "$MAXTOK" -o "$WORK/labels_train.jsonl" -t "$T" | tee "$OUT/labels_train.txt"
 
 echo "== probes"
 for cfg in $CONFIGS; do
     W=${cfg%:*} L=${cfg#*:}
     P=$WORK/probe_w${W}_l${L}.bin
     [ -f "$P" ] || "$BIN" probe train -m "$MODEL" --labels "$WORK/labels_train.jsonl" --window "$W" --layers "last:$L" \
-        -o "$P" -t "$T" | tee "$OUT/probe_w${W}_l${L}.train.txt"
-    "$BIN" probe eval -m "$MODEL" --labels "$WORK/labels_test.jsonl" --probe "$P" --json -t "$T" >"$OUT/probe_w${W}_l${L}.eval.json"
-    cat "$OUT/probe_w${W}_l${L}.eval.json"
+        --trace-windows "$WINDOWS" -o "$P" -t "$T" | tee "$OUT/probe_w${W}_l${L}.train.txt"
 done
 MW=${MAIN%:*} ML=${MAIN#*:}
 mkdir -p models
-cp "$WORK/probe_w${MW}_l${ML}.bin" models/kvlens-think-9m-probe.bin
+cp "$WORK/probe_w${MW}_l${ML}.bin" "models/$NAME-probe.bin"
 
-echo "== solve runs"
-run() { # name, solve options...
-    local name=$1
-    shift
-    [ -s "$WORK/$name.sum.json" ] && return 0
-    echo "-- $name: $*"
-    "$BIN" solve -m "$MODEL" --data "$WORK/test.jsonl" --max-tokens 1024 --json --out "$WORK/$name.jsonl" -t "$T" "$@" \
-        >"$WORK/$name.sum.json.part" && mv "$WORK/$name.sum.json.part" "$WORK/$name.sum.json"
-    cat "$WORK/$name.sum.json"
-}
-run fast --think fast
-run slow --think slow
-for cfg in $CONFIGS; do
-    W=${cfg%:*} L=${cfg#*:}
-    run "auto1_w${W}_l${L}" --think auto1 --probe "$WORK/probe_w${W}_l${L}.bin"
-    run "auto2_w${W}_l${L}_d20" --think auto2 --probe "$WORK/probe_w${W}_l${L}.bin" --delta 20
+for B in $BENCHES; do
+    BW=$WORK/$B BO=$OUT/$B
+    mkdir -p "$BW" "$BO"
+    head -n "$N_TEST" "data/$B.jsonl" >"$BW/test.jsonl"
+    echo "== $B: labels of the test slice (probe evaluation only)"
+    "$BIN" label -m "$MODEL" --data "$BW/test.jsonl" --short-bound "$BOUND" --traces --max-tokens "$MAXTOK" \
+        -o "$BW/labels_test.jsonl" -t "$T" | tee "$BO/labels_test.txt"
+    for cfg in $CONFIGS; do
+        W=${cfg%:*} L=${cfg#*:}
+        "$BIN" probe eval -m "$MODEL" --labels "$BW/labels_test.jsonl" --probe "$WORK/probe_w${W}_l${L}.bin" \
+            --trace-windows "$WINDOWS" --json -t "$T" >"$BO/probe_w${W}_l${L}.eval.json"
+        cp "$OUT/probe_w${W}_l${L}.train.txt" "$BO/" 2>/dev/null || true
+    done
+    echo "== $B: solve runs"
+    run() { # name, solve options...
+        local name=$1
+        shift
+        [ -s "$BW/$name.sum.json" ] && return 0
+        echo "-- $B $name: $*"
+        "$BIN" solve -m "$MODEL" --data "$BW/test.jsonl" --max-tokens "$MAXTOK" --json --out "$BW/$name.jsonl" \
+            -t "$T" "$@" >"$BW/$name.sum.json.part" && mv "$BW/$name.sum.json.part" "$BW/$name.sum.json"
+        cat "$BW/$name.sum.json"
+    }
+    # a rerun starts from clean outputs of unfinished runs (a finished one is kept above)
+    for f in "$BW"/*.sum.json.part; do [ -e "$f" ] && rm -f "${f%.sum.json.part}.jsonl" "${f%.sum.json.part}.jsonl.kvlens-run.json" "$f"; done
+    run fast --think fast
+    run slow --think slow
+    for cfg in $CONFIGS; do
+        W=${cfg%:*} L=${cfg#*:}
+        run "auto1_w${W}_l${L}" --think auto1 --probe "$WORK/probe_w${W}_l${L}.bin"
+        run "auto2_w${W}_l${L}_d20" --think auto2 --probe "$WORK/probe_w${W}_l${L}.bin" --delta 20
+    done
+    for d in 10 30 40; do
+        run "auto2_w${MW}_l${ML}_d$d" --think auto2 --probe "$WORK/probe_w${MW}_l${ML}.bin" --delta "$d"
+    done
+    cp "$BW"/*.sum.json "$BO/" 2>/dev/null || true
+    MODEL_NAME=$NAME BENCH=$B python3 tools/think_report.py "$BW" "$BO" "$MAIN"
 done
-for d in 10 30 40; do
-    run "auto2_w${MW}_l${ML}_d$d" --think auto2 --probe "$WORK/probe_w${MW}_l${ML}.bin" --delta "$d"
-done
-cp "$WORK"/*.sum.json "$OUT/" 2>/dev/null || true
-python3 tools/think_report.py "$WORK" "$OUT" "$MAIN"

@@ -41,7 +41,9 @@ def main():
                 f"{red:.2f}x | {r['wall_s']:.1f} | {extra} |")
     head = ("| method | accuracy | vs slow | mean tokens | reduction vs slow | wall time (s) | controller |\n"
             "|---|---|---|---|---|---|---|")
-    md = [f"# Adaptive thinking on kvlens-think-9m ({slow['n']} test problems)", "",
+    model = os.environ.get("MODEL_NAME", "kvlens-think-2")
+    bench = os.environ.get("BENCH", "test")
+    md = [f"# Adaptive thinking on {model}: {bench} benchmark ({slow['n']} problems)", "",
           f"Table 3 (probe: window {mw}, last {ml} layers; two-step delta 20, re-scored after every token). "
           "Tokens are every token after the prompt, including those before a switch and the inserted "
           "control tokens; wall time is prompt + decoding (probe checks included) summed over the problems, "
@@ -127,7 +129,7 @@ def main():
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
            f'<rect width="{W}" height="{H}" fill="white"/>',
            f'<text x="{(W - R + L) / 2}" y="18" text-anchor="middle" font-size="14">Accuracy vs mean generated tokens '
-           f'({slow["n"]} test problems, kvlens-think-9m)</text>',
+           f'({bench}, {slow["n"]} problems, {model})</text>',
            f'<line x1="{L}" y1="{H - B}" x2="{W - R}" y2="{H - B}" stroke="black"/>',
            f'<line x1="{L}" y1="{T}" x2="{L}" y2="{H - B}" stroke="black"/>']
     for k in range(6):

@@ -17,7 +17,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_single_thread();
     char p[4096];
-    fuzz_path(p, sizeof p, "models/kvlens-think-9m-q8_0.gguf");
+    fuzz_path(p, sizeof p, "models/kvlens-think-2-q8_0.gguf");
     if (fuzz_file_exists(p) && kvl_tokenizer_load(p, &tok) != KVL_OK) {
         fprintf(stderr, "fuzz_chat: %s: %s\n", p, kvl_last_error());
         abort();

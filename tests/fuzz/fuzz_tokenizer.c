@@ -1,5 +1,5 @@
 /* Fuzz the tokenizer (src/tokenizer) on arbitrary bytes with real vocabularies: the shipped model's
- * (models/kvlens-think-9m-q8_0.gguf, Qwen3's tokenizer) and, when present, the real tokenizer.json files under
+ * (models/kvlens-think-2-q8_0.gguf, Qwen3's tokenizer) and, when present, the real tokenizer.json files under
  * ../shared/tokenizers (qwen3, llama3_1; $KVL_SHARED overrides ../shared). The product never needs ../shared: an
  * absent one is left out, and with no tokenizer at all the harness skips.
  *
@@ -37,7 +37,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_single_thread();
     char p[4096];
-    fuzz_path(p, sizeof p, "models/kvlens-think-9m-q8_0.gguf");
+    fuzz_path(p, sizeof p, "models/kvlens-think-2-q8_0.gguf");
     if (fuzz_file_exists(p)) {
         if (kvl_tokenizer_load(p, &toks[n_toks]) != KVL_OK) {
             fprintf(stderr, "fuzz_tokenizer: %s: %s\n", p, kvl_last_error());

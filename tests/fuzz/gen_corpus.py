@@ -352,7 +352,7 @@ def probe_bytes(dim, hidden, header=None, floats=None):
 def probe_files():
     seeds, bad = {}, {}
     seeds['small.probe'] = probe_bytes(4, 2)
-    model = {'arch': 'qwen3', 'name': 'kvlens-think-9m', 'n_layer': 8, 'n_embd': 256, 'n_head_kv': 2, 'head_dim': 64,
+    model = {'arch': 'qwen3', 'name': 'kvlens-think-2', 'n_layer': 8, 'n_embd': 256, 'n_head_kv': 2, 'head_dim': 64,
              'n_vocab': 842, 'norm_fingerprint': 'f05c5ff36e2f9c98'}
     h = {'format': 'kvlens-probe', 'dim': 4, 'hidden': 2, 'output_scale': 100, 'model': model, 'train': {},
          'features': 'source=hidden layers=1,3,5 kv_part=k pos_agg=last head_agg=flatten layer_agg=flatten normalize=off window=16'}

@@ -4,8 +4,8 @@
 set -u
 BIN=${KVL_BIN:-build/kvlens}
 SRC=${KVL_SRC:-.}
-MODEL=${KVL_THINK_MODEL:-$SRC/models/kvlens-think-9m-q8_0.gguf}
-PROBE=$SRC/models/kvlens-think-9m-probe.bin
+MODEL=${KVL_THINK_MODEL:-$SRC/models/kvlens-think-2-q8_0.gguf}
+PROBE=$SRC/models/kvlens-think-2-probe.bin
 [ -f "$MODEL" ] || { echo "SKIP: no $MODEL"; exit 77; }
 command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }

@@ -16,7 +16,7 @@ Q='{"role":"user","content":"Mia has 12 apples. She buys 7 more. How many apples
 expect_eq "health" "$(req GET /health)" 200
 expect_eq "health body" "$(jv "$T/body" 'd["status"]')" ok
 expect_eq "models" "$(req GET /v1/models)" 200
-expect_eq "model id" "$(jv "$T/body" 'd["data"][0]["id"]')" kvlens-think-9m-q8_0
+expect_eq "model id" "$(jv "$T/body" 'd["data"][0]["id"]')" kvlens-think-2-q8_0
 expect_eq "web page" "$(req GET /)" 200
 grep -qi '^content-type: text/html' "$T/hdr" && ok || bad "web page content type: $(cat "$T/hdr")"
 expect_eq "unknown route" "$(req GET /v2/nothing)" 404

@@ -10,7 +10,7 @@
 set -u
 BIN=$(realpath "${KVL_BIN:-build/kvlens}")
 SRC=$(realpath "${KVL_SRC:-.}")
-MODEL=$SRC/models/kvlens-think-9m-q8_0.gguf
+MODEL=$SRC/models/kvlens-think-2-q8_0.gguf
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "the test cluster's daemons run as root; this is uid $(id -u)"
 for c in munged slurmctld slurmd sbatch squeue scontrol sinfo; do
@@ -112,7 +112,7 @@ wait_array() {
 }
 
 cd "$T/run" || exit 1
-head -n 9 "$SRC/data/test.jsonl" >"$T/run/d.jsonl"
+head -n 9 "$SRC/data/easy.jsonl" >"$T/run/d.jsonl"
 SOLVE=(solve -m "$MODEL" --data "$T/run/d.jsonl" --think fast --max-tokens 40 --json -t 1)
 KVL_PROGRESS=0 "$BIN" "${SOLVE[@]}" --out "$T/ref-solve.jsonl" >"$T/ref-solve.sum" 2>"$T/ref.err" || die "reference solve: $(cat "$T/ref.err")"
 "$BIN" convert "$SRC/tests/fixtures/qwen3/hf" "$T/q3.gguf" --no-vocab --type f32 >/dev/null 2>&1 || die "convert"

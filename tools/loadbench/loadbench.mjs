@@ -10,7 +10,7 @@
 //
 // --requests gives R for each C (one number = the same for all; default 4*C, at least 8). Each C starts with one
 // unmeasured request per client (warm-up). --thinking sends chat_template_kwargs.enable_thinking true/false (none:
-// nothing). Questions: the "question" field of the lines of FILE (default data/test.jsonl; the first N with
+// nothing). Questions: the "question" field of the lines of FILE (default data/easy.jsonl; the first N with
 // --n-questions), taken in order and never twice in a run while they last (no prompt is served from a cache of an
 // earlier identical one). --timeout: seconds one request may take (default 600). --stream: "stream": true, and the
 // time to the first token (the first chunk with text or thinking) is reported too (p50 and p99).
@@ -26,7 +26,7 @@ const usage = () => {
 function fail(msg) { console.error(`loadbench: ${msg}`); process.exit(2); }
 
 const opt = { url: null, clients: [1, 8, 32], requests: null, maxTokens: 64, n: 1 << 30, thinking: 'off', label: '',
-              json: false, stream: false, questions: path.resolve(here, '../../data/test.jsonl'), timeoutMs: 600000 };
+              json: false, stream: false, questions: path.resolve(here, '../../data/easy.jsonl'), timeoutMs: 600000 };
 const list = (s, what) => s.split(',').map((x) => {
   const v = Number(x);
   if (!Number.isInteger(v) || v < 1 || v > 4096) fail(`bad ${what} '${s}' (comma-separated integers 1..4096)`);

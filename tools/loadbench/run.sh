@@ -2,7 +2,7 @@
 # The load benchmark of BENCHMARKS.md ("Serving under load"): `kvlens serve` and llama.cpp's `llama-server` (release
 # v0.5.0, built here from node-llama-cpp's source bundle as tools/llamacpp/run.sh does) on the same GGUF files,
 # same threads and slots, one server at a time, each driven by tools/loadbench/loadbench.mjs at 1, 8 and 32
-# concurrent clients. Models: the shipped kvlens-think-9m (greedy, thinking on, answers end by themselves) and a
+# concurrent clients. Models: the shipped kvlens-think-2 (greedy, thinking on, answers end by themselves) and a
 # Qwen3-0.6B-shaped model with random weights (tools/make_shape_checkpoint.py + kvlens convert --type q8_0; its
 # answers never end, so each runs to max_tokens).
 #
@@ -39,7 +39,7 @@ fi
 
 # --- the models
 declare -A file maxtok reqs thinking
-file[think9m]=$src/models/kvlens-think-9m-q8_0.gguf maxtok[think9m]=${TOK_9M:-256} reqs[think9m]=${REQ_9M:-16,64,128}
+file[think9m]=$src/models/kvlens-think-2-q8_0.gguf maxtok[think9m]=${TOK_9M:-256} reqs[think9m]=${REQ_9M:-16,64,128}
 thinking[think9m]=on
 file[q06]=$work/q06-q8_0.gguf maxtok[q06]=${TOK_06:-32} reqs[q06]=${REQ_06:-4,16,32} thinking[q06]=off
 if [[ " $models " == *" q06 "* ]] && [ ! -f "${file[q06]}" ]; then

@@ -26,7 +26,7 @@ openai | web)
         command -v npm >/dev/null || { echo "SKIP: no npm to install the packages"; exit 77; }
         echo "FAIL: node_modules missing or stale (run.sh setup, the server_js_setup test, installs them)"; exit 1
     fi
-    [ -f "$src/models/kvlens-think-9m-q8_0.gguf" ] || { echo "SKIP: no shipped model"; exit 77; }
+    [ -f "$src/models/kvlens-think-2-q8_0.gguf" ] || { echo "SKIP: no shipped model"; exit 77; }
     if [ "$what" = web ]; then
         chrome=${KVL_CHROMIUM:-/usr/bin/chromium}
         [ -x "$chrome" ] || { echo "SKIP: no $chrome (Debian package chromium)"; exit 77; }

@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const SRC = process.env.KVL_SRC || path.resolve(here, '../../../..');
 export const BIN = process.env.KVL_BIN || path.join(SRC, 'build/kvlens');
-export const MODEL = process.env.KVL_SERVE_MODEL || path.join(SRC, 'models/kvlens-think-9m-q8_0.gguf');
-export const PROBE = path.join(SRC, 'models/kvlens-think-9m-probe.bin');
+export const MODEL = process.env.KVL_SERVE_MODEL || path.join(SRC, 'models/kvlens-think-2-q8_0.gguf');
+export const PROBE = path.join(SRC, 'models/kvlens-think-2-probe.bin');
 
 const live = new Set();
 process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
