@@ -163,7 +163,9 @@ PY
 expect_eq "embeddings knobs" "$(req POST /v1/embeddings '{"input":"x y z","layers":[0,7],"kv_part":"k","pooling":"last","heads":"flatten","layer_agg":"flatten","normalize":false}')" 200
 expect_eq "knob dims" "$(jv "$T/body" 'len(d["data"][0]["embedding"])')" $((2 * 2 * 64))
 
-# the KV cache as .npy: [layers, kv heads, positions, head_dim]
+# the KV cache as .npy: [layers, kv heads, positions, head_dim]; positions = the prompt's tokens from start 1
+expect_eq "tokenize hello world" "$(req POST /tokenize '{"content":"hello world"}')" 200
+n_hw=$(jv "$T/body" 'len(d["tokens"])')
 expect_eq "kv" "$(req POST /kvlens/kv '{"prompt":"hello world","layers":[0,3],"part":"v","start":1}')" 200
 grep -qi '^content-type: application/octet-stream' "$T/hdr" && ok || bad "kv content type"
 expect_eq "kv npy" "$(python3 -c '
@@ -175,7 +177,7 @@ h = ast.literal_eval(b[10:10 + hl].decode())
 n = 1
 for s in h["shape"]: n *= s
 assert len(b) == 10 + hl + 4 * n
-print(h["descr"], h["shape"])' "$T/body")" "<f4 (2, 2, 6, 64)"
+print(h["descr"], h["shape"])' "$T/body")" "<f4 (2, 2, $((n_hw - 1)), 64)"
 
 # ---- bad input: a 4xx with {"error": {"message", "type", "code"}}, then a good request ----
 printf '{"messages":[{"role":"user","content":"bad \xff\xfe byte"}]}' >"$T/utf8.json"
