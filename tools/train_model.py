@@ -61,6 +61,8 @@ def parse_args():
     ap.add_argument("--init", help="continue from this Hugging Face directory (its weights and tokenizer) instead "
                                    "of training a tokenizer and a model from scratch")
     ap.add_argument("--pool", type=int, default=400000, help="generated training problems")
+    ap.add_argument("--careful-sums", action="store_true",
+                    help="the thinking works long sums and differences in two parts (not used by the shipped model)")
     ap.add_argument("--pool-offset", type=int, default=0, help="first problem of the stream to use")
     ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary (before the 5 added tokens)")
     ap.add_argument("--hidden", type=int, default=384)
@@ -451,6 +453,8 @@ def main():
         log_f.flush()
 
     t_start = time.time()
+    if a.careful_sums:
+        os.environ["KVL_GEN_CAREFUL_SUMS"] = "1"  # before the generator is imported, here and in the workers
     import numpy as np
     import torch
     import transformers
