@@ -15,6 +15,10 @@
 #   WINDOWS  --trace-windows of probe training (default 16)
 #   MAIN     the (window:layers) configuration of Table 3 (default 32:4)
 #   THREADS  threads per command (default 2)
+#   TEST_LABELS  1 (default): also label each benchmark slice and evaluate the probes on it (a fast and a slow
+#            answer per problem again); 0: skip that
+#   REUSE    a folder holding <bench>_fast and <bench>_slow solve runs of the same slice (tools/model_tables.sh's
+#            work folder): used instead of solving them again
 set -eu
 BIN=${BIN:-build/kvlens}
 NAME=${NAME:-kvlens-think-2}
@@ -52,6 +56,7 @@ for B in $BENCHES; do
     BW=$WORK/$B BO=$OUT/$B
     mkdir -p "$BW" "$BO"
     head -n "$N_TEST" "data/$B.jsonl" >"$BW/test.jsonl"
+    if [ "${TEST_LABELS:-1}" = 1 ]; then
     echo "== $B: labels of the test slice (probe evaluation only)"
     "$BIN" label -m "$MODEL" --data "$BW/test.jsonl" --short-bound "$BOUND" --traces --max-tokens "$MAXTOK" \
         -o "$BW/labels_test.jsonl" -t "$T" | tee "$BO/labels_test.txt"
@@ -60,6 +65,13 @@ for B in $BENCHES; do
         "$BIN" probe eval -m "$MODEL" --labels "$BW/labels_test.jsonl" --probe "$WORK/probe_w${W}_l${L}.bin" \
             --trace-windows "$WINDOWS" --json -t "$T" >"$BO/probe_w${W}_l${L}.eval.json"
         cp "$OUT/probe_w${W}_l${L}.train.txt" "$BO/" 2>/dev/null || true
+    done
+    fi
+    for M in fast slow; do # the fixed modes from another run of the same slice
+        R=${REUSE:-}/${B}_$M
+        if [ -n "${REUSE:-}" ] && [ -s "$R.sum.json" ] && [ ! -s "$BW/$M.sum.json" ] && cmp -s "$BW/test.jsonl" "$REUSE/$B.jsonl"; then
+            cp "$R.jsonl" "$BW/$M.jsonl" && cp "$R.sum.json" "$BW/$M.sum.json"
+        fi
     done
     echo "== $B: solve runs"
     run() { # name, solve options...
