@@ -7,8 +7,7 @@ BIN=${KVL_BIN:-build/kvlens}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/testlib.sh" || exit 1
 
 # 8-byte little-endian integer
 le64() {

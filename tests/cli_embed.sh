@@ -8,19 +8,8 @@ SRC=${KVL_SRC:-.}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-expect_eq() { if [ "$2" == "$3" ]; then ok; else bad "$1: got [$2] want [$3]"; fi; }
-# expect CODE PATTERN -- command...: exit status CODE, stderr matching PATTERN on one line
-expect() {
-    local code=$1 pat=$2
-    shift 3
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err" && [ "$(wc -l <"$T/err")" -le 1 ]; then ok; else
-        bad "$* -> rc $rc (want $code), stderr: $(head -c 300 "$T/err")"
-    fi
-}
+EXPECT_MAX_LINES=1
+. "$(dirname "$0")/testlib.sh" || exit 1
 npy_shape() { head -c 128 "$1" | tr -d '\0' | grep -oE "'shape': \([0-9]+, [0-9]+\)"; }
 # L2 norm of each JSONL embedding, rounded to 4 decimals
 norms() { sed 's/.*\[//; s/\].*//' "$1" | awk -F', ' '{ s = 0; for (i = 1; i <= NF; i++) s += $i * $i; printf "%.4f\n", sqrt(s) }'; }

@@ -10,18 +10,8 @@ SRC=${KVL_SRC:-.}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-# expect CODE PATTERN -- command...: exit status CODE, stderr matching PATTERN on one line
-expect() {
-    local code=$1 pat=$2
-    shift 3
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err" && [ "$(wc -l <"$T/err")" -le 1 ]; then ok; else
-        bad "$* -> rc $rc (want $code), stderr: $(head -c 300 "$T/err")"
-    fi
-}
+EXPECT_MAX_LINES=1
+. "$(dirname "$0")/testlib.sh" || exit 1
 # num KEY JSON: the first number after "KEY": (keys are unique enough in the order they are printed)
 num() { grep -oE "\"$1\": -?[0-9.e+-]+" <<<"$2" | head -n 1 | awk '{print $2}'; }
 # close WHAT A B: |A - B| <= 1e-5 * max(|B|, 1e-3)

@@ -19,8 +19,7 @@ MODEL=$SRC/models/kvlens-think-2-q8_0.gguf
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/testlib.sh" || exit 1
 # expect CODE PATTERN -- command...: exit status CODE, stderr matching PATTERN
 expect() {
     local code=$1 pat=$2

@@ -19,8 +19,7 @@ DATA=$SRC/data/easy.jsonl
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/testlib.sh" || exit 1
 expect_rc() { # what rc want
     if [ "$2" -eq "$3" ]; then ok; else bad "$1: exit $2, want $3"; fi
 }

@@ -12,19 +12,7 @@ MODEL=${KVL_THINK_MODEL:-$SRC/models/kvlens-think-2-q8_0.gguf}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
-expect_eq() { if [ "$2" == "$3" ]; then ok; else bad "$1: got [$2] want [$3]"; fi; }
-# expect CODE PATTERN -- command...: exit status CODE and one stderr line matching PATTERN
-expect() {
-    local code=$1 pat=$2
-    shift 3
-    "$@" >"$T/out" 2>"$T/err"
-    local rc=$?
-    if [ "$rc" -eq "$code" ] && grep -qE -- "$pat" "$T/err" && [ "$(wc -l <"$T/err")" -le 2 ]; then ok; else
-        bad "$* -> rc $rc (want $code), stderr: $(head -c 300 "$T/err")"
-    fi
-}
+. "$(dirname "$0")/testlib.sh" || exit 1
 K="-t 1"
 
 # Labels: 6 problems, then 10 (the first 6 are skipped), then a damaged last line is dropped and redone.

@@ -9,8 +9,7 @@ SHARED=${KVL_SHARED:-../shared}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 fails=0 checks=0
-ok() { checks=$((checks + 1)); }
-bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*" >&2; }
+. "$(dirname "$0")/testlib.sh" || exit 1
 expect_eq() { # what got want
     if [ "$2" == "$3" ]; then ok; else bad "$1: got [$2] want [$3]"; fi
 }
