@@ -7,6 +7,8 @@
 #   easy, slow/fast mean tokens          target >= 6                   checked >= 5
 #   hard, fast accuracy                  target <= 0.50                checked <= 0.35
 #   hard, slow accuracy                  checked >= 0.45
+#   easy, one-step switching with the shipped probe against slow-only: accuracy at most 0.10 below, and at most
+#   half the tokens (target on the whole benchmark: within 0.02 with at least 2x fewer tokens)
 # plus usage and bad-input errors. A sanitizer build (the binary links libasan; or KVL_SOLVE_SMALL=1) is about 50
 # times slower: it solves only 2 problems per mode, checking that the solve path runs clean and the outputs have
 # their shape, and leaves the accuracy checks to the release build. One thread: for a model this small a second
@@ -90,6 +92,14 @@ if [ "$small" != 1 ]; then # the hard slice only in release builds: its slow ans
     run hslow slow "$T/hard.jsonl"
     hfast=$(cat "$T/hfast.json") hslow=$(cat "$T/hslow.json")
 fi
+auto1={}
+PROBE=$SRC/models/kvlens-think-2-probe.bin
+if [ "$small" != 1 ] && [ -f "$PROBE" ]; then
+    KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/mix.jsonl" --think auto1 --probe "$PROBE" --max-tokens 1600 -t 1 \
+        --json --out "$T/auto1.out" >"$T/auto1.json" 2>"$T/auto1.err"
+    expect_rc "solve auto1 ($(cat "$T/auto1.err"))" $? 0
+    auto1=$(cat "$T/auto1.json")
+fi
 slow=$(cat "$T/slow.json") fast=$(cat "$T/fast.json")
 
 ratio=$(awk -v s="$(field mean_tokens "$slow")" -v f="$(field mean_tokens "$fast")" 'BEGIN { print (f > 0 ? s / f : 0) }')
@@ -101,6 +111,10 @@ if [ "$small" != 1 ]; then
     expect_cmp "easy: slow/fast mean tokens" "$ratio" ">=" 5
     expect_cmp "hard: fast accuracy" "$(field accuracy "$hfast")" "<=" 0.35
     expect_cmp "hard: slow accuracy" "$(field accuracy "$hslow")" ">=" 0.45
+    if [ -f "$PROBE" ]; then
+        expect_cmp "easy: one-step accuracy - slow accuracy" "$(awk -v a="$(field accuracy "$auto1")" -v s="$(field accuracy "$slow")" 'BEGIN { print a - s }')" ">=" -0.10
+        expect_cmp "easy: slow tokens / one-step tokens" "$(awk -v a="$(field mean_tokens "$auto1")" -v s="$(field mean_tokens "$slow")" 'BEGIN { print (a > 0 ? s / a : 0) }')" ">=" 2
+    fi
 fi
 expect_cmp "problems solved" "$(field n "$slow")" "==" "$n_mix"
 
@@ -116,5 +130,5 @@ KVL_PROGRESS=0 "$BIN" solve -m "$MODEL" --data "$T/l1.jsonl" --limit 1 --think f
 expect_rc "--show" $? 0
 grep -q '^=> .*, reference .*: \(RIGHT\|WRONG\), [0-9]* tokens' "$T/show" && ok || bad "--show output: $(cat "$T/show")"
 
-echo "cli_solve: $checks checks, $fails failed (--parallel vs 1: $same rows identical; easy slow $(field accuracy "$slow") fast $(field accuracy "$fast"), token ratio $ratio; hard slow $(field accuracy "$hslow") fast $(field accuracy "$hfast"))"
+echo "cli_solve: $checks checks, $fails failed (--parallel vs 1: $same rows identical; easy slow $(field accuracy "$slow") fast $(field accuracy "$fast"), token ratio $ratio; hard slow $(field accuracy "$hslow") fast $(field accuracy "$hfast"); easy one-step $(field accuracy "$auto1") with $(field mean_tokens "$auto1") tokens against slow $(field mean_tokens "$slow"))"
 [ $fails -eq 0 ]
