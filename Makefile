@@ -58,7 +58,7 @@ demo: build
 	build/kvlens solve -m $(MODEL) --data data/easy.jsonl --limit 8 --think fast --show -t 1
 	build/kvlens solve -m $(MODEL) --data data/easy.jsonl --limit 8 --think slow --show -t 1
 	build/kvlens solve -m $(MODEL) --data data/easy.jsonl --limit 8 --think auto1 --probe models/kvlens-think-2-probe.bin -t 1
-	build/kvlens run -m $(MODEL) --chat --think slow -t 1 -n 200 \
+	build/kvlens run -m $(MODEL) --chat --think slow -t 1 -n 1200 \
 	  -p "Mia has 12 apples. She buys 7 more apples. Then she gives 5 apples to Leo. How many apples does Mia have now? End your reply with \"The answer is\" and the number."
 	build/kvlens dump -m $(MODEL) --chat -p "What is 3 + 4?" -o build/demo-dump
 	@ls -l build/demo-dump
