@@ -2,7 +2,7 @@
 # Shards, resume and merge of the dataset commands (solve, label, selfeval, embed, score --data), against the unsharded run of the
 # same command as the reference:
 #   - sharded (--shard I/3, each shard alone) + kvlens merge equals the unsharded run: the rows byte for byte, the
-#     summaries, tables and plots byte for byte, except the fields that time the run (time_s, tok_s, prompt_tokens
+#     summaries, tables and plots byte for byte, except the fields that time the run or name its device (time_s, tok_s, prompt_tokens
 #     evaluated, generation/score time), which are removed before comparing;
 #   - a run killed mid-way (KVL_TEST_KILL_AFTER=k: SIGKILL after k rows, plus a torn last line appended, as a kill in
 #     the middle of a write leaves) and started again with the same arguments equals an uninterrupted run;
@@ -34,7 +34,7 @@ same() { # what fileA fileB: byte-identical
     if cmp -s "$2" "$3"; then ok; else bad "$1: $2 and $3 differ: $(diff "$2" "$3" | head -c 600)"; fi
 }
 # the fields that time a run, removed before comparing
-untimed() { sed -E 's/"(time_s|tok_s|prompt_tokens|generation_time_s|score_time_s|score_time_fraction)": ([0-9.e+-]+|null)//g; s/\([0-9]+ new, [0-9.]+ s\)//' "$1"; }
+untimed() { sed -E 's/"(time_s|tok_s|prompt_tokens|generation_time_s|score_time_s|score_time_fraction)": ([0-9.e+-]+|null)//g; s/"device": ("[^"]*"|null)//g; s/\([0-9]+ new, [0-9.]+ s\)//; /^device  /d' "$1"; }
 same_untimed() { # what fileA fileB
     if cmp -s <(untimed "$2") <(untimed "$3"); then ok; else bad "$1: $2 and $3 differ: $(diff <(untimed "$2") <(untimed "$3") | head -c 600)"; fi
 }

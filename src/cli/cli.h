@@ -83,6 +83,8 @@ double cli_now(void); /* seconds, monotonic */
 void cli_json_string(FILE *f, const char *s, size_t len);
 /* A number with fmt, or null when it is not finite (an undefined metric). */
 void cli_json_num(FILE *f, const char *fmt, double v);
+/* A string with cli_json_string, or null for NULL. */
+void cli_json_string_or_null(FILE *f, const char *s);
 
 /* Outputs. cli_close: ferror + fclose of an output file, a message on failure; returns 0 or 1 (NULL f: 0).
  * cli_check_output: before anything is written, refuse (usage, 2) an output that is an existing directory (a file

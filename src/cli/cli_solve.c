@@ -71,6 +71,10 @@ int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) 
     return 0;
 }
 
+const char *cli_solver_device(const cli_solver *s) {
+    return s && s->ses ? kvl_ctx_device(kvl_session_ctx(s->ses)) : NULL;
+}
+
 void cli_solver_free(cli_solver *s) {
     kvl_session_free(s->ses);
     kvl_probe_free(s->probe);

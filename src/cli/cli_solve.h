@@ -53,6 +53,9 @@ typedef struct {
  * Returns 0 or the exit status (message printed). Free with cli_solver_free (also after a failure). */
 int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd);
 void cli_solver_free(cli_solver *s);
+/* The device the solver's context computes on ("cpu (backend cpu)", a GPU's name), for summaries; NULL when no
+ * solver was opened (a run whose rows were all written already: a merge, a finished run resumed). */
+const char *cli_solver_device(const cli_solver *s);
 
 /* One problem (in one mode), solved and graded. */
 typedef struct {

@@ -248,6 +248,11 @@ int cli_finish_stdout(const char *cmd, int rc) {
     return rc ? rc : 1;
 }
 
+void cli_json_string_or_null(FILE *f, const char *s) {
+    if (s) cli_json_string(f, s, strlen(s));
+    else fputs("null", f);
+}
+
 void cli_json_num(FILE *f, const char *fmt, double v) {
     if (isfinite(v)) fprintf(f, fmt, v);
     else fputs("null", f);

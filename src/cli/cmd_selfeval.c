@@ -184,7 +184,7 @@ typedef struct {
     kvl_selfeval_metrics m, lo, hi;
 } score_metrics;
 
-static void write_summary(FILE *f, const opts *o, const score_table *t, const char *const *names,
+static void write_summary(FILE *f, const opts *o, const char *device, const score_table *t, const char *const *names,
                           const score_metrics *sm, double t_gen, double t_score, long tokens, long skipped) {
     long correct = 0;
     for (int i = 0; i < t->n; i++) correct += t->correct[i];
@@ -192,6 +192,8 @@ static void write_summary(FILE *f, const opts *o, const score_table *t, const ch
     cli_json_string(f, o->model, strlen(o->model));
     fprintf(f, ",\n  \"data\": ");
     cli_json_string(f, o->p.data, strlen(o->p.data));
+    fprintf(f, ",\n  \"device\": "); /* what computed this run's rows; null when it computed none */
+    cli_json_string_or_null(f, device);
     fprintf(f, ",\n  \"think\": \"%s\",\n  \"layers\": ", o->think_name);
     cli_json_string(f, o->layers, strlen(o->layers));
     fprintf(f, ",\n  \"n\": %d,\n  \"correct\": %ld,\n  \"accuracy\": ", t->n, correct);
@@ -608,7 +610,7 @@ int cmd_selfeval(int argc, char **argv) {
     free(col);
     FILE *f = open_out(out_dir, "summary.json", path, sizeof path);
     if (f) {
-        write_summary(f, &o, &tab, names, sm, t_gen, t_score, tokens, skipped);
+        write_summary(f, &o, cli_solver_device(&sv), &tab, names, sm, t_gen, t_score, tokens, skipped);
         rc = cli_close(f, "selfeval", path);
     } else {
         rc = 1;

@@ -343,6 +343,9 @@ int cmd_solve(int argc, char **argv) {
         printf(", \"prompt_tokens\": %ld, \"time_s\": %.2f, \"parallel\": %d, \"skipped\": %ld, "
                "\"format\": \"%s\", \"think\": \"%s\", ",
                sr.prompt_tokens, t_wall, parallel, sr.skipped, fname, o.think_name);
+        fputs("\"device\": ", stdout); /* what computed this run's rows; null when it computed none */
+        cli_json_string_or_null(stdout, cli_solver_device(&sv));
+        fputs(", ", stdout);
         if (o.shard.count > 1) printf("\"shard\": {\"index\": %ld, \"count\": %ld}, ", o.shard.index, o.shard.count);
         if (o.adapt >= 0)
             printf("\"initial_slow\": %ld, \"switches\": %ld, \"probe_s\": %.4f, \"delta\": %g, \"every\": %lld, ",
@@ -372,6 +375,8 @@ int cmd_solve(int argc, char **argv) {
                    tok_s, t_wall, parallel, sr.prompt_tokens);
         else
             printf("speed      n/a (nothing was generated in this run: its rows were already written)\n");
+        if (cli_solver_device(&sv)) printf("device     %s\n", cli_solver_device(&sv));
+        else printf("device     n/a (no row was computed in this run)\n");
         if (sr.skipped) printf("skipped    %ld problems whose prompt does not fit the context (not counted)\n", sr.skipped);
         if (o.adapt >= 0)
             printf("controller %ld of %ld started slow, %ld switched; probe checks %.3f s (%.2f%% of decoding)\n",
