@@ -19,7 +19,7 @@ K="-t 1"
 TRAIN=$SRC/data/train.jsonl
 if ldd "$BIN" 2>/dev/null | grep -q libasan; then
     TRAIN=$T/train1.jsonl
-    grep '"level": 1,' "$SRC/data/train.jsonl" | head -n 10 >"$TRAIN"
+    grep '"level": 1, "tier": "easy"' "$SRC/data/train.jsonl" | head -n 10 >"$TRAIN"
 fi
 
 # Labels: 6 problems, then 10 (the first 6 are skipped), then a damaged last line is dropped and redone.

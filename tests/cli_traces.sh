@@ -26,7 +26,7 @@ N=8
 head -n $N "$SRC/data/train.jsonl" >"$T/d.jsonl"
 if ldd "$BIN" 2>/dev/null | grep -q libasan; then # a sanitizer build: four one-step problems, short answers
     N=4
-    grep '"level": 1,' "$SRC/data/train.jsonl" | head -n $N >"$T/d.jsonl"
+    grep '"level": 1, "tier": "easy"' "$SRC/data/train.jsonl" | head -n $N >"$T/d.jsonl"
 fi
 L=("$BIN" label -m "$MODEL" --data "$T/d.jsonl" --short-bound 16 --traces $K)
 
