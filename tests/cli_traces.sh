@@ -137,8 +137,9 @@ grep -q "\"windows\": {\"n\": $n_win," "$T/pe" && grep -q "\"both\": {\"n\": $((
 expect_eq "score rows" "$(wc -l <"$T/sc.jsonl")" $((2 * N + n_win))
 expect_eq "window score rows" "$(grep -c '"at": ' "$T/sc.jsonl")" "$n_win"
 
-# answers cut off by --max-tokens: slow wrong, so slow_answer_at -1 (the rule), and traces without a close tag read
-"${L[@]}" --max-tokens 40 -o "$T/cut.jsonl" >/dev/null 2>"$T/err" || bad "label --max-tokens 40: $(cat "$T/err")"
+# answers cut off by --max-tokens 12 (before the thinking computes anything, so their last number is not the answer):
+# slow wrong, so slow_answer_at -1 (the rule), and traces without a close tag read
+"${L[@]}" --max-tokens 12 -o "$T/cut.jsonl" >/dev/null 2>"$T/err" || bad "label --max-tokens 12: $(cat "$T/err")"
 cut=$(python3 -c '
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
