@@ -12,7 +12,7 @@ const EASY = 'Nora has 20 ribbons. She wins 3 ribbons in a game. How many ribbon
 const HARD = 'A club has 239 shells. It orders 9 jars of shells, and each jar holds 3 shells. The next day, it orders ' +
   '8 boxs of shells, and each box holds 16 shells. After that, it receives 6 crates with 9 shells in each crate. ' +
   'It receives a delivery of 277 shells. After that, it throws away 220 broken shells. What is the number of shells now?';
-const N = 400; // max_tokens: every answer here ends well before (the model's slow answers run to ~150 tokens)
+const N = 400; // max_tokens: the same limit on both sides (server and kvlens run), so a slow answer cut there compares alike
 const T = { timeout: 240000 }; // generous: under ASan/UBSan on a busy 2-core machine a slow answer takes ~10 s
 
 let server, client, model;
