@@ -92,6 +92,7 @@ describe('chat, non-streaming', () => {
     const want = splitThinking(ref.text);
     const msg = r.choices[0].message;
     assert.ok(want.reasoning.trim().length > 0, 'the CLI thought');
+    assert.ok(want.content.trim().length > 0, 'the CLI answered after its thinking (not cut by max_tokens)');
     assert.equal(thinkingOf(msg).trim(), want.reasoning.trim());
     assert.equal(msg.content.trim(), want.content.trim());
     for (const tag of ['<think>', '</think>']) assert.ok(!msg.content.includes(tag), `no ${tag} in content`);
