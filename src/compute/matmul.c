@@ -243,59 +243,37 @@ static void matmul_gemm(const job *j, const float *x, int n_tok) {
 }
 
 #ifdef KVL_MM_AVX2
-static void matmul_q8gemm(const job *j, const float *x, int n_tok) {
-    const int64_t n_in = j->W[0]->n_in;
-    const size_t sbytes = kvl_mm_q8gemm_scratch_bytes(n_in);
-    void *Xbuf = alloc64(kvl_mm_q8gemm_xbytes(n_in, n_tok));
-    if (!Xbuf) {
-        job_slow(j, x, n_tok);
-        return;
-    }
-    const int n_groups = (n_tok + KVL_MM_Q8GEMM_GROUP - 1) / KVL_MM_Q8GEMM_GROUP;
-    int failed = 0;
-#pragma omp parallel if (!job_serial(j, n_tok)) reduction(| : failed)
-    {
-        uint8_t *scratch = alloc64(sbytes);
-        failed = !scratch;
-#pragma omp for schedule(static)
-        for (int g = 0; g < n_groups; g++)
-            if (scratch) kvl_mm_q8gemm_pack_x(Xbuf, x, n_in, n_tok, g, scratch + sbytes - 5 * n_in - 64);
-        /* a thread without scratch left its groups unpacked: everyone stops, the slow path redoes all */
-#pragma omp barrier
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t c = 0; c < j->first[j->n]; c++) {
-            int wi;
-            int64_t o0, o1;
-            job_chunk(j, c, &wi, &o0, &o1);
-            if (scratch) kvl_mm_q8gemm(j->y[wi], Xbuf, j->W[wi], n_tok, o0, o1, scratch);
-        }
-        free(scratch);
-    }
-    free(Xbuf);
-    if (failed) job_slow(j, x, n_tok);
-}
-#endif
+/* The int8 prefill paths (Q8_0 weights as stored, or their prepared copies) share one driver: the activations are
+ * quantized and packed once per group of tokens into Xbuf, then the threads split the 64-row chunks. A path names
+ * its packing, its kernel and the memory each thread needs. */
+typedef struct q8_path q8_path;
+struct q8_path {
+    size_t xbytes;   /* Xbuf: every packed group */
+    size_t tbytes;   /* per thread */
+    size_t pack_off; /* where the packing's temporary starts in the per-thread memory */
+    int group;       /* tokens per packed group */
+    void (*pack)(void *Xbuf, const float *x, int64_t n_in, int n_tok, int g, void *tmp);
+    void (*run)(const q8_path *p, const job *j, const void *Xbuf, int n_tok, int wi, int64_t o0, int64_t o1,
+                void *tmp);
+    const uint8_t *const *prep; /* prepared copies, per weight (the prepared path) */
+};
 
-#ifdef KVL_MM_VNNI512
-/* Q8_0 weights with prepared copies (prep[i] for W[i]), any number of tokens: the activations are quantized and
- * packed once per group of KVL_MM_Q8P_GROUP tokens, then the threads split the 64-row chunks. */
-static void matmul_q8p(const job *j, const uint8_t *const *prep, const float *x, int n_tok) {
+static void matmul_q8(const job *j, const q8_path *p, const float *x, int n_tok) {
     const int64_t n_in = j->W[0]->n_in;
-    const size_t tbytes = (size_t)n_in * 5 + 64;
-    void *Xbuf = alloc64(kvl_mm_q8p_xbytes(n_in, n_tok));
+    void *Xbuf = alloc64(p->xbytes);
     if (!Xbuf) {
         job_slow(j, x, n_tok);
         return;
     }
-    const int n_groups = (n_tok + KVL_MM_Q8P_GROUP - 1) / KVL_MM_Q8P_GROUP;
+    const int n_groups = (n_tok + p->group - 1) / p->group;
     int failed = 0;
 #pragma omp parallel if (!job_serial(j, n_tok)) reduction(| : failed)
     {
-        void *tmp = alloc64(tbytes);
+        uint8_t *tmp = alloc64(p->tbytes);
         failed = !tmp;
 #pragma omp for schedule(static)
         for (int g = 0; g < n_groups; g++)
-            if (tmp) kvl_mm_q8p_pack_x(Xbuf, x, n_in, n_tok, g, tmp);
+            if (tmp) p->pack(Xbuf, x, n_in, n_tok, g, tmp + p->pack_off);
         /* a thread without memory left its groups unpacked: everyone stops, the slow path redoes all */
 #pragma omp barrier
 #pragma omp for schedule(dynamic, 1)
@@ -303,12 +281,43 @@ static void matmul_q8p(const job *j, const uint8_t *const *prep, const float *x,
             int wi;
             int64_t o0, o1;
             job_chunk(j, c, &wi, &o0, &o1);
-            if (tmp) kvl_mm_q8p_gemm(j->y[wi], Xbuf, j->W[wi], prep[wi], n_tok, o0, o1);
+            if (tmp) p->run(p, j, Xbuf, n_tok, wi, o0, o1, tmp);
         }
         free(tmp);
     }
     free(Xbuf);
     if (failed) job_slow(j, x, n_tok);
+}
+
+static void run_q8gemm(const q8_path *p, const job *j, const void *Xbuf, int n_tok, int wi, int64_t o0, int64_t o1,
+                       void *tmp) {
+    (void)p;
+    kvl_mm_q8gemm(j->y[wi], Xbuf, j->W[wi], n_tok, o0, o1, tmp);
+}
+
+/* Q8_0 weights as stored: the kernel uses the per-thread scratch, whose tail holds the packing's temporary. */
+static void matmul_q8gemm(const job *j, const float *x, int n_tok) {
+    const int64_t n_in = j->W[0]->n_in;
+    const size_t sbytes = kvl_mm_q8gemm_scratch_bytes(n_in);
+    const q8_path p = {kvl_mm_q8gemm_xbytes(n_in, n_tok), sbytes, sbytes - 5 * (size_t)n_in - 64,
+                       KVL_MM_Q8GEMM_GROUP, kvl_mm_q8gemm_pack_x, run_q8gemm, NULL};
+    matmul_q8(j, &p, x, n_tok);
+}
+#endif
+
+#ifdef KVL_MM_VNNI512
+static void run_q8p(const q8_path *p, const job *j, const void *Xbuf, int n_tok, int wi, int64_t o0, int64_t o1,
+                    void *tmp) {
+    (void)tmp;
+    kvl_mm_q8p_gemm(j->y[wi], Xbuf, j->W[wi], p->prep[wi], n_tok, o0, o1);
+}
+
+/* Q8_0 weights with prepared copies (prep[i] for W[i]), any number of tokens. */
+static void matmul_q8p(const job *j, const uint8_t *const *prep, const float *x, int n_tok) {
+    const int64_t n_in = j->W[0]->n_in;
+    const q8_path p = {kvl_mm_q8p_xbytes(n_in, n_tok), (size_t)n_in * 5 + 64, 0, KVL_MM_Q8P_GROUP,
+                       kvl_mm_q8p_pack_x, run_q8p, prep};
+    matmul_q8(j, &p, x, n_tok);
 }
 #endif
 
