@@ -39,6 +39,7 @@ import re
 CAREFUL_SUMS = os.environ.get("KVL_GEN_CAREFUL_SUMS") == "1"
 MAX_EASY = 9999     # easy steps keep every value at most this
 MAX_VALUE = 99999   # hard steps may reach five digits
+HARD_FACTORS = [v for v in range(11, 100) if v % 10]  # the smaller factor of a hard product
 
 # ---------------------------------------------------------------------------------------------------------
 # Vocabulary
@@ -230,14 +231,10 @@ def render(p):
 # ---------------------------------------------------------------------------------------------------------
 # Stories. Each builder returns (sentences, steps, question, result sentence, answer) or None.
 
-def want_mul(rng, tier_ops):
-    return rng.choice(tier_ops)
-
-
 def factor_pair(rng, kind, x=None):
     """(multiplier for x or a new factor pair) by step kind."""
     if kind == "hard":
-        small = rng.choice([v for v in range(11, 100) if v % 10])
+        small = rng.choice(HARD_FACTORS)
         return small
     if kind == "extreme":
         return rng.randint(101, 999)
@@ -442,7 +439,7 @@ def story_shopping(rng, kinds):
     if first == "easy":
         n, price = rng.randint(2, 9), rng.randint(2, 60)
     elif first == "hard":
-        n, price = rng.choice([v for v in range(11, 100) if v % 10]), rng.randint(12, 300)
+        n, price = rng.choice(HARD_FACTORS), rng.randint(12, 300)
     else:
         n, price = rng.randint(101, 999), rng.randint(101, 999)
     cost = n * price
@@ -488,7 +485,7 @@ def story_shopping(rng, kinds):
             total *= m
         else:
             if k == "hard":
-                m = rng.choice([v for v in range(11, 100) if v % 10])
+                m = rng.choice(HARD_FACTORS)
                 if not 12 <= total <= 999 or total * m > MAX_VALUE:
                     return None
             else:
@@ -524,7 +521,7 @@ def story_groups(rng, kinds):
     if first == "easy":
         a, b = rng.randint(2, 60), rng.randint(2, 9)
     elif first == "hard":
-        a, b = rng.randint(12, 400), rng.choice([v for v in range(11, 100) if v % 10])
+        a, b = rng.randint(12, 400), rng.choice(HARD_FACTORS)
     else:
         a, b = rng.randint(101, 999), rng.randint(101, 999)
     if first == "hard" and a * b > MAX_VALUE:
