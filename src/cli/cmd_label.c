@@ -297,7 +297,8 @@ int cmd_label(int argc, char **argv) {
     long total = st.count[0] + st.count[1] + st.count[2] + st.count[3];
     qsort(st.fast_tokens, (size_t)st.n_fast, sizeof *st.fast_tokens, cmp_int);
     printf("%ld problems labelled in %s (%ld new, %.1f s)\n", total, o.p.out, n_new, cli_now() - t0);
-    if (cli_solver_device(&sv)) printf("device     %s\n", cli_solver_device(&sv));
+    const char *dev = cli_solver_device(&sv);
+    if (dev) printf("device     %s\n", dev);
     else printf("device     n/a (no problem was solved in this run)\n");
     if (o.shard.count > 1)
         printf("shard %ld/%ld: the rows whose index %% %ld == %ld (%ld of %ld), in %s\n", o.shard.index, o.shard.count,

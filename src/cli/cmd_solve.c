@@ -375,7 +375,8 @@ int cmd_solve(int argc, char **argv) {
                    tok_s, t_wall, parallel, sr.prompt_tokens);
         else
             printf("speed      n/a (nothing was generated in this run: its rows were already written)\n");
-        if (cli_solver_device(&sv)) printf("device     %s\n", cli_solver_device(&sv));
+        const char *dev = cli_solver_device(&sv);
+        if (dev) printf("device     %s\n", dev);
         else printf("device     n/a (no row was computed in this run)\n");
         if (sr.skipped) printf("skipped    %ld problems whose prompt does not fit the context (not counted)\n", sr.skipped);
         if (o.adapt >= 0)
