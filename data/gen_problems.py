@@ -97,6 +97,13 @@ INTROS = ["Let me work this out step by step.", "Okay, let me figure this out.",
           "Let me start from the beginning of the story."]
 
 
+_FACTS = []  # what the story builder said, as (kind, fields), for the wider wording (KVL_GEN_WORDING)
+
+
+def note(kind, **kw):
+    _FACTS.append((kind, kw))
+
+
 def cap(s):
     return s[0].upper() + s[1:]
 
@@ -250,6 +257,7 @@ def story_running(rng, kinds):
     sents = [rng.choice([f"{w.Name} has {num_word(rng, x)} {it}.", f"{w.Name} starts with {x} {it}.",
                          f"{w.Name} has a collection of {x} {it}.", f"There are {x} {it} at first, and they belong "
                          f"to {w.name}.", f"At the start, {w.name} owns {x} {it}."])]
+    note("have", who=w, n=x, item=(it, it1))
     steps = []
     for k in kinds:
         r = None
@@ -266,6 +274,7 @@ def story_running(rng, kinds):
                     f"How many {it} are there in the end?", f"What is the number of {it} now?",
                     f"How many {it} does {w.name} end up with?", f"How many {it} are left?"])
     res = f"{w.Name} has {x} {it} at the end." if "left" not in q else f"There are {x} {it} left."
+    note("q_count", who=w, ans=x)
     return sents, steps, q, res, x
 
 
@@ -285,6 +294,7 @@ def running_op(rng, w, it, it1, friend, x, kind):
                         f"every one of {poss} {it} is traded for {m} new {it}.",
                         f"{p} ends up with {m} times as many {it} as before.",
                         f"the number of {it} {p} has becomes {m} times bigger."])
+        note("mul", who=w, m=m)
         return t, Step(x, "*", m, x * m, "Multiplied", f"{m} times as many as {x} is"), x * m
     op = rng.choice(["+", "+", "-", "-", "*", "/", "g+", "g-"])
     if op == "+":
@@ -295,6 +305,7 @@ def running_op(rng, w, it, it1, friend, x, kind):
                         f"{friend} gives {o} {k} {it}.", f"{p} wins {k} {it} in a game.",
                         f"{p} gets another {k} {it}.", f"{k} more {it} are added to {poss} pile.",
                         f"{p} receives {k} {it} as a gift.", f"{p} collects {k} {it} more."])
+        note("add", who=w, k=k, friend=friend)
         return t, Step(x, "+", k, x + k, "Added", f"{p} gets {k} more, so {x} and {k} make"), x + k
     if op == "-":
         if x < 3:
@@ -306,6 +317,7 @@ def running_op(rng, w, it, it1, friend, x, kind):
                         f"{p} eats {k} of them." if it in ("apples", "cookies", "candies", "cupcakes", "muffins",
                                                          "oranges", "peaches", "bananas", "donuts") else
                         f"{p} donates {k} {it}."])
+        note("sub", who=w, k=k, friend=friend)
         return t, Step(x, "-", k, x - k, "Left", f"{p} has {k} fewer, so {x} less {k} is"), x - k
     if op == "*":
         m = rng.randint(2, 9)
@@ -315,6 +327,7 @@ def running_op(rng, w, it, it1, friend, x, kind):
         ch = [f"{p} ends up with {m} times as many {it} as before.", f"the number of {it} grows to {m} times as many."]
         if word:
             ch += [f"the number of {it} {p} has {word}.", f"{p} {word} {poss} {it}."]
+        note("mul", who=w, m=m)
         return rng.choice(ch), Step(x, "*", m, x * m, "Multiplied", f"{m} times as many as {x} is"), x * m
     if op == "/":
         ds = [d for d in range(2, 10) if x % d == 0]
@@ -326,6 +339,7 @@ def running_op(rng, w, it, it1, friend, x, kind):
               f"{p} puts all {poss} {it} into {d} {cp} with the same number in each, and keeps one {cs}."]
         if d == 2:
             ch += [f"{p} gives away half of {poss} {it}.", f"{p} keeps only half of {poss} {it}."]
+        note("div", who=w, d=d, cont=(cp, cs))
         return rng.choice(ch), Step(x, "/", d, x // d, "Kept", f"one of {d} equal parts of {x} is"), x // d
     g, m = rng.randint(2, 9), rng.randint(2, 25)
     cp, cs = rng.choice(CONTAINERS)
@@ -335,12 +349,14 @@ def running_op(rng, w, it, it1, friend, x, kind):
         t = rng.choice([f"{p} buys {num_word(rng, g)} {cp} of {it} with {m} {it} in each {cs}.",
                         f"{friend} gives {o} {g} {cp}, each holding {m} {it}.",
                         f"{p} gets {g} {cp} with {m} {it} in every {cs}."])
+        note("gadd", who=w, g=g, m=m, cont=(cp, cs), friend=friend)
         s1 = Step(g, "*", m, g * m, "In the " + cp, f"{g} {cp} of {m} hold")
         return t, [s1, Step(x, "+", g * m, x + g * m, "Added", f"with those {g * m}, {x} becomes")], x + g * m
     if g * m >= x:
         return None
     t = rng.choice([f"{p} gives {g} friends {m} {it} each.",
                     f"{p} packs {g} {cp} with {m} {it} each and sends them away."])
+    note("gsub", who=w, g=g, m=m, cont=(cp, cs))
     s1 = Step(g, "*", m, g * m, "Given away", f"{g} times {m} given away is")
     return t, [s1, Step(x, "-", g * m, x - g * m, "Left", f"taking away {g * m}, {x} becomes")], x - g * m
 
@@ -366,6 +382,7 @@ def story_compare(rng, kinds):
             y = x + d
             sents.append(rng.choice([f"{b.Name} has {d} more {it} than {a.name}.",
                                      f"{b.Name} has {d} {it} more than {a.name} does."]))
+            note("more", who=b, ref=a, d=d)
             steps.append(Step(x, "+", d, y, b.Name, f"{b.name} has {d} more than {x}, so"))
         elif k == "fewer":
             if x < 4:
@@ -374,12 +391,14 @@ def story_compare(rng, kinds):
             y = x - d
             sents.append(rng.choice([f"{b.Name} has {d} fewer {it} than {a.name}.",
                                      f"{b.Name} has {d} {it} less than {a.name}."]))
+            note("fewer", who=b, ref=a, d=d)
             steps.append(Step(x, "-", d, y, b.Name, f"{b.name} has {d} fewer than {x}, so"))
         else:
             m = rng.randint(2, 9)
             y = x * m
             word = {2: "twice", 3: "three times"}.get(m, f"{m} times")
             sents.append(f"{b.Name} has {word} as many {it} as {a.name}.")
+            note("times", who=b, ref=a, m=m)
             steps.append(Step(x, "*", m, y, b.Name, f"{b.name} has {m} times {x}, so"))
     else:
         m = factor_pair(rng, first)
@@ -391,7 +410,9 @@ def story_compare(rng, kinds):
             return None
         sents.append(rng.choice([f"{b.Name} has {m} times as many {it} as {a.name}.",
                                  f"{b.Name} has {m} times the number of {it} that {a.name} has."]))
+        note("times", who=b, ref=a, m=m)
         steps.append(Step(x, "*", m, y, b.Name, f"{b.name} has {m} times {x}, so"))
+    _FACTS.insert(0, ("have", {"who": a, "n": x, "item": (it, it1)}))
     q_kind = rng.choice(["b", "total", "diff"] if len(kinds) >= 2 else ["b"])
     rest = kinds[1:]
     if q_kind == "total":
@@ -414,6 +435,7 @@ def story_compare(rng, kinds):
         steps.extend(st if isinstance(st, list) else [st])
     if q_kind == "b":
         q = rng.choice([f"How many {it} does {b.name} have?", f"How many {it} does {b.name} have now?"])
+        note("q_b", who=b, ref=a, ans=y, changed=bool(rest))
         return sents, steps, q, f"{b.Name} has {y} {it}.", y
     if q_kind == "total":
         if x + y > MAX_VALUE:
@@ -421,12 +443,14 @@ def story_compare(rng, kinds):
         steps.append(Step(x, "+", y, x + y, "Together", f"together they have {x} and {y}, which is"))
         q = rng.choice([f"How many {it} do {a.name} and {b.name} have together?",
                         f"How many {it} do they have in all?", f"How many {it} do the two have altogether?"])
+        note("q_total", who=b, ref=a, ans=x + y)
         return sents, steps, q, f"Together they have {x + y} {it}.", x + y
     hi, lo = max(x, y), min(x, y)
     more = b.name if y > x else a.name
     steps.append(Step(hi, "-", lo, hi - lo, "Difference", f"the difference between {hi} and {lo} is"))
     q = rng.choice([f"How many more {it} does {more} have than the other?",
                     f"What is the difference between the numbers of {it} they have?"])
+    note("q_diff", who=b, ref=a, ans=hi - lo, b_more=y > x)
     return sents, steps, q, f"The difference is {hi - lo} {it}.", hi - lo
 
 
@@ -449,6 +473,7 @@ def story_shopping(rng, kinds):
                              f"One {it1} costs ${price}. {w.Name} buys {n} of them.",
                              f"{w.Name} orders {n} {it} at a price of ${price} per {it1}.",
                              f"{cap(it)} cost ${price} each, and {w.name} needs {n} of them."]))
+    note("buy", who=w, n=n, price=price, item=(it, it1))
     steps.append(Step(n, "*", price, cost, "Cost", f"{n} {it} at ${price} each cost"))
     total = cost
     rest = list(kinds[1:])
@@ -466,6 +491,7 @@ def story_shopping(rng, kinds):
                 return None
             o2 = rng.choice(["a bag", "a card", "lunch", "a bus ticket", "a snack", "a pen", "some tape"])
             sents.append(rng.choice([f"{w.p.capitalize()} also pays ${e} for {o2}.", f"{cap(o2)} costs another ${e}."]))
+            note("extra", who=w, e=e, o2=o2)
             steps.append(Step(total, "+", e, total + e, "Plus " + o2, f"adding ${e} for {o2}, ${total} becomes"))
             total += e
         elif op == "-":
@@ -473,6 +499,7 @@ def story_shopping(rng, kinds):
                 return None
             e = rng.randint(1, min(total - 1, 99))
             sents.append(rng.choice([f"{w.p.capitalize()} has a coupon for ${e} off.", f"The shop gives {w.o} ${e} off."]))
+            note("coupon", who=w, e=e)
             steps.append(Step(total, "-", e, total - e, "Discount", f"with ${e} off, ${total} becomes"))
             total -= e
         elif op == "g":
@@ -481,6 +508,7 @@ def story_shopping(rng, kinds):
                 return None
             sents.append(rng.choice([f"{w.p.capitalize()} buys the same again for {m} weeks in a row, {m} times in "
                                      f"all.", f"{w.p.capitalize()} does this {num_word(rng, m)} times."]))
+            note("repeat", who=w, m=m, year=False)
             steps.append(Step(total, "*", m, total * m, "All trips", f"{m} times ${total} is"))
             total *= m
         else:
@@ -493,11 +521,13 @@ def story_shopping(rng, kinds):
                 if not 100 <= total <= 999:
                     return None
             sents.append(f"{w.p.capitalize()} does the same shopping {m} times during the year.")
+            note("repeat", who=w, m=m, year=True)
             steps.append(Step(total, "*", m, total * m, "All year", f"{m} times ${total} is"))
             total *= m
     if final == "total":
         q = rng.choice([f"How much does {w.name} spend in all?", f"How many dollars does {w.name} pay?",
                         f"What is the total cost?"])
+        note("q_spend", who=w, ans=total)
         return sents, steps, q, f"{w.Name} spends ${total}.", total
     bill = total + rng.randint(1, 500 if total < 9000 else 900)
     bill = min(bill, MAX_VALUE)
@@ -506,10 +536,14 @@ def story_shopping(rng, kinds):
     if final == "change":
         sents.append(rng.choice([f"{w.p.capitalize()} pays with ${bill}.", f"{w.p.capitalize()} hands the cashier ${bill}."]))
         q = rng.choice([f"How much change does {w.p} get?", "How many dollars of change should come back?"])
+        note("pay", who=w, bill=bill)
+        note("q_change", who=w, ans=bill - total)
         steps.append(Step(bill, "-", total, bill - total, "Change", f"from ${bill}, taking ${total} leaves"))
         return sents, steps, q, f"The change is ${bill - total}.", bill - total
     sents.insert(0, rng.choice([f"{w.Name} has ${bill}.", f"{w.Name} saved ${bill}."]))
     q = rng.choice([f"How much money does {w.name} have left?", f"How many dollars are left?"])
+    _FACTS.insert(0, ("money", {"who": w, "bill": bill}))
+    note("q_money_left", who=w, ans=bill - total)
     steps.append(Step(bill, "-", total, bill - total, "Left", f"${bill} minus ${total} leaves"))
     return sents, steps, q, f"{w.Name} has ${bill - total} left.", bill - total
 
@@ -545,6 +579,8 @@ def story_groups(rng, kinds):
         unit, sent = ip, rng.choice([f"{w.Name} has {b} {cp} of {ip} with {a} {ip} in each {cs}.",
                                      f"Each {cs} holds {a} {ip}, and there are {b} {cp}."])
     x = a * b
+    note("rate", who=w, shape=shape, a=a, b=b, item=(ip, is1) if shape == "boxes" else None,
+         cont=(cp, cs) if shape == "boxes" else None)
     steps = [Step(a, "*", b, x, "In all", f"{b} times {a} is")]
     sents = [sent]
     shared = False
@@ -558,6 +594,7 @@ def story_groups(rng, kinds):
             if x + e > MAX_VALUE:
                 return None
             sents.append(rng.choice([f"Then {e} more {unit} are added.", f"On top of that there are {e} extra {unit}."]))
+            note("gplus", e=e)
             steps.append(Step(x, "+", e, x + e, "Plus extra", f"{e} more than {x} is"))
             x += e
         elif op == "-":
@@ -565,6 +602,7 @@ def story_groups(rng, kinds):
                 return None
             e = rng.randint(1, min(x - 1, 300))
             sents.append(rng.choice([f"{e} of the {unit} are not counted.", f"Then {e} {unit} are taken away."]))
+            note("gminus", e=e)
             steps.append(Step(x, "-", e, x - e, "Minus", f"{e} fewer than {x} is"))
             x -= e
         elif op == "/":
@@ -573,6 +611,7 @@ def story_groups(rng, kinds):
                 return None
             d = rng.choice(ds)
             sents.append(f"The {unit} are shared equally among {d} groups.")
+            note("gdiv", d=d)
             steps.append(Step(x, "/", d, x // d, "Each group", f"{x} shared by {d} is"))
             x //= d
             shared = True
@@ -581,8 +620,10 @@ def story_groups(rng, kinds):
             if x * m > MAX_VALUE:
                 return None
             sents.append(f"All of this happens {m} times.")
+            note("gtimes", m=m)
             steps.append(Step(x, "*", m, x * m, "All times", f"{m} times {x} is"))
             x *= m
+    note("q_group", ans=x, each=shared)
     if shared:
         q = rng.choice([f"How many {unit} does each group get?", f"How many {unit} go to one group?"])
         return sents, steps, q, f"Each group gets {x} {unit}.", x
@@ -592,6 +633,655 @@ def story_groups(rng, kinds):
 
 
 STORIES = [story_running, story_running, story_compare, story_shopping, story_groups]
+
+# ---------------------------------------------------------------------------------------------------------
+# Wider wording (KVL_GEN_WORDING=1, train_model.py --wording): the facts the builder noted, told again in
+# other words - past or present tense, several quantities or two steps in one sentence, the question first or in
+# the middle, everyday phrases, other subjects and objects, numbers in words, number-free context sentences.
+# Its randomness comes from its own generator seeded from (seed, index): the story's draws, steps and answer
+# stay exactly those of the default wording. Off for the shipped kvlens-think-2.
+
+WORDING = os.environ.get("KVL_GEN_WORDING") == "1"
+
+SMALL_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+               "sixteen seventeen eighteen nineteen twenty").split()
+TENS_WORDS = {2: "twenty", 3: "thirty", 4: "forty", 5: "fifty", 6: "sixty", 7: "seventy", 8: "eighty", 9: "ninety"}
+
+
+def number_words(n):
+    """n in words (0..99), else None."""
+    if 0 <= n <= 20:
+        return SMALL_WORDS[n]
+    if 20 < n < 100:
+        t, u = divmod(n, 10)
+        return TENS_WORDS[t] + ("-" + SMALL_WORDS[u] if u else "")
+    return None
+
+
+# (plural, singular, edible) for the running count and the comparisons (their steps never name the item)
+ITEMS_MORE = [("baseball cards", "baseball card", 0), ("seashells", "seashell", 0), ("comic books", "comic book", 0),
+              ("stuffed animals", "stuffed animal", 0), ("jelly beans", "jelly bean", 1), ("paper cranes", "paper crane", 0),
+              ("video games", "video game", 0), ("chocolate bars", "chocolate bar", 1), ("granola bars", "granola bar", 1),
+              ("tennis balls", "tennis ball", 0), ("golf balls", "golf ball", 0), ("trading cards", "trading card", 0),
+              ("glass beads", "glass bead", 0), ("colored pencils", "colored pencil", 0), ("hair clips", "hair clip", 0),
+              ("picture books", "picture book", 0), ("cookies", "cookie", 1), ("apples", "apple", 1),
+              ("strawberries", "strawberry", 1), ("cupcakes", "cupcake", 1), ("muffins", "muffin", 1),
+              ("eggs", "egg", 0), ("potatoes", "potato", 0), ("chickens", "chicken", 0), ("goldfish", "goldfish", 0),
+              ("sunflowers", "sunflower", 0), ("toy soldiers", "toy soldier", 0), ("board games", "board game", 0),
+              ("lollipops", "lollipop", 1), ("crackers", "cracker", 1), ("pretzels", "pretzel", 1),
+              ("plums", "plum", 1), ("pears", "pear", 1), ("carrots", "carrot", 1), ("books", "book", 0),
+              ("stamps", "stamp", 0), ("marbles", "marble", 0), ("stickers", "sticker", 0), ("pencils", "pencil", 0),
+              ("coins", "coin", 0), ("puzzles", "puzzle", 0), ("photos", "photo", 0), ("balloons", "balloon", 0)]
+EDIBLE = {"apples", "cookies", "candies", "cupcakes", "muffins", "oranges", "peaches", "bananas", "donuts",
+          "pretzels", "strawberries", "cherries", "grapes", "pies", "cakes", "sandwiches", "pizzas", "lemons",
+          "carrots", "tomatoes"}
+SURNAMES = """Lopez Kim Smith Patel Nguyen Brown Garcia Cohen Okafor Rossi Tanaka Novak Silva Murphy Jensen Khan Diaz
+Walker Chen Adams Baker Evans Green Hill Moreno Park Reed Stone Ward Young""".split()
+ROLES = ["farmer", "baker", "teacher", "librarian", "coach", "gardener", "shopkeeper", "chef", "nurse", "florist",
+         "mail carrier", "pilot", "zookeeper", "painter", "carpenter"]
+KIN_F = ["sister", "mother", "aunt", "grandmother", "cousin", "friend", "neighbor", "classmate"]
+KIN_M = ["brother", "father", "uncle", "grandfather", "cousin", "friend", "neighbor", "classmate"]
+FRIEND_GROUPS = [("friends", "friend"), ("classmates", "classmate"), ("cousins", "cousin"), ("neighbors", "neighbor"),
+                 ("children", "child"), ("teammates", "teammate")]
+CONNECT_ANY = ["Then ", "After that, ", "Later, ", "Next, ", "The next day, ", "In the afternoon, ", "Soon after, ",
+               "Afterwards, ", "That evening, ", "Later that week, "]
+OPEN_PAST = ["Last week, ", "On Saturday, ", "Last summer, ", "Yesterday, ", "Earlier this month, ", "One morning, "]
+OPEN_PRESENT = ["At the start of the week, ", "This morning, ", "Right now, ", "Today, "]
+CONTEXT = ["It <is|was> a sunny day.", "The weather <is|was> cold and windy.", "Everyone <is|was> in a good mood.",
+           "It <is|was> the first week of the school year.", "The town fair <is|was> in full swing.",
+           "It <is|was> a busy weekend.", "Nobody <is|was> in a hurry.", "The holidays <are|were> coming up.",
+           "It <is|was> raining outside."]
+CONTEXT_PERSON = ["{S} <loves|loved> {it}.", "{S} <likes|liked> to keep track of {poss} {it}.",
+                  "{S} <is|was> very proud of {poss} {it}.", "{S} <writes|wrote> everything down in a notebook."]
+
+
+class Ref:
+    """How the text names someone: first mention, later mentions, pronouns (p, o, poss)."""
+
+    def __init__(self, first, later, p, o, poss, person=True):
+        self.first, self.later, self.p, self.o, self.poss, self.person = first, later, p, o, poss, person
+
+    @staticmethod
+    def of(w):
+        return Ref(w.name, w.name, w.p, w.o, w.poss, w.person)
+
+
+class Teller:
+    """Turns noted facts into a question. Tense markers <present|past> are resolved at the end."""
+
+    def __init__(self, rng):
+        self.r = rng
+        self.past = rng.random() < 0.45
+        self.units = []  # (who Ref or None, predicate or clause, is_event)
+        self.extra = []  # context sentences (number-free), placed at random
+
+    def t(self, s):
+        return re.sub(r"<([^<>|]*)\|([^<>|]*)>", lambda m: m.group(2 if self.past else 1), s)
+
+    def num(self, n, dozen=True):
+        r = self.r.random()
+        if n == 12 and dozen and r < 0.15:
+            return "a dozen"
+        if n <= 20 and r < 0.3 or n < 100 and r < 0.05:
+            return number_words(n)
+        return str(n)
+
+    def money(self, n):
+        r = self.r.random()
+        if n <= 20 and r < 0.1:
+            return number_words(n) + " dollars"
+        if r < 0.2:
+            return f"{n} dollars"
+        return f"${n}"
+
+    def person(self, w, keep=0.6, gender=None):
+        """A Ref for a person-subject of the story; a new name/role where the steps don't name it."""
+        if not w.person:
+            return Ref(w.name, w.name, "it", "it", "its", False)
+        r = self.r.random()
+        fem = (w.p == "she") if gender is None else gender
+        if r < keep:
+            return Ref.of(w)
+        if r < keep + (1 - keep) * 0.5:
+            role = self.r.choice(ROLES)
+            art = "an" if role[0] in "aeiou" else "a"
+            first = self.r.choice([f"{art} {role}", f"the {role}", f"the {role}"])
+            return Ref(first, f"the {role}", *(("she", "her", "her") if fem else ("he", "him", "his")))
+        title = self.r.choice(["Mrs.", "Ms."] if fem else ["Mr."])
+        nm = f"{title} {self.r.choice(SURNAMES)}"
+        return Ref(nm, nm, *(("she", "her", "her") if fem else ("he", "him", "his")))
+
+    def add(self, who, pred, event=True):
+        self.units.append((who, pred, event))
+
+    def context(self, ref=None, it=None):
+        if self.r.random() < 0.22:
+            if ref is not None and ref.person and it and self.r.random() < 0.5:
+                s = self.r.choice(CONTEXT_PERSON)
+                self.extra.append((1, s.replace("{it}", it).replace("{poss}", ref.poss).replace("{p}", ref.p)
+                                   .replace("{S}", ref.later)))
+            else:
+                self.extra.append((0, self.r.choice(CONTEXT)))
+
+    def clauses(self, units, named, pronoun_ok=True):
+        """Render units as clause strings; `named` = set of Refs already introduced."""
+        out, last = [], None
+        for who, pred, _ in units:
+            if who is None:
+                c = pred
+            elif last is who:
+                c = None  # same subject as before: joined without repeating it
+            else:
+                if who not in named:
+                    s = who.first
+                    named.add(who)
+                elif pronoun_ok and last is None and self.r.random() < 0.7 and who.person and self._last is who:
+                    s = who.p
+                else:
+                    s = who.later
+                c = s + " " + pred
+            out.append((c, pred, who))
+            last = who
+            self._last = who
+        return out
+
+    def sentences(self, units, named):
+        """Sentences from units: one or two units each (same subject: 'X did A and B')."""
+        sents, i = [], 0
+        while i < len(units):
+            take = 1
+            if i + 1 < len(units) and self.r.random() < 0.35 and " and " not in units[i][1] + units[i + 1][1]:
+                take = 2
+            grp = units[i:i + take]
+            cl = self.clauses(grp, named)
+            parts = []
+            for c, pred, who in cl:
+                parts.append(pred if c is None else c)
+            if len(parts) == 2:
+                if cl[1][0] is None:
+                    joiner = " and "
+                else:
+                    joiner = self.r.choice([", and ", ", and then "] if grp[1][2] else [", and ", ", while "])
+                text = parts[0] + joiner + parts[1]
+            else:
+                text = parts[0]
+            if sents and self.r.random() < 0.3 and grp[0][2]:
+                text = self.r.choice(CONNECT_ANY) + text
+            elif not sents and self.r.random() < 0.15:
+                text = self.r.choice(OPEN_PAST if self.past else OPEN_PRESENT) + text
+            sents.append(cap(self.t(text)) + ".")
+            self._last = grp[-1][0]
+            i += take
+        return sents
+
+    def tell(self, questions, qref=None):
+        """questions: [(text with <|> markers and maybe {S} for qref, ends with '?')]. Returns the question."""
+        self._last = None
+        self.qref = qref
+        units = self.units
+        form = "end"
+        r = self.r.random()
+        events_tail = 0
+        while events_tail < min(2, len(units) - 1) and units[len(units) - 1 - events_tail][2]:
+            events_tail += 1
+        asks = [q for q, mark in questions if mark]
+        if asks and r < 0.14 and len(units) <= 3 and sum(" and " in u[1] for u in units) == 0:
+            form = "front"
+        elif asks and r < 0.36 and events_tail:
+            form = "middle"
+        named = set()
+        if form == "front":
+            self.past = False
+            q = self.t(self.r.choice(asks))
+            named.update(w for w, _, _ in units if w is not None)
+            qtext = q.replace("{S}", qref.later) if qref else q
+            cl = self.clauses(units, named, pronoun_ok=False)
+            parts = [self._bare(pred if c is None else c) for c, pred, who in cl]
+            w0 = cl[0][2]
+            if w0 is not None and w0.person and w0.later in qtext:
+                parts[0] = w0.p + " " + cl[0][1]
+            body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+            return self._fill(q[:-1] + " if " + self.t(body) + "?", form)
+        if form == "middle":
+            n = self.r.randint(1, events_tail)
+            if n == 2 and " and " in units[-1][1] + units[-2][1]:
+                n = 1
+            head, tail = units[:-n], units[-n:]
+            sents = self.sentences(head, named)
+            self._insert_extra(sents)
+            if not self.past and self.r.random() < 0.5:
+                word = "if"
+            else:
+                word = "after"
+            q = self.t(self.r.choice(asks))
+            cl = self.clauses(tail, named)
+            parts = [self._bare(pred if c is None else c) for c, pred, who in cl]
+            if cl[0][0] is not None and cl[0][2] is not None and cl[0][2].person and cl[0][2] is head[-1][0]:
+                parts[0] = cl[0][2].p + " " + cl[0][1]
+            body = parts[0] if len(parts) == 1 else parts[0] + " and " + parts[1]
+            self._last = head[-1][0] if head else None
+            return self._fill(" ".join(sents) + " " + q[:-1] + f" {word} " + self.t(body) + "?", form)
+        sents = self.sentences(units, named)
+        self._insert_extra(sents)
+        q = self.t(self.r.choice([q for q, _ in questions]))
+        return self._fill(" ".join(sents) + " " + q, form)
+
+    def _insert_extra(self, sents):
+        for lo, e in self.extra:
+            sents.insert(self.r.randint(min(lo, len(sents)), len(sents)), cap(self.t(e)))
+
+    def _fill(self, text, form):
+        """The question's subject: a pronoun where the sentence before spoke of the same person."""
+        q = self.qref
+        if q is None:
+            return text
+        if form != "front" and q.person and self._last is q and self.r.random() < 0.4:
+            return text.replace("{S}", q.p, 1).replace("{S}", q.later)
+        return text.replace("{S}", q.later)
+
+    @staticmethod
+    def _bare(c):
+        for pre in ("then ", "on top of that, "):
+            if c.startswith(pre):
+                return c[len(pre):]
+        return c
+
+
+def _pl(it, n):
+    return it[1] if n == 1 else it[0]
+
+
+def tell_running(tl, facts, item=None):
+    """The running count (and the owner's changes in a comparison): events of one subject."""
+    have = facts[0][1]
+    w = have["who"]
+    ref = tl.person(w) if not item else item[1]
+    if item:
+        it, it1, edible = item[0]
+    else:
+        it, it1, edible = _item(tl, have["item"])
+    x = have["n"]
+    if not item:
+        tl.context(ref, it)
+        tl.add(ref, tl.r.choice([f"<has|had> {tl.num(x)} {it}", f"<starts|started> with {tl.num(x)} {it}",
+                                 f"<owns|owned> {tl.num(x)} {it}", f"<has|had> a collection of {x} {it}"]), False)
+        facts = facts[1:]
+    for kind, f in facts:
+        if kind.startswith("q_"):
+            break
+        tl.add(ref, running_pred(tl, kind, f, ref, it, it1, edible))
+    return ref, it, it1
+
+
+def _item(tl, orig):
+    if tl.r.random() < 0.5:
+        return orig[0], orig[1], orig[0] in EDIBLE
+    it, it1, ed = tl.r.choice(ITEMS_MORE)
+    return it, it1, bool(ed)
+
+
+def _other(tl, ref, friend):
+    r = tl.r.random()
+    if r < 0.45 or not ref.person:
+        return friend
+    if r < 0.8:
+        return f"{ref.poss} " + tl.r.choice(KIN_F + KIN_M)
+    return tl.r.choice(["a friend", "a classmate", "the neighbor", "the teacher", "a cousin"])
+
+
+def running_pred(tl, kind, f, ref, it, it1, edible):
+    r = tl.r
+    poss = ref.poss
+    if kind == "mul":
+        m = f["m"]
+        ch = [f"<ends|ended> up with {m} times as many {it} as before", f"<trades|traded> each of {poss} {it} for {m} new ones"]
+        if m == 2:
+            ch += [f"<doubles|doubled> the number of {it} {ref.p} <has|had>", f"<ends|ended> up with twice as many {it}"]
+        if m == 3:
+            ch += [f"<triples|tripled> {poss} {it}", f"<ends|ended> up with three times as many {it} as before"]
+        return r.choice(ch)
+    if kind in ("add", "sub"):
+        k, o = tl.num(f["k"]), _other(tl, ref, f["friend"])
+        if f["k"] == 1:
+            it = it1
+    if not ref.person:  # a shop, a school, a club
+        if kind == "add":
+            return r.choice([f"<buys|bought> {k} more {it}", f"<gets|got> a delivery of {k} {it}", f"<receives|received> {k} more {it}"])
+        if kind == "sub":
+            return r.choice([f"<sells|sold> {k} {it}", f"<gives|gave> away {k} {it}", f"<uses|used> {k} {it}"])
+        if kind == "div":
+            d, (cp, cs) = f["d"], f["cont"]
+            return r.choice([f"<packs|packed> its {it} evenly into {tl.num(d)} {cp} and <keeps|kept> one {cs}"]
+                            + ([f"<sells|sold> half of its {it}"] if d == 2 else []))
+        if kind == "gadd":
+            g, m, (cp, cs) = f["g"], f["m"], f["cont"]
+            return r.choice([f"<gets|got> a delivery of {tl.num(g)} {cp} with {tl.num(m)} {it} in each {cs}",
+                             f"<buys|bought> {g} {cp} of {it} holding {tl.num(m)} each"])
+        if kind == "gsub":
+            g, m, (cp, cs) = f["g"], f["m"], f["cont"]
+            return r.choice([f"<packs|packed> {tl.num(m)} {it} into each of {g} {cp} and <sends|sent> them away",
+                             f"<gives|gave> {tl.num(m)} {it} each to {g} customers"])
+    if kind == "add":
+        ch = [f"<buys|bought> {k} more {it}", f"<finds|found> {k} more", f"<gets|got> {k} more {it} from {o}",
+              f"<receives|received> {k} {it} as a present", f"<collects|collected> another {k}"]
+        if ref.person:
+            ch += [f"<wins|won> {k} {it} at the fair", f"<is|was> given {k} more by {o}", f"<earns|earned> {k} more {it}"]
+        if edible:
+            ch += [f"<picks|picked> up {k} more {it} at the market"]
+        return r.choice(ch)
+    if kind == "sub":
+        ch = [f"<gives|gave> {k} {it} to {o}", f"<gives|gave> away {k} {it}", f"<loses|lost> {k} of them" if f["k"] > 1 else f"<loses|lost> one of them",
+              f"<sells|sold> {k} {it}", f"<uses|used> {k} {it} for a project", f"<trades|traded> away {k} {it}",
+              f"<donates|donated> {k} {it} to a charity"]
+        if edible:
+            ch += [f"<eats|ate> {k} of them" if f["k"] > 1 else f"<eats|ate> one of them", f"<shares|shared> {k} {it} with {o}"]
+        return r.choice(ch)
+    if kind == "div":
+        d, (cp, cs) = f["d"], f["cont"]
+        ch = [f"<splits|split> {poss} {it} into {tl.num(d)} equal piles and <keeps|kept> just one pile",
+              f"<divides|divided> {poss} {it} evenly into {tl.num(d)} {cp} and <keeps|kept> one {cs}",
+              f"<puts|put> {poss} {it} into {tl.num(d)} equal {cp} and <keeps|kept> only one"]
+        if d == 2:
+            ch += [f"<gives|gave> away half of {poss} {it}", f"<keeps|kept> only half of {poss} {it}",
+                   f"<loses|lost> half of them"]
+        if d == 3:
+            ch += [f"<keeps|kept> a third of {poss} {it} and <gives|gave> away the rest"]
+        if d == 4:
+            ch += [f"<keeps|kept> a quarter of {poss} {it} and <sells|sold> the rest"]
+        return r.choice(ch)
+    g, m, (cp, cs) = f["g"], f["m"], f["cont"]
+    mm = tl.num(m)
+    if kind == "gadd":
+        o = _other(tl, ref, f["friend"])
+        return r.choice([f"<buys|bought> {tl.num(g)} {cp} of {it} with {mm} in each {cs}",
+                         f"<gets|got> {tl.num(g)} {cp} from {o}, each with {mm} {it} inside",
+                         f"<buys|bought> {g} {cp} of {it} holding {mm} each",
+                         f"<adds|added> {g} {cp} of {mm} {it} each"])
+    grp = r.choice(FRIEND_GROUPS)
+    return r.choice([f"<gives|gave> {tl.num(g)} {grp[0]} {mm} {it} each",
+                     f"<gives|gave> each of {g} {grp[0]} {mm} {it}",
+                     f"<packs|packed> {mm} {it} into each of {g} {cp} and <sends|sent> them away",
+                     f"<hands|handed> out {mm} {it} to every one of {g} {grp[0]}"])
+
+
+def tell_problem(rng, shape, facts, res):
+    """The question (and the result sentence, where the wording changed a name or item) for noted facts."""
+    tl = Teller(rng)
+    q = dict(facts[-1][1])
+    qkind = facts[-1][0]
+    if shape == "running":
+        ref, it, it1 = tell_running(tl, facts)
+        x = q["ans"]
+        left = any(k in ("sub", "div", "gsub") for k, _ in facts)
+        qs = [(f"How many {it} <does|did> {{S}} have now?", 1), (f"How many {it} <does|did> {{S}} end up with?", 1),
+              (f"How many {it} <does|did> {{S}} have in the end?", 1),
+              (f"What is the number of {it} {{S}} <has|had> in the end?", 1),
+              (f"Find the number of {it} {{S}} <has|had> at the end.", 0)]
+        if left:
+            qs += [(f"How many {it} <does|did> {{S}} have left?", 1), (f"How many {it} <are|were> left?", 1),
+                   (f"How many {it} <does|did> {{S}} have remaining?", 1)]
+        else:
+            qs += [(f"How many {it} <does|did> {{S}} have in all?", 1),
+                   (f"How many {it} <does|did> {{S}} have altogether?", 1)]
+        text = tl.tell(qs, ref)
+        res = f"{cap(ref.later)} {tl.t('<has|had>')} {x} {it} at the end."
+        return text, res
+    if shape == "compare":
+        have = facts[0][1]
+        a, b = have["who"], facts[1][1]["who"]
+        it, it1, ed = _item(tl, have["item"])
+        bref = Ref.of(b)
+        r = tl.r.random()
+        if r < 0.5 or not a.person:
+            aref = Ref.of(a)
+        elif r < 0.7 and bref.first == b.name and b.name[0].isupper() and " " not in b.name:
+            fem = tl.r.random() < 0.5
+            kin = tl.r.choice(KIN_F if fem else KIN_M)
+            aref = Ref(f"{b.name}'s {kin}", f"{b.name}'s {kin}", *(("she", "her", "her") if fem else ("he", "him", "his")))
+        else:
+            aref = tl.person(a, keep=0.0, gender=tl.r.random() < 0.5)
+        x = have["n"]
+        rel, rf = facts[1]
+        A, B = aref.later, bref.later
+        tl.context(aref, it)
+        itd = it1 if rf.get("d") == 1 else it
+        if rel == "more":
+            d = tl.num(rf["d"])
+            c = tl.r.randint(0, 2)
+            if c == 0:
+                tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
+                tl.add(bref, tl.r.choice([f"<has|had> {d} more {itd} than {A}", f"<has|had> {d} more than {A} <does|did>",
+                                          f"<owns|owned> {d} {itd} more than {A}"]), False)
+            elif c == 1:
+                tl.add(aref, f"<has|had> {tl.num(x)} {it}, which <is|was> {d} fewer than {B} <has|had>", False)
+            else:
+                tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
+                tl.add(None, f"{aref.later} <has|had> {d} fewer {itd} than {bref.first}", False)
+        elif rel == "fewer":
+            d = tl.num(rf["d"])
+            c = tl.r.randint(0, 2)
+            if c == 0:
+                tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
+                tl.add(bref, tl.r.choice([f"<has|had> {d} fewer {itd} than {A}", f"<has|had> {d} fewer than {A} <does|did>"]),
+                       False)
+            elif c == 1:
+                tl.add(aref, f"<has|had> {tl.num(x)} {it}, which <is|was> {d} more than {B} <has|had>", False)
+            else:
+                tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
+                tl.add(None, f"{aref.later} <has|had> {d} more {itd} than {bref.first}", False)
+        else:
+            m = rf["m"]
+            tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
+            ch = [f"<has|had> {m} times as many {it} as {A}", f"<has|had> {m} times as many as {A} <does|did>"]
+            if m == 2:
+                ch = [f"<has|had> twice as many {it} as {A}", f"<has|had> double the number of {it} that {A} <has|had>"]
+                if tl.r.random() < 0.4:
+                    tl.units.pop()
+                    tl.add(aref, f"<has|had> {tl.num(x)} {it}, which <is|was> half as many as {B} <has|had>", False)
+                    ch = None
+            elif m == 3:
+                ch = [f"<has|had> three times as many {it} as {A}", f"<owns|owned> three times as many {it} as {A} <does|did>"]
+            if ch:
+                tl.add(bref, tl.r.choice(ch), False)
+        for kind, f in facts[2:]:
+            if kind.startswith("q_"):
+                break
+            tl.add(bref, running_pred(tl, kind, dict(f, friend=aref.later), bref, it, it1, ed))
+        n = q["ans"]
+        if qkind == "q_b":
+            qs = [(f"How many {it} <does|did> {B} have?", 1), (f"Find the number of {it} {B} <has|had>.", 0),
+                  (f"What is the number of {it} that {B} <has|had>?", 1)]
+            if q["changed"]:
+                qs += [(f"How many {it} <does|did> {B} have now?", 1), (f"How many {it} <does|did> {B} end up with?", 1)]
+            return tl.tell(qs), f"{cap(B)} {tl.t('<has|had>')} {n} {it}."
+        if qkind == "q_total":
+            qs = [(f"How many {it} <do|did> {A} and {B} have together?", 1), (f"How many {it} <do|did> they have altogether?", 1),
+                  (f"How many {it} <do|did> the two of them have in all?", 1),
+                  (f"What is the total number of {it} they <have|had>?", 1),
+                  (f"Find the total number of {it} the two of them <have|had>.", 0)]
+            return tl.tell(qs), f"Together they {tl.t('<have|had>')} {n} {it}."
+        M, L = (B, A) if q["b_more"] else (A, B)
+        qs = [(f"How many more {it} <does|did> {M} have than {L}?", 1), (f"How many fewer {it} <does|did> {L} have than {M}?", 1),
+              (f"What is the difference between the numbers of {it} they <have|had>?", 1)]
+        return tl.tell(qs), f"The difference is {n} {it}."
+    if shape == "shopping":
+        return tell_shopping(tl, facts, q, qkind), res
+    return tell_groups(tl, facts, q)
+
+
+def tell_shopping(tl, facts, q, qkind):
+    ref = None
+    for kind, f in facts:
+        if kind.startswith("q_"):
+            break
+        w = f["who"]
+        if ref is None:
+            ref = Ref.of(w)
+            tl.context()
+        if kind == "money":
+            b = tl.money(f["bill"])
+            tl.add(ref, tl.r.choice([f"<has|had> {b}", f"<goes|went> to the store with {b}", f"<has|had> {b} in {ref.poss} wallet",
+                                     f"<has saved|had saved> {b}", f"<takes|took> {b} to the market"]), False)
+        elif kind == "buy":
+            it, it1 = f["item"]
+            n, p = tl.num(f["n"]), tl.money(f["price"])
+            c = tl.r.randint(0, 5)
+            if c == 0:
+                tl.add(ref, f"<buys|bought> {n} {it} for {p} each")
+            elif c == 1:
+                tl.add(ref, f"<buys|bought> {n} {it} at {p} apiece")
+            elif c == 2:
+                tl.add(ref, f"<pays|paid> {p} each for {n} {it}")
+            elif c == 3:
+                tl.add(None, f"one {it1} <costs|cost> {p}", False)
+                tl.add(ref, f"<buys|bought> {n} of them")
+            elif c == 4:
+                tl.add(None, f"the store <sells|sold> {it} for {p} each", False)
+                tl.add(ref, f"<buys|bought> {n}")
+            else:
+                tl.add(ref, f"<orders|ordered> {n} {it} at {p} per {it1}")
+        elif kind == "extra":
+            e, o2 = tl.money(f["e"]), f["o2"]
+            tl.add(ref, tl.r.choice([f"also <pays|paid> {e} for {o2}", f"also <buys|bought> {o2} for {e}",
+                                     f"<spends|spent> another {e} on {o2}"]))
+        elif kind == "coupon":
+            e = tl.money(f["e"])
+            tl.add(ref, tl.r.choice([f"<has|had> a coupon for {e} off", f"<gets|got> a {e} discount" if e[0] == "$" else
+                                     f"<gets|got> {e} off", f"<uses|used> a coupon that <takes|took> {e} off the bill"]))
+        elif kind == "repeat":
+            m = tl.num(f["m"])
+            if f["year"]:
+                tl.add(ref, tl.r.choice([f"<does|did> the same shopping {m} times during the year",
+                                         f"<repeats|repeated> this shopping trip until {ref.p} <has|had> made it {m} times that year"]))
+            else:
+                tl.add(ref, tl.r.choice([f"<buys|bought> exactly the same things every week for {m} weeks",
+                                         f"<does|did> the same shopping {m} times in all",
+                                         f"<makes|made> the same trip to the store {m} times"]))
+        elif kind == "pay":
+            b = f["bill"]
+            ch = [f"<pays|paid> with {tl.money(b)}", f"<gives|gave> the cashier {tl.money(b)}", f"<hands|handed> over {tl.money(b)}"]
+            if b in (5, 10, 20, 50, 100):
+                ch.append(f"<pays|paid> with a ${b} bill")
+            tl.add(ref, tl.r.choice(ch))
+    S = ref.later
+    if qkind == "q_spend":
+        qs = [(f"How much <does|did> {S} spend in all?", 1), (f"How much money <does|did> {S} spend altogether?", 1),
+              (f"How many dollars <does|did> {S} pay in total?", 1), ("What is the total cost?", 1),
+              (f"Find the total amount {S} <spends|spent>.", 0), (f"How much <does|did> {S} pay for everything?", 1)]
+    elif qkind == "q_change":
+        qs = [(f"How much change <does|did> {S} get back?", 1), (f"How much change should {S} receive?", 1),
+              (f"How many dollars of change <does|did> {S} get?", 1), (f"What is {S}'s change?", 1)]
+    else:
+        qs = [(f"How much money <does|did> {S} have left?", 1), (f"How much money <does|did> {S} have left over?", 1),
+              (f"How many dollars <does|did> {S} have remaining?", 1), (f"How much of {S}'s money is left?", 1),
+              (f"Find how much money {S} <has|had> left.", 0)]
+    return tl.tell(qs)
+
+
+GROUP_THEMES = {  # shape: [(intro templates with {A} {B}, unit, kind)]
+    "pages": [(["{S} <reads|read> {A} pages every day for {B} days.", "For {B} days, {S} <reads|read> {A} pages a day.",
+                "{S} <reads|read> {A} pages a day and <keeps|kept> this up for {B} days."], "pages", "count"),
+              (["{S} <practices|practiced> the piano for {A} minutes a day for {B} days."], "minutes", "time"),
+              (["{S} <writes|wrote> {A} words of {poss} story each day for {B} days."], "words", "count"),
+              (["{S} <does|did> {A} push-ups every morning for {B} days."], "push-ups", "count"),
+              (["{S} <swims|swam> {A} laps a day for {B} days."], "laps", "count")],
+    "pay": [(["{S} <earns|earned> ${A} an hour and <works|worked> {B} hours.", "{S} <works|worked> {B} hours at ${A} per hour.",
+              "{S} <babysits|babysat> for {B} hours and <is|was> paid ${A} an hour.",
+              "{S} <earns|earned> ${A} a day walking dogs, and {p} <does|did> it for {B} days.",
+              "{S} <saves|saved> ${A} every week for {B} weeks."], "dollars", "money")],
+    "rows": [(["A hall <has|had> {B} rows with {A} seats in each row.", "The theater <has|had> {A} seats in each of its {B} rows.",
+               "A stadium section <has|had> {B} rows, and every row <has|had> {A} seats."], "seats", "count"),
+             (["An orchard <has|had> {B} rows of trees, with {A} trees in every row."], "trees", "count"),
+             (["A parking lot <has|had> {B} rows of {A} spaces each."], "spaces", "count"),
+             (["{S} <plants|planted> {B} rows of tulips with {A} tulips in each row."], "tulips", "count")],
+    "miles": [(["A truck <drives|drove> {A} miles a day for {B} days.", "{S} <cycles|cycled> {A} miles each day for {B} days.",
+                "A train <travels|traveled> {A} miles every day for {B} days.", "{S} <runs|ran> {A} miles a week for {B} weeks."],
+               "miles", "dist"),
+              (["A tap <fills|filled> a tank with {A} liters of water every hour for {B} hours."], "liters", "dist")],
+    "boxes": [(["{S} <has|had> {B} {cp} of {ip} with {A} {ip} in each {cs}.",
+                "Each {cs} <holds|held> {A} {ip}, and there <are|were> {B} {cp}.",
+                "{S} <buys|bought> {B} {cp} of {ip}, and each {cs} <has|had> {A} {ip} in it.",
+                "There <are|were> {A} {ip} in every {cs}, and {S} <fills|filled> {B} {cp}."], None, "count"),
+              (["A bakery <bakes|baked> {B} trays of muffins with {A} muffins on each tray."], "muffins", "count")],
+}
+
+
+def tell_groups(tl, facts, q):
+    rate = facts[0][1]
+    w = rate["who"]
+    ref = tl.person(w, keep=0.7) if w.person else Ref(w.name, w.name, "it", "it", "its", False)
+    if not ref.person:
+        ref = Ref(tl.r.choice(NAMES_F), None, "she", "her", "her")
+        ref.later = ref.first
+    intros, unit, kind = tl.r.choice(GROUP_THEMES[rate["shape"]])
+    a, b = rate["a"], rate["b"]
+    s = tl.r.choice(intros)
+    if unit is None:
+        unit = rate["item"][0]
+        s = s.replace("{ip}", unit).replace("{cp}", rate["cont"][0]).replace("{cs}", rate["cont"][1])
+    A = (str(a) if "${A}" in s else tl.num(a, dozen=False)) if not (a == 12 and "{ip} in each" in s and tl.r.random() < 0.4) else "a dozen"
+    s = s.replace("${A}", "$" + str(a)).replace("{A}", A).replace("{B}", tl.num(b, dozen=False)).replace("{poss}", ref.poss)
+    if not s.startswith("{S}"):
+        s = s[0].lower() + s[1:]
+    s = s.replace("{p}", ref.p).replace("{S}", ref.first)
+    tl.add(None, s[:-1], False)
+    tl.context()
+    grp = None
+    for k, f in facts[1:]:
+        if k == "gplus":
+            e = f["e"]
+            if kind == "money":
+                tl.add(ref, tl.r.choice([f"also <gets|got> a ${e} tip", f"also <earns|earned> a ${e} bonus", f"<finds|found> another ${e}"]))
+            else:
+                tl.add(None, tl.r.choice([f"then {tl.num(e)} more {unit} <are|were> added", f"{tl.num(e)} extra {unit} <are|were> added later",
+                                          f"on top of that, there <are|were> {tl.num(e)} more {unit}"]))
+        elif k == "gminus":
+            e = f["e"]
+            if kind == "money":
+                tl.add(ref, tl.r.choice([f"<spends|spent> ${e} of it on a book", f"<pays|paid> ${e} for lunch",
+                                         f"<loses|lost> ${e} on the way home"]))
+            elif e == 1:
+                tl.add(None, f"one of the {unit} <is|was> removed later")
+            else:
+                tl.add(None, tl.r.choice([f"{tl.num(e)} of the {unit} <do|did> not count", f"then {tl.num(e)} {unit} <are|were> taken away",
+                                          f"{tl.num(e)} of those {unit} <are|were> removed later"]))
+        elif k == "gtimes":
+            m = tl.num(f["m"])
+            tl.add(None, tl.r.choice([f"all of this <happens|happened> {m} times", f"the whole thing <is|was> repeated until it <has|had> been done {m} times",
+                                      f"the same thing <happens|happened> {m} times in all"]))
+        elif k == "gdiv":
+            d = tl.num(f["d"])
+            if kind == "money":
+                grp = tl.r.choice(FRIEND_GROUPS)
+                tl.add(ref, tl.r.choice([f"<shares|shared> the money equally among {d} {grp[0]}", f"<splits|split> the money evenly between {d} {grp[0]}"]))
+            elif kind == "count":
+                grp = tl.r.choice([("groups", "group"), ("teams", "team"), ("classes", "class"), ("families", "family")])
+                tl.add(None, tl.r.choice([f"the {unit} <are|were> shared equally among {d} {grp[0]}", f"the {unit} <are|were> split evenly between {d} {grp[0]}"]))
+            else:
+                grp = ("parts", "part")
+                tl.add(None, f"the total <is|was> split into {d} equal parts")
+    x = q["ans"]
+    S = ref.later
+    if q["each"]:
+        g1 = grp[1]
+        if kind == "money":
+            qs = [(f"How much money <does|did> each {g1} get?", 1), (f"How many dollars <does|did> each {g1} receive?", 1)]
+        elif kind == "count":
+            qs = [(f"How many {unit} <does|did> each {g1} get?", 1), (f"How many {unit} <are|were> there for each {g1}?", 1)]
+        else:
+            qs = [(f"How many {unit} <are|were> in each part?", 1)]
+        res = f"Each {g1} gets ${x}." if kind == "money" else f"Each {g1} gets {x} {unit}."
+        return tl.tell(qs), res
+    if kind == "money":
+        qs = [(f"How much money <does|did> {S} end up with?", 1), ("How many dollars is that in all?", 1),
+              ("What is the final amount of money?", 1), (f"Find how much money {S} <has|had> in the end.", 0)]
+        res = f"The total is ${x}."
+    else:
+        qs = [(f"How many {unit} is that in all?", 1), (f"How many {unit} <are|were> there in total?", 1),
+              (f"What is the total number of {unit}?", 1), (f"Find the total number of {unit}.", 0),
+              (f"How many {unit} is that altogether?", 1)]
+        res = f"The total is {x} {unit}."
+    return tl.tell(qs), res
 
 # ---------------------------------------------------------------------------------------------------------
 # Problems
@@ -628,6 +1318,7 @@ def make_problem(seed, index, tier=None, level=None, mix=None):
         lv = level or rng.randint(*TIER_LEVELS[tier])
         kinds = tier_kinds(rng, tier, lv)
         story = rng.choice(STORIES)
+        _FACTS.clear()
         r = story(rng, kinds)
         if not r:
             continue
@@ -641,6 +1332,9 @@ def make_problem(seed, index, tier=None, level=None, mix=None):
         if tier == "easy" and any(s.c > MAX_EASY or s.a > MAX_EASY for s in flat):
             continue
         question = " ".join(cap(s) for s in sents) + " " + q
+        if WORDING:  # the same story in other words, from randomness of its own
+            question, res = tell_problem(random.Random(f"kvl-wording {seed} {index}"), story.__name__[6:],
+                                         list(_FACTS), res)
         p = {"question": question, "steps": flat, "ans": ans, "result": res, "tier": tier,
              "shape": story.__name__[6:], "level": len(flat), "seed_text": seed * 7 + index}
         return p
