@@ -714,6 +714,7 @@ class Teller:
         self.past = rng.random() < 0.45
         self.units = []  # (who Ref or None, predicate or clause, is_event)
         self.extra = []  # context sentences (number-free), placed at random
+        self.pron = True  # pronouns allowed (not between two people of the same gender)
 
     def t(self, s):
         return re.sub(r"<([^<>|]*)\|([^<>|]*)>", lambda m: m.group(2 if self.past else 1), s)
@@ -775,7 +776,7 @@ class Teller:
                 if who not in named:
                     s = who.first
                     named.add(who)
-                elif pronoun_ok and last is None and self.r.random() < 0.7 and who.person and self._last is who:
+                elif pronoun_ok and self.pron and last is None and self.r.random() < 0.7 and who.person and self._last is who:
                     s = who.p
                 else:
                     s = who.later
@@ -797,6 +798,7 @@ class Teller:
             parts = []
             for c, pred, who in cl:
                 parts.append(pred if c is None else c)
+            parts = [parts[0]] + [self._bare(x) for x in parts[1:]]
             if len(parts) == 2:
                 if cl[1][0] is None:
                     joiner = " and "
@@ -805,9 +807,9 @@ class Teller:
                 text = parts[0] + joiner + parts[1]
             else:
                 text = parts[0]
-            if sents and self.r.random() < 0.3 and grp[0][2]:
+            if sents and self.r.random() < 0.3 and grp[0][2] and self._bare(text) == text and "later" not in text:
                 text = self.r.choice(CONNECT_ANY) + text
-            elif not sents and self.r.random() < 0.15:
+            elif not sents and grp[0][0] is not None and self.r.random() < 0.15:
                 text = self.r.choice(OPEN_PAST if self.past else OPEN_PRESENT) + text
             sents.append(cap(self.t(text)) + ".")
             self._last = grp[-1][0]
@@ -832,13 +834,13 @@ class Teller:
         named = set()
         if form == "front":
             self.past = False
-            q = self.t(self.r.choice(asks))
+            q = self.t(self.r.choice([a for a in asks if "is that" not in a] or asks))
             named.update(w for w, _, _ in units if w is not None)
             qtext = q.replace("{S}", qref.later) if qref else q
             cl = self.clauses(units, named, pronoun_ok=False)
             parts = [self._bare(pred if c is None else c) for c, pred, who in cl]
             w0 = cl[0][2]
-            if w0 is not None and w0.person and w0.later in qtext:
+            if w0 is not None and w0.person and self.pron and w0.later in qtext:
                 parts[0] = w0.p + " " + cl[0][1]
             body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
             return self._fill(q[:-1] + " if " + self.t(body) + "?", form)
@@ -856,7 +858,7 @@ class Teller:
             q = self.t(self.r.choice(asks))
             cl = self.clauses(tail, named)
             parts = [self._bare(pred if c is None else c) for c, pred, who in cl]
-            if cl[0][0] is not None and cl[0][2] is not None and cl[0][2].person and cl[0][2] is head[-1][0]:
+            if cl[0][0] is not None and cl[0][2] is not None and cl[0][2].person and self.pron and cl[0][2] is head[-1][0]:
                 parts[0] = cl[0][2].p + " " + cl[0][1]
             body = parts[0] if len(parts) == 1 else parts[0] + " and " + parts[1]
             self._last = head[-1][0] if head else None
@@ -875,7 +877,7 @@ class Teller:
         q = self.qref
         if q is None:
             return text
-        if form != "front" and q.person and self._last is q and self.r.random() < 0.4:
+        if form != "front" and q.person and self.pron and self._last is q and self.r.random() < 0.4:
             return text.replace("{S}", q.p, 1).replace("{S}", q.later)
         return text.replace("{S}", q.later)
 
@@ -887,8 +889,10 @@ class Teller:
         return c
 
 
-def _pl(it, n):
-    return it[1] if n == 1 else it[0]
+def an(n):
+    """The article before a number said aloud: an 8, an 11, an 18, an 80, an 800; else a."""
+    d = str(n)
+    return "an" if d[0] == "8" or d[:2] in ("11", "18") and len(d) in (2, 5) else "a"
 
 
 def tell_running(tl, facts, item=None):
@@ -1013,7 +1017,7 @@ def tell_problem(rng, shape, facts, res):
         ref, it, it1 = tell_running(tl, facts)
         x = q["ans"]
         left = any(k in ("sub", "div", "gsub") for k, _ in facts)
-        qs = [(f"How many {it} <does|did> {{S}} have now?", 1), (f"How many {it} <does|did> {{S}} end up with?", 1),
+        qs = [(f"How many {it} <does|did> {{S}} have <now|in the end>?", 1), (f"How many {it} <does|did> {{S}} end up with?", 1),
               (f"How many {it} <does|did> {{S}} have in the end?", 1),
               (f"What is the number of {it} {{S}} <has|had> in the end?", 1),
               (f"Find the number of {it} {{S}} <has|had> at the end.", 0)]
@@ -1040,6 +1044,7 @@ def tell_problem(rng, shape, facts, res):
             aref = Ref(f"{b.name}'s {kin}", f"{b.name}'s {kin}", *(("she", "her", "her") if fem else ("he", "him", "his")))
         else:
             aref = tl.person(a, keep=0.0, gender=tl.r.random() < 0.5)
+        tl.pron = aref.p != bref.p
         x = have["n"]
         rel, rf = facts[1]
         A, B = aref.later, bref.later
@@ -1056,7 +1061,7 @@ def tell_problem(rng, shape, facts, res):
                 tl.add(aref, f"<has|had> {tl.num(x)} {it}, which <is|was> {d} fewer than {B} <has|had>", False)
             else:
                 tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
-                tl.add(None, f"{aref.later} <has|had> {d} fewer {itd} than {bref.first}", False)
+                tl.add(aref, f"<has|had> {d} fewer {itd} than {bref.first}", False)
         elif rel == "fewer":
             d = tl.num(rf["d"])
             c = tl.r.randint(0, 2)
@@ -1068,7 +1073,7 @@ def tell_problem(rng, shape, facts, res):
                 tl.add(aref, f"<has|had> {tl.num(x)} {it}, which <is|was> {d} more than {B} <has|had>", False)
             else:
                 tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
-                tl.add(None, f"{aref.later} <has|had> {d} more {itd} than {bref.first}", False)
+                tl.add(aref, f"<has|had> {d} more {itd} than {bref.first}", False)
         else:
             m = rf["m"]
             tl.add(aref, f"<has|had> {tl.num(x)} {it}", False)
@@ -1092,7 +1097,7 @@ def tell_problem(rng, shape, facts, res):
             qs = [(f"How many {it} <does|did> {B} have?", 1), (f"Find the number of {it} {B} <has|had>.", 0),
                   (f"What is the number of {it} that {B} <has|had>?", 1)]
             if q["changed"]:
-                qs += [(f"How many {it} <does|did> {B} have now?", 1), (f"How many {it} <does|did> {B} end up with?", 1)]
+                qs += [(f"How many {it} <does|did> {B} have <now|in the end>?", 1), (f"How many {it} <does|did> {B} end up with?", 1)]
             return tl.tell(qs), f"{cap(B)} {tl.t('<has|had>')} {n} {it}."
         if qkind == "q_total":
             qs = [(f"How many {it} <do|did> {A} and {B} have together?", 1), (f"How many {it} <do|did> they have altogether?", 1),
@@ -1146,7 +1151,7 @@ def tell_shopping(tl, facts, q, qkind):
                                      f"<spends|spent> another {e} on {o2}"]))
         elif kind == "coupon":
             e = tl.money(f["e"])
-            tl.add(ref, tl.r.choice([f"<has|had> a coupon for {e} off", f"<gets|got> a {e} discount" if e[0] == "$" else
+            tl.add(ref, tl.r.choice([f"<has|had> a coupon for {e} off", f"<gets|got> {an(f['e'])} {e} discount" if e[0] == "$" else
                                      f"<gets|got> {e} off", f"<uses|used> a coupon that <takes|took> {e} off the bill"]))
         elif kind == "repeat":
             m = tl.num(f["m"])
@@ -1182,9 +1187,9 @@ GROUP_THEMES = {  # shape: [(intro templates with {A} {B}, unit, kind)]
     "pages": [(["{S} <reads|read> {A} pages every day for {B} days.", "For {B} days, {S} <reads|read> {A} pages a day.",
                 "{S} <reads|read> {A} pages a day and <keeps|kept> this up for {B} days."], "pages", "count"),
               (["{S} <practices|practiced> the piano for {A} minutes a day for {B} days."], "minutes", "time"),
-              (["{S} <writes|wrote> {A} words of {poss} story each day for {B} days."], "words", "count"),
-              (["{S} <does|did> {A} push-ups every morning for {B} days."], "push-ups", "count"),
-              (["{S} <swims|swam> {A} laps a day for {B} days."], "laps", "count")],
+              (["{S} <writes|wrote> {A} words of {poss} story each day for {B} days."], "words", "act"),
+              (["{S} <does|did> {A} push-ups every morning for {B} days."], "push-ups", "act"),
+              (["{S} <swims|swam> {A} laps a day for {B} days."], "laps", "act")],
     "pay": [(["{S} <earns|earned> ${A} an hour and <works|worked> {B} hours.", "{S} <works|worked> {B} hours at ${A} per hour.",
               "{S} <babysits|babysat> for {B} hours and <is|was> paid ${A} an hour.",
               "{S} <earns|earned> ${A} a day walking dogs, and {p} <does|did> it for {B} days.",
@@ -1226,12 +1231,12 @@ def tell_groups(tl, facts, q):
     s = s.replace("{p}", ref.p).replace("{S}", ref.first)
     tl.add(None, s[:-1], False)
     tl.context()
-    grp = None
+    grp, S0 = None, ref.later
     for k, f in facts[1:]:
         if k == "gplus":
             e = f["e"]
             if kind == "money":
-                tl.add(ref, tl.r.choice([f"also <gets|got> a ${e} tip", f"also <earns|earned> a ${e} bonus", f"<finds|found> another ${e}"]))
+                tl.add(ref, tl.r.choice([f"also <gets|got> {an(e)} ${e} tip", f"also <earns|earned> {an(e)} ${e} bonus", f"<finds|found> another ${e}"]))
             else:
                 tl.add(None, tl.r.choice([f"then {tl.num(e)} more {unit} <are|were> added", f"{tl.num(e)} extra {unit} <are|were> added later",
                                           f"on top of that, there <are|were> {tl.num(e)} more {unit}"]))
@@ -1257,6 +1262,9 @@ def tell_groups(tl, facts, q):
             elif kind == "count":
                 grp = tl.r.choice([("groups", "group"), ("teams", "team"), ("classes", "class"), ("families", "family")])
                 tl.add(None, tl.r.choice([f"the {unit} <are|were> shared equally among {d} {grp[0]}", f"the {unit} <are|were> split evenly between {d} {grp[0]}"]))
+            elif kind == "act":
+                grp = tl.r.choice([("weeks", "week"), ("months", "month")])
+                tl.add(None, f"{S0} <wants|wanted> to do the same total spread evenly over {d} {grp[0]}")
             else:
                 grp = ("parts", "part")
                 tl.add(None, f"the total <is|was> split into {d} equal parts")
@@ -1268,9 +1276,12 @@ def tell_groups(tl, facts, q):
             qs = [(f"How much money <does|did> each {g1} get?", 1), (f"How many dollars <does|did> each {g1} receive?", 1)]
         elif kind == "count":
             qs = [(f"How many {unit} <does|did> each {g1} get?", 1), (f"How many {unit} <are|were> there for each {g1}?", 1)]
+        elif kind == "act":
+            qs = [(f"How many {unit} is that each {g1}?", 1), (f"How many {unit} <does|did> that make per {g1}?", 1)]
         else:
             qs = [(f"How many {unit} <are|were> in each part?", 1)]
-        res = f"Each {g1} gets ${x}." if kind == "money" else f"Each {g1} gets {x} {unit}."
+        res = f"Each {g1} gets ${x}." if kind == "money" else f"That is {x} {unit} each {g1}." if kind == "act" else \
+            f"Each {g1} gets {x} {unit}."
         return tl.tell(qs), res
     if kind == "money":
         qs = [(f"How much money <does|did> {S} end up with?", 1), ("How many dollars is that in all?", 1),
@@ -1367,6 +1378,105 @@ def make_split(name, n, exclude=()):
     return out
 
 
+def number_forms(n):
+    """Ways the wording may state n: digits, words, and the everyday phrases it uses for some values."""
+    forms = [r"(?<![\d,])" + str(n) + r"(?![\d])"]
+    w = number_words(n)
+    if w:
+        forms.append(r"\b" + w + r"\b")
+    forms += {2: [r"\bhalf\b", r"\btwice\b", r"\bdoubles?\b", r"\bdoubled\b"], 3: [r"\bthird\b", r"\btriples?\b",
+              r"\btripled\b"], 4: [r"\bquarter\b"], 12: [r"\bdozen\b"]}.get(n, [])
+    return forms
+
+
+def split_sentences(q):
+    return re.split(r"(?<!Mr\.)(?<!Mrs\.)(?<!Ms\.)(?<=[.?!])\s+", q)
+
+
+def skeleton(q, items=False):
+    """A question with its numbers as N and its names as X."""
+    q = re.sub(r"\d+", "N", q)
+    words = set(SMALL_WORDS) | set(TENS_WORDS.values())
+    q = re.sub(r"\b(" + "|".join(sorted(words, key=len, reverse=True)) + r")(-(" + "|".join(SMALL_WORDS) + r"))?\b",
+               "N", q, flags=re.I)
+    q = re.sub(r"\b(" + "|".join(NAMES_F + NAMES_M + SURNAMES) + r")\b", "X", q)
+    if items:
+        nouns = {w for it in ITEMS + CONTAINERS for w in it} | {w for it in ITEMS_MORE for w in it[:2]}
+        nouns |= set(PLACES + GROUPS + ROLES + RELATIVES + KIN_F + KIN_M)
+        q = re.sub(r"\b(" + "|".join(sorted(nouns, key=len, reverse=True)) + r")\b", "I", q)
+    return q
+
+
+def selftest(n):
+    """Flag-on problems against flag-off ones: the same arithmetic, every given number stated, clean text."""
+    global WORDING
+    bad, words = [], {False: [], True: []}
+    skel, sk1, sk2 = ({False: set(), True: set()} for _ in range(3))
+    for i in range(n):
+        WORDING = False
+        off = make_problem(SEEDS["train"], i)
+        WORDING = True
+        on = make_problem(SEEDS["train"], i)
+        q = on["question"]
+        for flag, text in ((False, off["question"]), (True, q)):
+            sk = skeleton(text)
+            skel[flag].add(sk)
+            sk1[flag].update(split_sentences(sk))
+            sk2[flag].add(skeleton(text, items=True))
+            words[flag].append(len(text.split()))
+        errs = []
+        if [s.eq() for s in on["steps"]] != [s.eq() for s in off["steps"]] or \
+                [on[k] for k in ("ans", "tier", "level", "shape")] != [off[k] for k in ("ans", "tier", "level", "shape")]:
+            errs.append("arithmetic differs from the default wording")
+        results = set()
+        for s in on["steps"]:
+            for v in (s.a, s.b):
+                if v not in results and not any(re.search(f, q, re.I) for f in number_forms(v)):
+                    errs.append(f"number {v} of step {s.eq()} not stated")
+            results.add(s.c)
+        operands = {v for s in on["steps"] for v in (s.a, s.b)}
+        for d in re.findall(r"\d+", q):
+            if int(d) not in operands:
+                errs.append(f"number {d} is in no step")
+        if re.search(r"[{}<>|\0]", q):
+            errs.append("template marker left")
+        if "  " in q or " ," in q or " ." in q or ".." in q or q != q.strip():
+            errs.append("bad spacing")
+        for sent in split_sentences(q):
+            if not (sent[0].isupper() or sent[0].isdigit() or sent[0] == "$"):
+                errs.append(f"sentence starts in lower case: {sent[:30]!r}")
+        last = split_sentences(q)[-1]
+        if not (q.endswith("?") or last.startswith("Find ") and q.endswith(".")):
+            errs.append("no question at the end")
+        if errs:
+            bad.append((i, q, errs))
+    WORDING = os.environ.get("KVL_GEN_WORDING") == "1"
+    for i, q, errs in bad[:20]:
+        print(f"problem {i}: {'; '.join(errs)}\n  {q}")
+    print(f"{n} problems: {len(bad)} with errors")
+    for flag in (False, True):
+        w = sorted(words[flag])
+        print(f"{'wider' if flag else 'default'} wording: words per question median {w[n // 2]}, max {w[-1]}, over 80 "
+              f"{sum(x > 80 for x in w)}; distinct skeletons (numbers N, names X): questions {len(skel[flag])}, "
+              f"sentences {len(sk1[flag])}; questions with items, places and roles as I too {len(sk2[flag])}")
+    return 1 if bad else 0
+
+
+def samples(k, seed=2026):
+    """k random wider-wording questions of each shape."""
+    global WORDING
+    WORDING = True
+    rng, by = random.Random(seed), {}
+    while any(len(by.get(s.__name__[6:], [])) < k for s in STORIES):
+        p = make_problem(SEEDS["train"], rng.randrange(10 ** 6))
+        if len(by.setdefault(p["shape"], [])) < k:
+            by[p["shape"]].append(p["question"])
+    for shape, qs in by.items():
+        print(f"=== {shape}")
+        for q in qs:
+            print(q)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out-dir", default=os.path.dirname(os.path.abspath(__file__)))
@@ -1374,7 +1484,16 @@ def main():
     ap.add_argument("--dev", type=int, default=400)
     ap.add_argument("--test", type=int, default=500, help="problems in each of easy.jsonl and hard.jsonl")
     ap.add_argument("--show", type=int, default=0, help="print N rendered training problems and exit")
+    ap.add_argument("--selftest", type=int, default=0,
+                    help="check N problems in the wider wording against the default one (same arithmetic, every "
+                         "given number stated, clean text), count distinct question skeletons, and exit")
+    ap.add_argument("--samples", type=int, default=0, help="print N random wider-wording questions of each shape and exit")
     a = ap.parse_args()
+    if a.selftest:
+        raise SystemExit(selftest(a.selftest))
+    if a.samples:
+        samples(a.samples)
+        return
     if a.show:
         for i in range(a.show):
             p = make_problem(SEEDS["train"], i)
