@@ -1411,7 +1411,8 @@ def selftest(n):
     """Flag-on problems against flag-off ones: the same arithmetic, every given number stated, clean text."""
     global WORDING
     bad, words = [], {False: [], True: []}
-    skel, sk1, sk2 = ({False: set(), True: set()} for _ in range(3))
+    skel, sk1, sk2, sk3, sk4 = ({False: set(), True: set()} for _ in range(5))
+    low = 0
     for i in range(n):
         WORDING = False
         off = make_problem(SEEDS["train"], i)
@@ -1423,7 +1424,11 @@ def selftest(n):
             skel[flag].add(sk)
             sk1[flag].update(split_sentences(sk))
             sk2[flag].add(skeleton(text, items=True))
+            sk3[flag].update(split_sentences(skeleton(text, items=True)))
+            if on["level"] <= 2:
+                sk4[flag].add(skeleton(text, items=True))
             words[flag].append(len(text.split()))
+        low += on["level"] <= 2
         errs = []
         if [s.eq() for s in on["steps"]] != [s.eq() for s in off["steps"]] or \
                 [on[k] for k in ("ans", "tier", "level", "shape")] != [off[k] for k in ("ans", "tier", "level", "shape")]:
@@ -1434,6 +1439,11 @@ def selftest(n):
                 if v not in results and not any(re.search(f, q, re.I) for f in number_forms(v)):
                     errs.append(f"number {v} of step {s.eq()} not stated")
             results.add(s.c)
+        names = set(NAMES_F + NAMES_M)
+        for s in on["steps"]:  # the thinking names people and things as the question does
+            for nm in re.findall(r"[A-Z][a-z]+", s.words + " " + s.short):
+                if nm in names and nm not in q:
+                    errs.append(f"step {s.eq()} speaks of {nm}, the question does not")
         operands = {v for s in on["steps"] for v in (s.a, s.b)}
         for d in re.findall(r"\d+", q):
             if int(d) not in operands:
@@ -1458,7 +1468,8 @@ def selftest(n):
         w = sorted(words[flag])
         print(f"{'wider' if flag else 'default'} wording: words per question median {w[n // 2]}, max {w[-1]}, over 80 "
               f"{sum(x > 80 for x in w)}; distinct skeletons (numbers N, names X): questions {len(skel[flag])}, "
-              f"sentences {len(sk1[flag])}; questions with items, places and roles as I too {len(sk2[flag])}")
+              f"sentences {len(sk1[flag])}; with items, places and roles as I too: questions {len(sk2[flag])}, "
+              f"sentences {len(sk3[flag])}, questions of levels 1-2 {len(sk4[flag])} (of {low})")
     return 1 if bad else 0
 
 

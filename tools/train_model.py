@@ -63,6 +63,9 @@ def parse_args():
     ap.add_argument("--pool", type=int, default=250000, help="generated training problems")
     ap.add_argument("--careful-sums", action="store_true",
                     help="the thinking works long sums and differences in two parts (not used by the shipped model)")
+    ap.add_argument("--wording", action="store_true",
+                    help="the generator's wider wording of the questions (KVL_GEN_WORDING=1; not used by the shipped "
+                         "model)")
     ap.add_argument("--pool-offset", type=int, default=0, help="first problem of the stream to use")
     ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary (before the 5 added tokens)")
     ap.add_argument("--hidden", type=int, default=384)
@@ -455,6 +458,8 @@ def main():
     t_start = time.time()
     if a.careful_sums:
         os.environ["KVL_GEN_CAREFUL_SUMS"] = "1"  # before the generator is imported, here and in the workers
+    if a.wording:
+        os.environ["KVL_GEN_WORDING"] = "1"  # the same way: read by the generator at import, inherited by the workers
     import numpy as np
     import torch
     import transformers
