@@ -834,7 +834,7 @@ class Teller:
         named = set()
         if form == "front":
             self.past = False
-            q = self.t(self.r.choice([a for a in asks if "is that" not in a] or asks))
+            q = self.t(self.r.choice([a for a in asks if " that " not in a] or asks))
             named.update(w for w, _, _ in units if w is not None)
             qtext = q.replace("{S}", qref.later) if qref else q
             cl = self.clauses(units, named, pronoun_ok=False)
@@ -1178,7 +1178,7 @@ def tell_shopping(tl, facts, q, qkind):
               (f"How many dollars of change <does|did> {S} get?", 1), (f"What is {S}'s change?", 1)]
     else:
         qs = [(f"How much money <does|did> {S} have left?", 1), (f"How much money <does|did> {S} have left over?", 1),
-              (f"How many dollars <does|did> {S} have remaining?", 1), (f"How much of {S}'s money is left?", 1),
+              (f"How many dollars <does|did> {S} have remaining?", 1), (f"How much of {S}'s money <is|was> left?", 1),
               (f"Find how much money {S} <has|had> left.", 0)]
     return tl.tell(qs)
 
@@ -1277,20 +1277,20 @@ def tell_groups(tl, facts, q):
         elif kind == "count":
             qs = [(f"How many {unit} <does|did> each {g1} get?", 1), (f"How many {unit} <are|were> there for each {g1}?", 1)]
         elif kind == "act":
-            qs = [(f"How many {unit} is that each {g1}?", 1), (f"How many {unit} <does|did> that make per {g1}?", 1)]
+            qs = [(f"How many {unit} <is|was> that each {g1}?", 1), (f"How many {unit} <does|did> that make per {g1}?", 1)]
         else:
             qs = [(f"How many {unit} <are|were> in each part?", 1)]
         res = f"Each {g1} gets ${x}." if kind == "money" else f"That is {x} {unit} each {g1}." if kind == "act" else \
             f"Each {g1} gets {x} {unit}."
         return tl.tell(qs), res
     if kind == "money":
-        qs = [(f"How much money <does|did> {S} end up with?", 1), ("How many dollars is that in all?", 1),
+        qs = [(f"How much money <does|did> {S} end up with?", 1), ("How many dollars <is|was> that in all?", 1),
               ("What is the final amount of money?", 1), (f"Find how much money {S} <has|had> in the end.", 0)]
         res = f"The total is ${x}."
     else:
-        qs = [(f"How many {unit} is that in all?", 1), (f"How many {unit} <are|were> there in total?", 1),
+        qs = [(f"How many {unit} <is|was> that in all?", 1), (f"How many {unit} <are|were> there in total?", 1),
               (f"What is the total number of {unit}?", 1), (f"Find the total number of {unit}.", 0),
-              (f"How many {unit} is that altogether?", 1)]
+              (f"How many {unit} <is|was> that altogether?", 1)]
         res = f"The total is {x} {unit}."
     return tl.tell(qs), res
 
