@@ -839,9 +839,10 @@ class Teller:
             qtext = q.replace("{S}", qref.later) if qref else q
             cl = self.clauses(units, named, pronoun_ok=False)
             parts = [self._bare(pred if c is None else c) for c, pred, who in cl]
-            w0 = cl[0][2]
-            if w0 is not None and w0.person and self.pron and w0.later in qtext:
-                parts[0] = w0.p + " " + cl[0][1]
+            for i, (c, pred, w) in enumerate(cl):  # a pronoun for someone the question or a clause named already
+                if c is not None and w is not None and w.person and self.pron and c.startswith(w.later + " ") and \
+                        (w.later in qtext or any(w.later in x for x in parts[:i])):
+                    parts[i] = w.p + " " + pred
             body = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
             return self._fill(q[:-1] + " if " + self.t(body) + "?", form)
         if form == "middle":
@@ -887,6 +888,16 @@ class Teller:
             if c.startswith(pre):
                 return c[len(pre):]
         return c
+
+
+GENDERED = set(NAMES_F + NAMES_M) | {"sister", "mother", "aunt", "grandmother", "brother", "father", "uncle",
+                                     "grandfather", "mom", "dad", "grandma", "grandpa", "Mr.", "Mrs.", "Ms."}
+
+
+def gendered(ref):
+    """Whether a reader can tell he from she for this reference (a name, a title, a sister; not 'the chef')."""
+    words = ref.later.split()
+    return words[-1] in GENDERED or words[0] in GENDERED
 
 
 def an(n):
@@ -998,7 +1009,7 @@ def running_pred(tl, kind, f, ref, it, it1, edible):
     if kind == "gadd":
         o = _other(tl, ref, f["friend"])
         return r.choice([f"<buys|bought> {tl.num(g)} {cp} of {it} with {mm} in each {cs}",
-                         f"<gets|got> {tl.num(g)} {cp} from {o}, each with {mm} {it} inside",
+                         f"<gets|got> {tl.num(g)} {cp} from {o} with {mm} {it} in each {cs}",
                          f"<buys|bought> {g} {cp} of {it} holding {mm} each",
                          f"<adds|added> {g} {cp} of {mm} {it} each"])
     grp = r.choice(FRIEND_GROUPS)
@@ -1044,7 +1055,7 @@ def tell_problem(rng, shape, facts, res):
             aref = Ref(f"{b.name}'s {kin}", f"{b.name}'s {kin}", *(("she", "her", "her") if fem else ("he", "him", "his")))
         else:
             aref = tl.person(a, keep=0.0, gender=tl.r.random() < 0.5)
-        tl.pron = aref.p != bref.p
+        tl.pron = aref.p != bref.p and gendered(aref) and gendered(bref)
         x = have["n"]
         rel, rf = facts[1]
         A, B = aref.later, bref.later
@@ -1231,7 +1242,7 @@ def tell_groups(tl, facts, q):
     s = s.replace("{p}", ref.p).replace("{S}", ref.first)
     tl.add(None, s[:-1], False)
     tl.context()
-    grp, S0 = None, ref.later
+    grp = None
     for k, f in facts[1:]:
         if k == "gplus":
             e = f["e"]
@@ -1264,7 +1275,7 @@ def tell_groups(tl, facts, q):
                 tl.add(None, tl.r.choice([f"the {unit} <are|were> shared equally among {d} {grp[0]}", f"the {unit} <are|were> split evenly between {d} {grp[0]}"]))
             elif kind == "act":
                 grp = tl.r.choice([("weeks", "week"), ("months", "month")])
-                tl.add(None, f"{S0} <wants|wanted> to do the same total spread evenly over {d} {grp[0]}")
+                tl.add(ref, f"<wants|wanted> to do the same total spread evenly over {d} {grp[0]}")
             else:
                 grp = ("parts", "part")
                 tl.add(None, f"the total <is|was> split into {d} equal parts")
