@@ -642,6 +642,9 @@ STORIES = [story_running, story_running, story_compare, story_shopping, story_gr
 # stay exactly those of the default wording. Off for the shipped kvlens-think-2.
 
 WORDING = os.environ.get("KVL_GEN_WORDING") == "1"
+# The share of problems told in the wider wording when it is on (KVL_GEN_WORDING_SHARE, default all); the others
+# keep the default wording, which the benchmarks use. A coin of its own per problem: the wording draws stay the same.
+WORDING_SHARE = float(os.environ.get("KVL_GEN_WORDING_SHARE", "1"))
 
 SMALL_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                "sixteen seventeen eighteen nineteen twenty").split()
@@ -1354,7 +1357,8 @@ def make_problem(seed, index, tier=None, level=None, mix=None):
         if tier == "easy" and any(s.c > MAX_EASY or s.a > MAX_EASY for s in flat):
             continue
         question = " ".join(cap(s) for s in sents) + " " + q
-        if WORDING:  # the same story in other words, from randomness of its own
+        if WORDING and (WORDING_SHARE >= 1 or random.Random(f"kvl-wording-share {seed} {index}").random() < WORDING_SHARE):
+            # the same story in other words, from randomness of its own
             question, res = tell_problem(random.Random(f"kvl-wording {seed} {index}"), story.__name__[6:],
                                          list(_FACTS), res)
         p = {"question": question, "steps": flat, "ans": ans, "result": res, "tier": tier,

@@ -66,6 +66,9 @@ def parse_args():
     ap.add_argument("--wording", action="store_true",
                     help="the generator's wider wording of the questions (KVL_GEN_WORDING=1; not used by the shipped "
                          "model)")
+    ap.add_argument("--wording-share", type=float, default=1.0,
+                    help="with --wording: the share of problems told in the wider wording, the rest in the default "
+                         "wording of the benchmarks (KVL_GEN_WORDING_SHARE)")
     ap.add_argument("--pool-offset", type=int, default=0, help="first problem of the stream to use")
     ap.add_argument("--vocab", type=int, default=2048, help="BPE vocabulary (before the 5 added tokens)")
     ap.add_argument("--hidden", type=int, default=384)
@@ -460,6 +463,7 @@ def main():
         os.environ["KVL_GEN_CAREFUL_SUMS"] = "1"  # before the generator is imported, here and in the workers
     if a.wording:
         os.environ["KVL_GEN_WORDING"] = "1"  # the same way: read by the generator at import, inherited by the workers
+        os.environ["KVL_GEN_WORDING_SHARE"] = repr(a.wording_share)
     import numpy as np
     import torch
     import transformers
