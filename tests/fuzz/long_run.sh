@@ -53,10 +53,12 @@ for h in "${harnesses[@]}"; do
   field() { grep -E "^#[0-9]+[[:space:]]+$1 " "$log" | head -1 | sed -n "s/.* $2: \([0-9]*\).*/\1/p"; }
   last() { grep -E "^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|DONE) " "$log" | tail -1 | sed -n "s/.* $1: \([0-9]*\).*/\1/p"; }
   findings=$(find "$OUT/artifacts/$name" -type f | wc -l)
+  # a harness that never reached its final statistics (did not start, was killed) is a failure, not "0 findings"
+  if [ -z "$(stat number_of_executed_units)" ]; then findings="did-not-finish"; rc=1; fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$h" "$SECS" "$(stat number_of_executed_units)" \
     "$(stat average_exec_per_sec)" "$(field INITED cov)" "$(last cov)" "$(field INITED ft)" "$(last ft)" \
     "$(stat peak_rss_mb)" "$findings" >>"$OUT/summary.tsv"
-  [ "$findings" -eq 0 ] || rc=1
+  [ "$findings" = 0 ] || rc=1
 done
 column -t -s $'\t' "$OUT/summary.tsv" 2>/dev/null || cat "$OUT/summary.tsv"
 exit $rc
