@@ -42,7 +42,8 @@ static const cli_opt *find(const cli_cmd_spec *c, const char *a) {
 }
 
 static void fmt_num(char *buf, size_t size, double v) {
-    if (v == (double)(long long)v) snprintf(buf, size, "%lld", (long long)v);
+    if (v >= 9.2e18) snprintf(buf, size, "2^63-1");
+    else if (v == (double)(long long)v) snprintf(buf, size, "%lld", (long long)v);
     else snprintf(buf, size, "%g", v);
 }
 

@@ -34,6 +34,13 @@ int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_o
     return 1;
 }
 
+int cli_opt_format_fn(const char *cmd, const char *name, const char *value, void *target) {
+    (void)name;
+    if ((*(int *)target = kvl_format_parse(value)) < 0)
+        return cli_usage(cmd, "--format takes gsm8k, math, choice or theoremqa, not '%s'", value), -1;
+    return 0;
+}
+
 int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) {
     memset(s, 0, sizeof *s);
     kvl_status st = kvl_model_load(p->model, &s->model);
