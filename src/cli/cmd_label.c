@@ -60,7 +60,7 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
         .groups = {CLI_GROUP("options", own), CLI_GROUP("problems", problems), CLI_GROUP("compute", compute)},
         .n_groups = 3};
     int pr = cli_opts_parse(&spec, argc, argv, 1);
-    if (pr) return pr == CLI_OPTS_HELP ? 1 : pr;
+    if (pr) return pr;
     o->traces = traces;
     if (!o->model) return cli_usage("label", "-m MODEL is required");
     if (!o->p.data) return cli_usage("label", "--data FILE is required");
@@ -210,7 +210,7 @@ static int close_token(const kvl_tokenizer *tok, int32_t *id) {
 int cmd_label(int argc, char **argv) {
     label_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .short_bound = 128, .shard = CLI_SHARD_ALL};
     int rc = parse_opts(argc, argv, &o);
-    if (rc) return rc == 1 ? 0 : rc;
+    if (rc) return cli_opts_status(rc); /* help: 0 */
     size_t data_len;
     char out_path[4096];
     if (cli_shard_path(&o.shard, o.p.out, out_path, sizeof out_path)) return cli_usage("label", "-o path too long");

@@ -83,7 +83,7 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
                    CLI_GROUP("compute", compute)},
         .n_groups = 4, .more_help = formats_help};
     int r = cli_opts_parse(&spec, argc, argv, 1);
-    if (r) return r == CLI_OPTS_HELP ? 1 : r;
+    if (r) return r;
     if (seed) o->sp.seed = (uint64_t)seed_v;
     o->sampling_opt = top_k ? top_k : top_p ? top_p : seed;
     if (think) {
@@ -222,7 +222,7 @@ int cmd_solve(int argc, char **argv) {
                     .delta = 20, .every = 1, .shard = CLI_SHARD_ALL};
     o.sp = kvl_sampler_default_params();
     int rc = parse_opts(argc, argv, &o);
-    if (rc) return rc == 1 ? 0 : rc;
+    if (rc) return cli_opts_status(rc); /* help: 0 */
 
     cli_solver sv = {0};
     char *data = NULL;
