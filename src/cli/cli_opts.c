@@ -32,7 +32,7 @@ static const char *canonical(const char *names, char *buf, size_t size) {
     return buf;
 }
 
-static int takes_value(const cli_opt *o) { return o->kind != CLI_OPT_FLAG; }
+static int takes_value(const cli_opt *o) { return o->kind != CLI_OPT_FLAG && o->kind != CLI_OPT_BOOL; }
 
 static const cli_opt *find(const cli_cmd_spec *c, const char *a) {
     for (int g = 0; g < c->n_groups; g++)
@@ -60,6 +60,7 @@ static int store(const cli_cmd_spec *c, const cli_opt *o, const char *typed, con
     if (o->given) *o->given = typed;
     switch (o->kind) {
     case CLI_OPT_FLAG: *(int *)o->target = o->set; return 0;
+    case CLI_OPT_BOOL: *(bool *)o->target = o->set; return 0;
     case CLI_OPT_INT:
     case CLI_OPT_I64:
         if (cli_parse_int(v, (long long)o->lo, (long long)o->hi, &x))

@@ -10,10 +10,12 @@
  * the next argument whatever it looks like ("-n -1", "--seed -1", "-p -"). */
 #ifndef KVL_CLI_OPTS_H
 #define KVL_CLI_OPTS_H
+#include <stdbool.h>
 #include <stdio.h>
 
 typedef enum {
     CLI_OPT_FLAG,  /* no value: *(int *)target = set */
+    CLI_OPT_BOOL,  /* no value: *(bool *)target = set */
     CLI_OPT_INT,   /* int in [lo, hi] */
     CLI_OPT_I64,   /* long long in [lo, hi] */
     CLI_OPT_FLOAT, /* double in [lo, hi] */
@@ -83,6 +85,7 @@ static inline int cli_opts_status(int r) { return r == CLI_OPTS_HELP ? 0 : r; }
 /* Table entries. */
 #define CLI_FLAG(n, h, p) {.names = n, .kind = CLI_OPT_FLAG, .help = h, .target = p, .set = 1}
 #define CLI_FLAG_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_FLAG, .help = h, .target = p, .set = v}
+#define CLI_BOOL_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_BOOL, .help = h, .target = p, .set = v}
 #define CLI_STR(n, a, h, p) {.names = n, .kind = CLI_OPT_STR, .arg = a, .help = h, .target = p}
 #define CLI_ENUM(n, c, h, p) {.names = n, .kind = CLI_OPT_ENUM, .choices = c, .help = h, .target = p}
 #define CLI_INT(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_INT, .arg = a, .help = h, .target = p, .lo = l, .hi = u}
@@ -121,16 +124,19 @@ int cli_opt_shard_fn(const char *cmd, const char *name, const char *value, void 
 
 /* The shared model and prompt options (cli_model_opts, cli.h): the model, the prompt as text, ids or a chat. */
 int cli_opt_think_fn(const char *cmd, const char *name, const char *value, void *target); /* kvl_think */
-#define CLI_OPTS_MODEL(o)                                                                                            \
+#define CLI_OPTS_MODEL(o) CLI_OPTS_MODEL_PROMPT(o), CLI_OPT_THINK(&(o)->think), CLI_OPTS_MODEL_BOS(o)
+#define CLI_OPTS_MODEL_PROMPT(o)                                                                                     \
     CLI_STR("-m|--model", "FILE", "GGUF model", &(o)->model),                                                   \
     CLI_STR("-p|--prompt", "TEXT", "prompt text", &(o)->prompt),                                                \
     CLI_STR("--tokens", "1,2,3", "prompt as token ids (instead of -p)", &(o)->tokens),                          \
     CLI_FLAG("--chat", "treat -p as a user message and apply the model's chat template", &(o)->chat),           \
     CLI_STR("--messages", "FILE", "a conversation (JSON list of {\"role\", \"content\"}) with the chat template", \
             &(o)->messages),                                                                                     \
-    CLI_STR("--system", "TEXT", "a system message for --chat", &(o)->system),                                   \
+    CLI_STR("--system", "TEXT", "a system message for --chat", &(o)->system)
+#define CLI_OPT_THINK(p)                                                                                         \
     CLI_CALL("--think", "MODE", "default | on | off (HF enable_thinking) | slow | fast (assistant turn start)", \
-             cli_opt_think_fn, &(o)->think),                                                                     \
+             cli_opt_think_fn, p)
+#define CLI_OPTS_MODEL_BOS(o)                                                                                         \
     CLI_FLAG_SET("--add-bos", "put a BOS token before raw text (default: as the tokenizer says)", &(o)->add_bos, 1), \
     CLI_FLAG_SET("--no-bos", "no BOS token before raw text", &(o)->add_bos, 0)
 /* Threads, context, backend, KV cache type and model reading of cli_model_opts. */

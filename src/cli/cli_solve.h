@@ -31,9 +31,9 @@ int cli_opt_format_fn(const char *cmd, const char *name, const char *value, void
 #define CLI_OPTS_PROBLEM(po, parallel_help)                                                                         \
     CLI_CALL("--format", "gsm8k|math|choice|theoremqa", "the problems' format (default: guessed per row from its fields)", \
              cli_opt_format_fn, &(po)->format),                                                                     \
-    CLI_STR("--field", "NAME", "the question's field (default: question, problem or en; e.g. de for MGSM)",         \
+    CLI_STR("--field|--text-field", "NAME", "the question's field (default: question, problem or en; e.g. de for MGSM)",         \
             &(po)->field),                                                                                          \
-    CLI_INT("--max-tokens", "N", "tokens to generate per answer at most (default 1024)", &(po)->max_tokens, 1,     \
+    CLI_INT("--max-tokens|-n|--n-predict", "N", "tokens to generate per answer at most (default 1024)", &(po)->max_tokens, 1,     \
             1 << 24),                                                                                               \
     CLI_INT("--limit", "N", "only the first N problems (0 = all, the default)", &(po)->limit, 0, INT32_MAX),       \
     CLI_OPT_PARALLEL(&(po)->parallel, parallel_help)
