@@ -1,6 +1,7 @@
 /* The one option parser and the generated --help (see cli_opts.h). */
 #include "cli/cli_opts.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +64,7 @@ static int store(const cli_cmd_spec *c, const cli_opt *o, const char *typed, con
     case CLI_OPT_BOOL: *(bool *)o->target = o->set; return 0;
     case CLI_OPT_INT:
     case CLI_OPT_I64:
-        if (cli_parse_int(v, (long long)o->lo, (long long)o->hi, &x))
+        if (cli_parse_int(v, o->lo <= -9.2e18 ? LLONG_MIN : (long long)o->lo, o->hi >= 9.2e18 ? LLONG_MAX : (long long)o->hi, &x))
             return cli_usage(c->name, "bad %s '%s' (%s)", what, v, rng);
         if (o->kind == CLI_OPT_INT) *(int *)o->target = (int)x;
         else *(long long *)o->target = x;

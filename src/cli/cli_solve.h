@@ -22,10 +22,7 @@ typedef struct {
 
 #define CLI_PROBLEM_OPTS_INIT {.format = -1, .max_tokens = 1024, .parallel = CLI_PARALLEL_DEFAULT}
 
-/* With a the option and v its value: 1 when it was one of the above (stored), 0 when not, -1 on a bad value (usage
- * printed), as cli_threads_ctx_opt. */
-int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_opts *o);
-/* The same as option-table entries (cli_opts.h): --field, --format, --max-tokens, --limit, --parallel (each command
+/* As option-table entries (cli_opts.h): --field, --format, --max-tokens, --limit, --parallel (each command
  * lists its own --data and --out). */
 int cli_opt_format_fn(const char *cmd, const char *name, const char *value, void *target); /* int *: kvl_format */
 #define CLI_OPTS_PROBLEM(po, parallel_help)                                                                         \
