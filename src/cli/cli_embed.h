@@ -36,9 +36,9 @@ int cli_opt_repr_fn(const char *cmd, const char *name, const char *value, void *
     CLI_REPR_ENTRY("--layer-agg", "mean|sum|flatten|last", "over the selected layers (default mean)", cfg, g),    \
     CLI_REPR_ENTRY("--window", "W", "only the last W positions of each text (default and 0: all of them)", cfg, g), \
     {.names = "--normalize", .kind = CLI_OPT_BOOL, .help = "L2-normalise the vector (the default)",              \
-     .target = &(cfg)->normalize, .set = 1, .given = g},                                                           \
+     .target = CLI_T(bool, &(cfg)->normalize), .set = 1, .given = g},                                                           \
     {.names = "--no-normalize", .kind = CLI_OPT_BOOL, .help = "do not L2-normalise the vector",                  \
-     .target = &(cfg)->normalize, .set = 0, .given = g}
+     .target = CLI_T(bool, &(cfg)->normalize), .set = 0, .given = g}
 
 /* "lines", "jsonl", "ids" -> format; -1 if unknown. */
 int cli_parse_format(const char *s);

@@ -171,8 +171,9 @@ void cli_opts_help(const cli_cmd_spec *c, FILE *f) {
             }
             fputc('\n', f);
         }
+        if (g == 0) fprintf(f, "  -h, --help            this help\n"); /* with the command's own options */
     }
-    fprintf(f, "  -h, --help            this help\n");
+    if (!c->n_groups) fprintf(f, "\n  -h, --help            this help\n");
     if (c->notes) fprintf(f, "\n%s\n", c->notes);
     if (c->more_help) c->more_help(f);
 }

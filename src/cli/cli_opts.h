@@ -82,27 +82,29 @@ void cli_opts_help(const cli_cmd_spec *c, FILE *f);
 /* The help of a command's parse result: CLI_OPTS_HELP -> 0, else the status itself (for `return`). */
 static inline int cli_opts_status(int r) { return r == CLI_OPTS_HELP ? 0 : r; }
 
-/* Table entries. */
-#define CLI_FLAG(n, h, p) {.names = n, .kind = CLI_OPT_FLAG, .help = h, .target = p, .set = 1}
-#define CLI_FLAG_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_FLAG, .help = h, .target = p, .set = v}
-#define CLI_BOOL_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_BOOL, .help = h, .target = p, .set = v}
-#define CLI_STR(n, a, h, p) {.names = n, .kind = CLI_OPT_STR, .arg = a, .help = h, .target = p}
-#define CLI_ENUM(n, c, h, p) {.names = n, .kind = CLI_OPT_ENUM, .choices = c, .help = h, .target = p}
-#define CLI_INT(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_INT, .arg = a, .help = h, .target = p, .lo = l, .hi = u}
-#define CLI_I64(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_I64, .arg = a, .help = h, .target = p, .lo = l, .hi = u}
-#define CLI_FLOAT(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_FLOAT, .arg = a, .help = h, .target = p, .lo = l, .hi = u}
-#define CLI_F32(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_F32, .arg = a, .help = h, .target = p, .lo = l, .hi = u}
-#define CLI_LIST(n, a, h, p) {.names = n, .kind = CLI_OPT_LIST, .arg = a, .help = h, .target = p}
+/* Table entries. CLI_T checks at compile time that a target has the type its kind stores (a mismatch is a pointer
+ * type mismatch in the conditional). */
+#define CLI_T(type, p) (1 ? (p) : (type *)0)
+#define CLI_FLAG(n, h, p) {.names = n, .kind = CLI_OPT_FLAG, .help = h, .target = CLI_T(int, p), .set = 1}
+#define CLI_FLAG_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_FLAG, .help = h, .target = CLI_T(int, p), .set = v}
+#define CLI_BOOL_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_BOOL, .help = h, .target = CLI_T(bool, p), .set = v}
+#define CLI_STR(n, a, h, p) {.names = n, .kind = CLI_OPT_STR, .arg = a, .help = h, .target = CLI_T(const char *, p)}
+#define CLI_ENUM(n, c, h, p) {.names = n, .kind = CLI_OPT_ENUM, .choices = c, .help = h, .target = CLI_T(const char *, p)}
+#define CLI_INT(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_INT, .arg = a, .help = h, .target = CLI_T(int, p), .lo = l, .hi = u}
+#define CLI_I64(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_I64, .arg = a, .help = h, .target = CLI_T(long long, p), .lo = l, .hi = u}
+#define CLI_FLOAT(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_FLOAT, .arg = a, .help = h, .target = CLI_T(double, p), .lo = l, .hi = u}
+#define CLI_F32(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_F32, .arg = a, .help = h, .target = CLI_T(float, p), .lo = l, .hi = u}
+#define CLI_LIST(n, a, h, p) {.names = n, .kind = CLI_OPT_LIST, .arg = a, .help = h, .target = CLI_T(cli_opt_list, p)}
 #define CLI_CALL(n, a, h, f, p) {.names = n, .kind = CLI_OPT_CALL, .arg = a, .help = h, .fn = f, .target = p}
 
 /* Shared entries: threads, context, backend and GPU, parallel sequences. */
 int cli_opt_backend_fn(const char *cmd, const char *name, const char *value, void *target);
 #define CLI_OPT_THREADS(p) \
-    {.names = "-t|--threads", .kind = CLI_OPT_INT, .arg = "N", .help = "threads (default: all cores)", .target = p, \
+    {.names = "-t|--threads", .kind = CLI_OPT_INT, .arg = "N", .help = "threads (default: all cores)", .target = CLI_T(int, p), \
      .lo = 1, .hi = 1024, .what = "thread count"}
 #define CLI_OPT_CTX(p)                                                                                               \
     {.names = "-c|--ctx|--ctx-size", .kind = CLI_OPT_INT, .arg = "N",                                                \
-     .help = "context size in positions (default: the model's, at most 4096)", .target = p, .lo = 1, .hi = 1 << 24, \
+     .help = "context size in positions (default: the model's, at most 4096)", .target = CLI_T(int, p), .lo = 1, .hi = 1 << 24, \
      .what = "context size"}
 #define CLI_OPTS_BACKEND                                                                                         \
     CLI_CALL("--backend", "NAME",                                                                                \
@@ -111,7 +113,7 @@ int cli_opt_backend_fn(const char *cmd, const char *name, const char *value, voi
     CLI_CALL("--gpu", "I", "GPU index for the cuda backend (default 0; CUDA_VISIBLE_DEVICES applies)",         \
              cli_opt_backend_fn, NULL)
 #define CLI_OPT_PARALLEL(p, h) \
-    {.names = "-np|--parallel", .kind = CLI_OPT_INT, .arg = "N", .help = h, .target = p, .lo = 1, .hi = 4096}
+    {.names = "-np|--parallel", .kind = CLI_OPT_INT, .arg = "N", .help = h, .target = CLI_T(int, p), .lo = 1, .hi = 4096}
 
 /* --shard I/N (cli_shard.h) */
 int cli_opt_shard_fn(const char *cmd, const char *name, const char *value, void *target);

@@ -125,7 +125,7 @@ int cmd_embed(int argc, char **argv) {
         CLI_STR("-i|--input|--data", "FILE", "the texts (- = stdin)", &input),
         CLI_STR("--format", "lines|jsonl|ids", "one text per line (default), JSONL records with a text field (texts may\n"
                 "hold newlines and special-token text), or comma-separated token ids per line", &format_s),
-        {.names = "--text-field", .kind = CLI_OPT_STR, .arg = "F", .target = &spec.text_field, .given = &field_opt,
+        {.names = "--text-field", .kind = CLI_OPT_STR, .arg = "F", .target = CLI_T(const char *, &spec.text_field), .given = &field_opt,
          .help = "the JSONL field (default text; an array of token ids is accepted too)"},
         CLI_FLAG("--chat", "wrap each text as a user message in the model's chat template", &chat),
         CLI_STR("--truncate", "left|right", "cut texts longer than the context (default: an error)", &truncate_s),
@@ -144,11 +144,11 @@ int cmd_embed(int argc, char **argv) {
     const cli_opt model_opts[] = {
         CLI_STR("-m|--model", "FILE", "GGUF model", &model),
         CLI_STR("--shape", "NAME", "random weights of a real model's shape instead of -m (with --format ids)", &shape),
-        {.names = "--type", .kind = CLI_OPT_STR, .arg = "TYPE", .target = &type_s, .given = &type_opt,
+        {.names = "--type", .kind = CLI_OPT_STR, .arg = "TYPE", .target = CLI_T(const char *, &type_s), .given = &type_opt,
          .help = "weight type for --shape (default q8_0)"},
         CLI_OPT_PARALLEL(&parallel, parallel_help),
         CLI_OPT_THREADS(&threads),
-        {.names = "-c|--ctx|--ctx-size", .kind = CLI_OPT_INT, .arg = "N", .target = &n_ctx, .lo = 1, .hi = 1 << 24,
+        {.names = "-c|--ctx|--ctx-size", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &n_ctx), .lo = 1, .hi = 1 << 24,
          .what = "context size", .help = "context positions (default: the longest text, at most the model's or 4096)"},
         CLI_OPTS_BACKEND,
         CLI_FLAG("--cache-f16", "keep the KV cache in f16", &f16),

@@ -435,7 +435,7 @@ int cmd_run(int argc, char **argv) {
     const cli_opt own[] = {
         CLI_STR("-f|--file", "FILE", "read the prompt from FILE (one final newline is dropped, as llama.cpp does;\n"
                 "-p - reads it from stdin)", &prompt_file),
-        {.names = "-n|--n-predict|--max-tokens", .kind = CLI_OPT_I64, .arg = "N", .target = &n_predict, .lo = -1, .hi = 1 << 24,
+        {.names = "-n|--n-predict|--max-tokens", .kind = CLI_OPT_I64, .arg = "N", .target = CLI_T(long long, &n_predict), .lo = -1, .hi = 1 << 24,
          .range = "1 or more; -1 = until the context is full", .given = &n_given,
          .help = "tokens to generate at most (default 128; 512 per turn in chat); -1 = until\nthe context is full"},
         CLI_LIST("--stop", "STRING", "end the text before STRING (repeatable; the stop is \"stop\")", &stops),
@@ -449,21 +449,21 @@ int cmd_run(int argc, char **argv) {
                  "Entropy; see kvlens score); with --json under \"confidence\"", &confidence),
     };
     const cli_opt sampling[] = {
-        {.names = "--temp", .kind = CLI_OPT_F32, .arg = "T", .target = &sp.temp, .lo = 0, .hi = 1e30,
+        {.names = "--temp", .kind = CLI_OPT_F32, .arg = "T", .target = CLI_T(float, &sp.temp), .lo = 0, .hi = 1e30,
          .what = "temperature", .range = ">= 0", .help = "temperature; 0 = greedy (default 0)"},
-        {.names = "--top-k", .kind = CLI_OPT_INT, .arg = "K", .target = &sp.top_k, .lo = 0, .hi = 1 << 24, .given = &top_k,
+        {.names = "--top-k", .kind = CLI_OPT_INT, .arg = "K", .target = CLI_T(int, &sp.top_k), .lo = 0, .hi = 1 << 24, .given = &top_k,
          .help = "sample from the K most likely tokens (0 = off; needs --temp > 0)"},
-        {.names = "--top-p", .kind = CLI_OPT_F32, .arg = "P", .target = &sp.top_p, .lo = 1e-30, .hi = 1,
+        {.names = "--top-p", .kind = CLI_OPT_F32, .arg = "P", .target = CLI_T(float, &sp.top_p), .lo = 1e-30, .hi = 1,
          .range = "0 < p <= 1", .given = &top_p, .help = "nucleus sampling mass (1 = off; needs --temp > 0)"},
-        {.names = "--min-p", .kind = CLI_OPT_F32, .arg = "P", .target = &sp.min_p, .lo = 0, .hi = 1, .given = &min_p,
+        {.names = "--min-p", .kind = CLI_OPT_F32, .arg = "P", .target = CLI_T(float, &sp.min_p), .lo = 0, .hi = 1, .given = &min_p,
          .help = "drop tokens less likely than P times the most likely (0 = off; needs --temp > 0)"},
-        {.names = "--seed", .kind = CLI_OPT_I64, .arg = "S", .target = &seed, .lo = -1, .hi = (double)INT64_MAX,
+        {.names = "--seed", .kind = CLI_OPT_I64, .arg = "S", .target = CLI_T(long long, &seed), .lo = -1, .hi = (double)INT64_MAX,
          .range = "-1 = random", .given = &seed_s,
          .help = "random seed (default 42; -1 = a random seed, printed; needs --temp > 0)"},
-        {.names = "--repeat-penalty", .kind = CLI_OPT_F32, .arg = "R", .target = &sp.repeat_penalty, .lo = 1e-30,
+        {.names = "--repeat-penalty", .kind = CLI_OPT_F32, .arg = "R", .target = CLI_T(float, &sp.repeat_penalty), .lo = 1e-30,
          .hi = 1e6, .range = "> 0", .help = "llama.cpp's penalty of the last --repeat-last-n tokens (prompt and output): a\n"
          "positive logit is divided by R, a negative one multiplied (1 = off, the default)"},
-        {.names = "--repeat-last-n", .kind = CLI_OPT_INT, .arg = "N", .target = &repeat_last_n, .lo = -1, .hi = 1 << 24,
+        {.names = "--repeat-last-n", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &repeat_last_n), .lo = -1, .hi = 1 << 24,
          .range = "-1 = the context", .given = &rln,
          .help = "tokens the penalty looks back over (default 64; -1 = the whole context)"},
     };
@@ -473,9 +473,9 @@ int cmd_run(int argc, char **argv) {
                  "picks fast or slow after the prompt (auto1) and may switch once while decoding\n"
                  "(auto2); needs --probe", think_fn, &tt),
         CLI_STR("--probe", "FILE", "the probe (kvlens probe train) of --think auto1|auto2", &probe),
-        {.names = "--delta", .kind = CLI_OPT_F32, .arg = "D", .target = &r.delta, .lo = 0, .hi = 50, .given = &delta,
+        {.names = "--delta", .kind = CLI_OPT_F32, .arg = "D", .target = CLI_T(float, &r.delta), .lo = 0, .hi = 50, .given = &delta,
          .help = "auto2: switch slow->fast below 50-D, fast->slow above 50+D (default 20)"},
-        {.names = "--every", .kind = CLI_OPT_INT, .arg = "K", .target = &r.every, .lo = 1, .hi = 1 << 24, .given = &every,
+        {.names = "--every", .kind = CLI_OPT_INT, .arg = "K", .target = CLI_T(int, &r.every), .lo = 1, .hi = 1 << 24, .given = &every,
          .help = "auto2: re-score after every K generated tokens (default 1)"},
     };
     const cli_opt model[] = {CLI_OPTS_MODEL_PROMPT(&mo), CLI_OPTS_MODEL_BOS(&mo)}, compute[] = {CLI_OPTS_COMPUTE(&mo)};

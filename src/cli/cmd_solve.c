@@ -55,22 +55,22 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
                  "auto1 | auto2: a probe picks the mode after the prompt (one-step), and re-scores\n"
                  "while decoding to switch at most once (two-step); see kvlens probe", &think),
         CLI_STR("--probe", "FILE", "the probe for auto1/auto2 (from kvlens probe train)", &o->probe),
-        {.names = "--delta", .kind = CLI_OPT_FLOAT, .arg = "D", .target = &o->delta, .lo = 0, .hi = 50,
+        {.names = "--delta", .kind = CLI_OPT_FLOAT, .arg = "D", .target = CLI_T(double, &o->delta), .lo = 0, .hi = 50,
          .help = "two-step: switch slow->fast below 50-D, fast->slow above 50+D (default 20)", .given = &o->delta_opt},
-        {.names = "--every", .kind = CLI_OPT_I64, .arg = "K", .target = &o->every, .lo = 1, .hi = 1 << 24,
+        {.names = "--every", .kind = CLI_OPT_I64, .arg = "K", .target = CLI_T(long long, &o->every), .lo = 1, .hi = 1 << 24,
          .help = "two-step: re-score after every K generated tokens (default 1)", .given = &o->every_opt},
         CLI_OPT_SHARD(&o->shard),
         CLI_FLAG("--json", "print the summary as one JSON object", &o->json),
         CLI_FLAG("--show", "print each question, the model's output and the verdict as it goes", &o->show),
     };
     const cli_opt sampling[] = {
-        {.names = "--temp", .kind = CLI_OPT_F32, .arg = "T", .target = &o->sp.temp, .lo = 0, .hi = 1e30,
+        {.names = "--temp", .kind = CLI_OPT_F32, .arg = "T", .target = CLI_T(float, &o->sp.temp), .lo = 0, .hi = 1e30,
          .what = "temperature", .range = ">= 0", .help = "temperature; 0 = greedy (the default)"},
-        {.names = "--top-k", .kind = CLI_OPT_INT, .arg = "K", .target = &o->sp.top_k, .lo = 0, .hi = 1 << 24,
+        {.names = "--top-k", .kind = CLI_OPT_INT, .arg = "K", .target = CLI_T(int, &o->sp.top_k), .lo = 0, .hi = 1 << 24,
          .help = "sample from the K most likely tokens (0 = off)", .given = &top_k},
-        {.names = "--top-p", .kind = CLI_OPT_F32, .arg = "P", .target = &o->sp.top_p, .lo = 1e-30, .hi = 1,
+        {.names = "--top-p", .kind = CLI_OPT_F32, .arg = "P", .target = CLI_T(float, &o->sp.top_p), .lo = 1e-30, .hi = 1,
          .range = "0 < p <= 1", .help = "nucleus sampling mass (1 = off)", .given = &top_p},
-        {.names = "--seed", .kind = CLI_OPT_I64, .arg = "S", .target = &seed_v, .lo = 0, .hi = (double)INT64_MAX,
+        {.names = "--seed", .kind = CLI_OPT_I64, .arg = "S", .target = CLI_T(long long, &seed_v), .lo = 0, .hi = (double)INT64_MAX,
          .help = "random seed (problem i samples with seed + i)", .given = &seed},
     };
     const cli_opt problems[] = {CLI_OPTS_PROBLEM(&o->p, parallel_help)};
