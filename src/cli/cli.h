@@ -38,24 +38,16 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out);
 int cli_parse_float(const char *s, double *out);
 /* Parse "1,2,3" into a malloc'd array; returns count or -1. */
 int cli_parse_int_list(const char *s, int32_t **out);
-/* Is argv[i] equal to one of the names; fetch its value argv[i+1] (usage error, NULL, if it is missing, or if the
- * option (or an alias: -o/--out/--output, -c/--ctx/--ctx-size, ...) was given before: single-value options are
- * given once; --stop may repeat). */
+/* Is arg equal to one of the names. Options are parsed by the option tables of cli_opts.h. */
 int cli_is(const char *arg, const char *a, const char *b);
-const char *cli_value(int argc, char **argv, int *i, const char *cmd);
-/* -t/--threads N (1..1024) and -c/--ctx N (1..2^24), the same in every command that runs a model: with a the option
- * and v its value, returns 1 when it was one of them (stored), 0 when not, -1 on a bad value (usage printed).
- * n_ctx may be NULL for commands without a context. */
 /* Sequences decoded at once unless --parallel says otherwise (solve, selfeval, label, embed, embed-eval): on the
  * project's 2-core machines and the shipped model this many was fastest (BENCHMARKS.md, "--parallel"). */
 #define CLI_PARALLEL_DEFAULT 32
 /* --backend auto|cpu|... and --gpu I: validated and kept for every context the command makes (cli_ctx_defaults);
- * handled by cli_threads_ctx_opt too. --gpu with --backend cpu is a usage error. */
+ * with a the option and v its value: 1 stored, 0 not one of them, -1 usage error (printed). --gpu with --backend cpu
+ * is a usage error. */
 int cli_backend_opt(const char *cmd, const char *a, const char *v);
 kvl_ctx_params cli_ctx_defaults(void); /* kvl_ctx_default_params with the --backend choice */
-/* --parallel N / -np N (sequences decoded at once, 1..4096), as cli_threads_ctx_opt. */
-int cli_parallel_opt(const char *cmd, const char *a, const char *v, int *parallel);
-int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx);
 
 /* Read a whole file (or stdin for "-"); NUL-terminated, *len without the NUL. NULL on failure (message set). */
 char *cli_read_file(const char *path, size_t *len);
@@ -93,10 +85,6 @@ void cli_json_string_or_null(FILE *f, const char *s);
  * refused (2), a missing one is an error (1). cli_finish_stdout: at the end of every command (main): flush stdout
  * and turn a write error into a message and a non-zero status. */
 int cli_close(FILE *f, const char *cmd, const char *path);
-/* For parsers that fetch a value before dispatching on the name: 0 when a is one of names (NULL-terminated) or a
- * shared model option (-m, -t, -c, --ctx-size, --backend), else "unknown option" (usage, 2), so that a misspelled
- * option is reported as unknown wherever it stands (also last, where it would otherwise "need a value"). */
-int cli_takes_value(const char *cmd, const char *a, const char *const *names);
 int cli_check_output(const char *cmd, const char *out, const char *const *inputs, int n_inputs, bool is_dir);
 int cli_check_output_in(const char *cmd, const char *dir, const char *name, const char *const *inputs, int n_inputs);
 int cli_input_file(const char *cmd, const char *path);
@@ -137,29 +125,6 @@ typedef struct {
 
 #define CLI_MODEL_OPTS_INIT {.add_bos = -1}
 
-/* The help lines of --backend and --gpu (every command that runs a model). */
-#define CLI_BACKEND_HELP                                                                                   \
-    "  --backend NAME        compute backend: auto (default: cuda where built in and a GPU is found, else\n" \
-    "                        cpu), cpu, cuda\n"                                                            \
-    "  --gpu I               GPU index for the cuda backend (default 0; CUDA_VISIBLE_DEVICES applies)\n"
-
-#define CLI_MODEL_OPTS_HELP                                                                  \
-    "  -m, --model FILE      GGUF model\n"                                                  \
-    "  -p, --prompt TEXT     prompt text\n"                                                 \
-    "  --tokens 1,2,3        prompt as token ids (instead of -p)\n"                         \
-    "  -t, --threads N       threads (default: all cores)\n"                                \
-    CLI_BACKEND_HELP                                                                        \
-    "  -c, --ctx N           context size in positions (default: the model's, at most 4096)\n" \
-    "  --cache-f16           keep the KV cache in f16 instead of f32\n"                     \
-    "  --no-mmap             read the model into (huge-page) memory instead of mapping it: faster decoding\n" \
-    "  --chat                treat -p as a user message and apply the model's chat template\n" \
-    "  --messages FILE       a conversation (JSON list of {\"role\", \"content\"}) with the chat template\n" \
-    "  --system TEXT         a system message for --chat\n"                               \
-    "  --think MODE          default | on | off (HF enable_thinking) | slow | fast (assistant turn start)\n" \
-    "  --add-bos, --no-bos   put a BOS token before raw text or not (default: as the tokenizer says)\n"
-
-/* Consume argv[*i] if it is a shared option: 1 consumed, 0 not ours, -1 usage error (already reported). */
-int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *cmd);
 /* Load the model and build the prompt's token ids (tokenizing, and rendering the chat template, as asked); prints
  * errors. Returns 0 on success, else the exit status. */
 int cli_model_open(const cli_model_opts *o, const char *cmd, kvl_model **m, int32_t **ids, int *n_ids);

@@ -5,22 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_repr_opt(int argc, char **argv, int *i, kvl_repr_config *cfg, const char *cmd) {
+int cli_opt_repr_fn(const char *cmd, const char *name, const char *value, void *target) {
     static const char *const map[][2] = {{"--layers", "layers"},   {"--kv-part", "kv_part"},     {"--pool", "pos_agg"},
-                                         {"--heads", "head_agg"},  {"--layer-agg", "layer_agg"}, {"--window", "window"}};
-    const char *a = argv[*i];
-    if (!strcmp(a, "--normalize") || !strcmp(a, "--no-normalize")) {
-        cfg->normalize = !strcmp(a, "--normalize");
-        return 1;
-    }
-    for (size_t k = 0; k < sizeof map / sizeof map[0]; k++) {
-        if (strcmp(a, map[k][0])) continue;
-        const char *v = cli_value(argc, argv, i, cmd);
-        if (!v) return -1;
-        if (kvl_repr_set(cfg, map[k][1], v) != KVL_OK) return cli_usage(cmd, "%s: %s", a, kvl_last_error()), -1;
-        return 1;
-    }
-    return 0;
+                                         {"--heads", "head_agg"},  {"--layer-agg", "layer_agg"}, {"--window", "window"},
+                                         {"--source", "source"}};
+    for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+        if (!strcmp(name, map[k][0])) {
+            if (kvl_repr_set(target, map[k][1], value) != KVL_OK) return cli_usage(cmd, "%s: %s", name, kvl_last_error()), -1;
+            return 0;
+        }
+    return cli_usage(cmd, "unknown representation option '%s'", name), -1;
 }
 
 int cli_parse_format(const char *s) {

@@ -3,6 +3,7 @@
 #ifndef KVL_CLI_EMBED_H
 #define KVL_CLI_EMBED_H
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 
 typedef enum { CLI_FMT_LINES, CLI_FMT_JSONL, CLI_FMT_IDS } cli_format;
 
@@ -23,18 +24,22 @@ typedef struct {
     const char *split_field;  /* NULL: no split; else an optional field with "train"/"test" */
 } cli_input_spec;
 
-#define CLI_REPR_OPTS_HELP                                                                         \
-    "  --layers last:N|i,j,k  layers to pool (default last:4)\n"                                   \
-    "  --kv-part k|v|kv_cat   keys, values or both per head (default kv_cat)\n"                    \
-    "  --pool mean|sum|last|cls  over positions (default mean; cls = first position)\n"           \
-    "  --heads mean|flatten   over KV heads (default mean)\n"                                      \
-    "  --layer-agg mean|sum|flatten|last  over the selected layers (default mean)\n"              \
-    "  --window W             only the last W positions of each text (default and 0: all of them)\n" \
-    "  --normalize, --no-normalize  L2-normalise the vector (default on)\n"
+/* The representation options as option-table entries (cli_opts.h); given (may be NULL) records that one was given. */
+int cli_opt_repr_fn(const char *cmd, const char *name, const char *value, void *target); /* kvl_repr_config * */
+#define CLI_REPR_ENTRY(n, a, h, cfg, g) \
+    {.names = n, .kind = CLI_OPT_CALL, .arg = a, .help = h, .fn = cli_opt_repr_fn, .target = cfg, .given = g}
+#define CLI_OPTS_REPR(cfg, g)                                                                                       \
+    CLI_REPR_ENTRY("--layers", "last:N|i,j,k", "layers to pool (default last:4)", cfg, g),                        \
+    CLI_REPR_ENTRY("--kv-part", "k|v|kv_cat", "keys, values or both per head (default kv_cat)", cfg, g),          \
+    CLI_REPR_ENTRY("--pool", "mean|sum|last|cls", "over positions (default mean; cls = first position)", cfg, g), \
+    CLI_REPR_ENTRY("--heads", "mean|flatten", "over KV heads (default mean)", cfg, g),                            \
+    CLI_REPR_ENTRY("--layer-agg", "mean|sum|flatten|last", "over the selected layers (default mean)", cfg, g),    \
+    CLI_REPR_ENTRY("--window", "W", "only the last W positions of each text (default and 0: all of them)", cfg, g), \
+    {.names = "--normalize", .kind = CLI_OPT_BOOL, .help = "L2-normalise the vector (the default)",              \
+     .target = CLI_T(bool, &(cfg)->normalize), .set = 1, .given = g},                                                           \
+    {.names = "--no-normalize", .kind = CLI_OPT_BOOL, .help = "do not L2-normalise the vector",                  \
+     .target = CLI_T(bool, &(cfg)->normalize), .set = 0, .given = g}
 
-/* Consume a representation option (the knobs above, not --source): 1 consumed, 0 not ours, -1 usage error
- * (reported). */
-int cli_repr_opt(int argc, char **argv, int *i, kvl_repr_config *cfg, const char *cmd);
 /* "lines", "jsonl", "ids" -> format; -1 if unknown. */
 int cli_parse_format(const char *s);
 /* "left"/"right" -> truncation; -1 if unknown. */

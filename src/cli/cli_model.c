@@ -6,41 +6,6 @@
 
 #include "cli/cli.h"
 
-int cli_model_opt(int argc, char **argv, int *i, cli_model_opts *o, const char *cmd) {
-    const char *a = argv[*i], *v;
-    if (cli_is(a, "-m", "--model")) {
-        if (!(o->model = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "-p", "--prompt")) {
-        if (!(o->prompt = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "--tokens", NULL)) {
-        if (!(o->tokens = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend") ||
-                   cli_is(a, "--gpu", NULL)) {
-        if (!(v = cli_value(argc, argv, i, cmd)) || cli_threads_ctx_opt(cmd, a, v, &o->n_threads, &o->n_ctx) < 0) return -1;
-    } else if (cli_is(a, "--cache-f16", NULL)) {
-        o->cache_f16 = 1;
-    } else if (cli_is(a, "--no-mmap", NULL)) {
-        o->no_mmap = 1;
-    } else if (cli_is(a, "--chat", NULL)) {
-        o->chat = 1;
-    } else if (cli_is(a, "--messages", NULL)) {
-        if (!(o->messages = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "--system", NULL)) {
-        if (!(o->system = cli_value(argc, argv, i, cmd))) return -1;
-    } else if (cli_is(a, "--think", NULL)) {
-        if (!(v = cli_value(argc, argv, i, cmd))) return -1;
-        if (cli_parse_think(v, &o->think))
-            return cli_usage(cmd, "--think takes default, on, off, slow or fast, not '%s'", v), -1;
-    } else if (cli_is(a, "--add-bos", NULL)) {
-        o->add_bos = 1;
-    } else if (cli_is(a, "--no-bos", NULL)) {
-        o->add_bos = 0;
-    } else {
-        return 0;
-    }
-    return 1;
-}
-
 kvl_ctx_params cli_ctx_params(const cli_model_opts *o) {
     kvl_ctx_params p = cli_ctx_defaults();
     p.n_threads = o->n_threads;

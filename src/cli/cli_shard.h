@@ -13,15 +13,9 @@ typedef struct {
 
 #define CLI_SHARD_ALL {0, 1, false}
 
-#define CLI_SHARD_HELP                                                                                        \
-    "  --shard I/N           only rows whose index %% N == I (0 <= I < N), written to OUT.shard-I-of-N; without\n" \
-    "                        it a Slurm array task (SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT or _MIN/_MAX)\n" \
-    "                        or a Kubernetes indexed job (JOB_COMPLETION_INDEX with KVL_SHARD_COUNT) is a shard;\n"  \
-    "                        --shard 0/1 runs the whole file anyway. Combine shards with kvlens merge\n"
-
 /* "I/N" -> shard; 0, or -1 with why (a static message) */
 int cli_shard_parse(const char *v, cli_shard *s, const char **why);
-/* --shard I/N: 1 consumed, 0 not ours, -1 usage error (reported), as cli_threads_ctx_opt. */
+/* --shard I/N (a the option, v its value): 1 stored, 0 not ours, -1 usage error (reported). */
 int cli_shard_opt(const char *cmd, const char *a, const char *v, cli_shard *s);
 /* Without --shard: the shard from the environment (Slurm array, Kubernetes indexed job), said on stderr. Returns 0
  * or the exit status (2: bad values, named). */

@@ -9,29 +9,11 @@
 #include "cli/cli_solve.h"
 #include "tokenizer/utf8.h"
 
-int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_opts *o) {
-    long long x;
-    if (cli_is(a, "--data", NULL)) {
-        o->data = v;
-    } else if (cli_is(a, "--out", NULL)) {
-        o->out = v;
-    } else if (cli_is(a, "--field", NULL)) {
-        o->field = v;
-    } else if (cli_is(a, "--format", NULL)) {
-        if ((o->format = kvl_format_parse(v)) < 0)
-            return cli_usage(cmd, "--format takes gsm8k, math, choice or theoremqa, not '%s'", v), -1;
-    } else if (cli_is(a, "--max-tokens", NULL)) {
-        if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad --max-tokens '%s'", v), -1;
-        o->max_tokens = (int)x;
-    } else if (cli_is(a, "--parallel", "-np")) {
-        return cli_parallel_opt(cmd, a, v, &o->parallel);
-    } else if (cli_is(a, "--limit", NULL)) {
-        if (cli_parse_int(v, 0, INT32_MAX, &x)) return cli_usage(cmd, "bad --limit '%s'", v), -1;
-        o->limit = (int)x;
-    } else {
-        return 0;
-    }
-    return 1;
+int cli_opt_format_fn(const char *cmd, const char *name, const char *value, void *target) {
+    (void)name;
+    if ((*(int *)target = kvl_format_parse(value)) < 0)
+        return cli_usage(cmd, "--format takes gsm8k, math, choice or theoremqa, not '%s'", value), -1;
+    return 0;
 }
 
 int cli_solver_open(cli_solver *s, const cli_solver_params *p, const char *cmd) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "kvlens.h"
 #include "solve/grade.h"
 #include "solve/problem.h"
@@ -21,9 +22,18 @@ typedef struct {
 
 #define CLI_PROBLEM_OPTS_INIT {.format = -1, .max_tokens = 1024, .parallel = CLI_PARALLEL_DEFAULT}
 
-/* With a the option and v its value: 1 when it was one of the above (stored), 0 when not, -1 on a bad value (usage
- * printed), as cli_threads_ctx_opt. */
-int cli_problem_opt(const char *cmd, const char *a, const char *v, cli_problem_opts *o);
+/* As option-table entries (cli_opts.h): --field, --format, --max-tokens, --limit, --parallel (each command
+ * lists its own --data and --out). */
+int cli_opt_format_fn(const char *cmd, const char *name, const char *value, void *target); /* int *: kvl_format */
+#define CLI_OPTS_PROBLEM(po, parallel_help)                                                                         \
+    CLI_CALL("--format", "gsm8k|math|choice|theoremqa", "the problems' format (default: guessed per row from its fields)", \
+             cli_opt_format_fn, &(po)->format),                                                                     \
+    CLI_STR("--field|--text-field", "NAME", "the question's field (default: question, problem or en; e.g. de for MGSM)",         \
+            &(po)->field),                                                                                          \
+    CLI_INT("--max-tokens|-n|--n-predict", "N", "tokens to generate per answer at most (default 1024)", &(po)->max_tokens, 1,     \
+            1 << 24),                                                                                               \
+    CLI_INT("--limit", "N", "only the first N problems (0 = all, the default)", &(po)->limit, 0, INT32_MAX),       \
+    CLI_OPT_PARALLEL(&(po)->parallel, parallel_help)
 
 /* A model with its tokenizer and a session (context of `parallel` sequences, scheduler, optional controller). */
 typedef struct {

@@ -50,14 +50,6 @@ int cli_parse_int(const char *s, long long lo, long long hi, long long *out) {
     return 0;
 }
 
-int cli_parallel_opt(const char *cmd, const char *a, const char *v, int *parallel) {
-    long long x;
-    if (!cli_is(a, "--parallel", "-np")) return 0;
-    if (cli_parse_int(v, 1, 4096, &x)) return cli_usage(cmd, "bad --parallel '%s' (1..4096)", v), -1;
-    *parallel = (int)x;
-    return 1;
-}
-
 /* --backend and --gpu: the compute backend and GPU of every context the command makes */
 static const char *backend_name;
 static int gpu_index = -1;
@@ -90,23 +82,6 @@ int cli_backend_opt(const char *cmd, const char *a, const char *v) {
         return cli_usage(cmd, "--backend cpu with --gpu %d: the cpu backend uses no GPU", gpu_index), -1;
     backend_name = v;
     return 1;
-}
-
-int cli_threads_ctx_opt(const char *cmd, const char *a, const char *v, int *n_threads, int *n_ctx) {
-    long long x;
-    int r = cli_backend_opt(cmd, a, v);
-    if (r) return r;
-    if (cli_is(a, "-t", "--threads")) {
-        if (cli_parse_int(v, 1, 1024, &x)) return cli_usage(cmd, "bad thread count '%s'", v), -1;
-        *n_threads = (int)x;
-        return 1;
-    }
-    if (n_ctx && (cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", NULL))) { /* --ctx-size: llama.cpp's name */
-        if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage(cmd, "bad context size '%s'", v), -1;
-        *n_ctx = (int)x;
-        return 1;
-    }
-    return 0;
 }
 
 int cli_parse_float(const char *s, double *out) {
@@ -157,49 +132,6 @@ int cli_parse_int_list(const char *s, int32_t **out) {
 
 int cli_is(const char *arg, const char *a, const char *b) {
     return (a && !strcmp(arg, a)) || (b && !strcmp(arg, b));
-}
-
-/* Options that take one value may be given once: the canonical name of each seen so far (aliases map to one). */
-static const char *const ALIASES[][2] = {{"-m", "--model"},   {"-p", "--prompt"},  {"-o", "--out"},
-                                         {"--output", "--out"}, {"-n", "--n-predict"}, {"-t", "--threads"},
-                                         {"-c", "--ctx"},     {"--ctx-size", "--ctx"}, {"-np", "--parallel"},
-                                         {"-i", "--input"},   {"-f", "--file"}};
-static const char *const REPEATABLE[] = {"--stop"};
-static const char *seen_opts[256];
-static int n_seen_opts;
-
-static const char *canonical(const char *a) {
-    for (size_t k = 0; k < sizeof ALIASES / sizeof *ALIASES; k++)
-        if (!strcmp(a, ALIASES[k][0])) return ALIASES[k][1];
-    return a;
-}
-
-const char *cli_value(int argc, char **argv, int *i, const char *cmd) {
-    if (*i + 1 >= argc) {
-        cli_usage(cmd, "option %s needs a value", argv[*i]);
-        return NULL;
-    }
-    const char *name = canonical(argv[*i]);
-    bool repeatable = false;
-    for (size_t k = 0; k < sizeof REPEATABLE / sizeof *REPEATABLE; k++) repeatable |= !strcmp(name, REPEATABLE[k]);
-    if (!repeatable) {
-        for (int k = 0; k < n_seen_opts; k++)
-            if (!strcmp(seen_opts[k], name)) {
-                cli_usage(cmd, "option %s is given more than once", argv[*i]);
-                return NULL;
-            }
-        if (n_seen_opts < (int)(sizeof seen_opts / sizeof *seen_opts)) seen_opts[n_seen_opts++] = name;
-    }
-    return argv[++*i];
-}
-
-int cli_takes_value(const char *cmd, const char *a, const char *const *names) {
-    for (const char *const *n = names; *n; n++)
-        if (!strcmp(a, *n)) return 0;
-    static const char *const shared[] = {"-m", "--model", "-t", "--threads", "-c", "--ctx", "--ctx-size", "--backend", "--gpu", NULL};
-    for (const char *const *n = shared; *n; n++)
-        if (!strcmp(a, *n)) return 0;
-    return cli_usage(cmd, "unknown option '%s'", a);
 }
 
 int cli_close(FILE *f, const char *cmd, const char *path) {

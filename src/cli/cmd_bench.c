@@ -5,38 +5,21 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "compute/bench.h"
 
 #define BATCH_MAX 256 /* sequences of one --batch run */
 
-static void help(void) {
-    printf("usage: kvlens bench (-m MODEL | --shape NAME --type TYPE) [options]\n\n"
-           "Measures prompt processing (pp) and generation (tg) in tokens/s, like llama-bench: pp evaluates a\n"
-           "prompt of -p tokens at once (logits of the last one only), tg generates -n tokens one at a time.\n"
-           "Generation is also given as a fraction of the memory-bandwidth limit (weight bytes read per token\n"
-           "over a bandwidth measured on this machine), prompt processing as a fraction of the measured FMA peak.\n\n"
-           "options:\n"
-           "  -m, --model FILE   GGUF model\n"
-           "  --shape NAME       random weights with a real model's shape instead of a file:");
-    for (const char *const *s = kvl_shape_names(); *s; s++) printf(" %s", *s);
-    printf("\n  --type TYPE        weight type for --shape: f32, f16, bf16, q8_0, q4_K, q6_K, q4_0, q4_1,\n"
-           "                     q5_0, q5_1 (default q8_0)\n"
-           "  -t, --threads N    threads (default: all cores)\n"
-           "  --backend NAME     auto (default: cuda where built in and a GPU is found, else cpu), cpu, cuda\n"
-           "  --gpu I            GPU index for the cuda backend (default 0). On a GPU the bandwidth is measured\n"
-           "                     there (a device-to-device copy) and the GPU is named in the output\n"
-           "  -p N               prompt tokens (default 512; 128 with --batch)\n"
-           "  -n N               generated tokens (default 128)\n"
-           "  -r N               repetitions; medians are reported (default 3)\n"
-           "  --no-mmap          read the file into huge-page memory instead of mapping it (as --shape models are)\n"
-           "  --cache-f16        keep the KV cache in f16 (default f32)\n"
-           "  --batch B[,B...]   batched throughput instead, as llama-batched-bench -npp P -ntg N -npl B: B sequences\n"
-           "                     (1..%d) in one context; their prompts of -p tokens (default 128 here) are evaluated\n"
-           "                     as one batch, then -n steps decode one row of every sequence per batch (fixed\n"
-           "                     tokens, logits of every row). pp and tg are aggregate tokens/s over all sequences;\n"
-           "                     one line (or JSON object) per value of B\n"
-           "  --json             one JSON object (one per line with --batch)\n",
-           BATCH_MAX);
+static void shapes_help(FILE *f) {
+    fprintf(f, "\nshapes (--shape):");
+    for (const char *const *s = kvl_shape_names(); *s; s++) fprintf(f, " %s", *s);
+    fprintf(f, "\n");
+}
+
+static int type_fn(const char *cmd, const char *name, const char *v, void *target) {
+    (void)name;
+    if ((*(int *)target = cli_parse_type(v)) < 0) return cli_usage(cmd, "unknown type '%s'", v), -1;
+    return 0;
 }
 
 static int cmp_dbl(const void *a, const void *b) {
@@ -214,45 +197,40 @@ int cmd_bench(int argc, char **argv) {
     long long n_pp = -1, n_tg = 128, reps = 3;
     int batch[32], n_batch = 0;
     kvl_cache_type cache = KVL_CACHE_F32;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 0;
-        } else if (cli_is(a, "-m", "--model")) {
-            if (!(path = cli_value(argc, argv, &i, "bench"))) return 2;
-        } else if (cli_is(a, "--shape", NULL)) {
-            if (!(shape = cli_value(argc, argv, &i, "bench"))) return 2;
-        } else if (cli_is(a, "--type", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
-            if ((type = cli_parse_type(v)) < 0) return cli_usage("bench", "unknown type '%s'", v);
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "--backend", "--gpu")) {
-            if (!(v = cli_value(argc, argv, &i, "bench")) || cli_threads_ctx_opt("bench", a, v, &threads, NULL) < 0)
-                return 2;
-        } else if (cli_is(a, "-p", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
-            if (cli_parse_int(v, 1, 1 << 20, &n_pp)) return cli_usage("bench", "bad -p '%s'", v);
-        } else if (cli_is(a, "-n", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
-            if (cli_parse_int(v, 1, 1 << 20, &n_tg)) return cli_usage("bench", "bad -n '%s'", v);
-        } else if (cli_is(a, "-r", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
-            if (cli_parse_int(v, 1, 100, &reps)) return cli_usage("bench", "bad -r '%s'", v);
-        } else if (cli_is(a, "--json", NULL)) {
-            json = 1;
-        } else if (cli_is(a, "--no-mmap", NULL)) {
-            mp.use_mmap = false;
-        } else if (cli_is(a, "--cache-f16", NULL)) {
-            cache = KVL_CACHE_F16;
-        } else if (cli_is(a, "--batch", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "bench"))) return 2;
-            if ((n_batch = parse_batch_list(v, batch, 32)) < 0)
-                return cli_usage("bench", "bad --batch '%s': give up to 32 comma-separated values in 1..%d", v,
-                                 BATCH_MAX);
-        } else {
-            return cli_usage("bench", "unknown option '%s'", a);
-        }
-    }
+    int no_mmap = 0, cache_f16 = 0;
+    const char *batch_opt = NULL;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "GGUF model", &path),
+        CLI_STR("--shape", "NAME", "random weights with a real model's shape instead of a file (the shapes below)", &shape),
+        CLI_CALL("--type", "TYPE", "weight type for --shape: f32, f16, bf16, q8_0, q4_K, q6_K, q4_0, q4_1,\n"
+                 "q5_0, q5_1 (default q8_0)", type_fn, &type),
+        CLI_I64("-p", "N", "prompt tokens (default 512; 128 with --batch)", &n_pp, 1, 1 << 20),
+        CLI_I64("-n", "N", "generated tokens (default 128)", &n_tg, 1, 1 << 20),
+        CLI_I64("-r", "N", "repetitions; medians are reported (default 3)", &reps, 1, 100),
+        CLI_FLAG("--no-mmap", "read the file into huge-page memory instead of mapping it (as --shape models are)", &no_mmap),
+        CLI_FLAG("--cache-f16", "keep the KV cache in f16 (default f32)", &cache_f16),
+        CLI_STR("--batch", "B[,B...]", "batched throughput instead, as llama-batched-bench -npp P -ntg N -npl B: B sequences\n"
+                "(1..256) in one context; their prompts of -p tokens (default 128 here) are evaluated\n"
+                "as one batch, then -n steps decode one row of every sequence per batch (fixed\n"
+                "tokens, logits of every row). pp and tg are aggregate tokens/s over all sequences;\n"
+                "one line (or JSON object) per value of B", &batch_opt),
+        CLI_FLAG("--json", "one JSON object (one per line with --batch)", &json),
+    };
+    const cli_opt compute[] = {CLI_OPT_THREADS(&threads), CLI_OPTS_BACKEND};
+    const cli_cmd_spec spec = {
+        .name = "bench", .usage = "kvlens bench (-m MODEL | --shape NAME --type TYPE) [options]",
+        .about = "Measures prompt processing (pp) and generation (tg) in tokens/s, like llama-bench: pp evaluates a\n"
+                 "prompt of -p tokens at once (logits of the last one only), tg generates -n tokens one at a time.\n"
+                 "Generation is also given as a fraction of the memory-bandwidth limit (weight bytes read per token\n"
+                 "over a bandwidth measured on this machine), prompt processing as a fraction of the measured FMA peak.\n"
+                 "On a GPU the bandwidth is measured there (a device-to-device copy) and the GPU is named in the output.",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("compute", compute)}, .n_groups = 2, .more_help = shapes_help};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
+    if (no_mmap) mp.use_mmap = false;
+    if (cache_f16) cache = KVL_CACHE_F16;
+    if (batch_opt && (n_batch = parse_batch_list(batch_opt, batch, 32)) < 0)
+        return cli_usage("bench", "bad --batch '%s': give up to 32 comma-separated values in 1..%d", batch_opt, BATCH_MAX);
     if (!path == !shape) return cli_usage("bench", "give exactly one of -m MODEL and --shape NAME");
     if (n_pp < 0) n_pp = n_batch ? 128 : 512;
     for (int i = 0; i < n_batch; i++)

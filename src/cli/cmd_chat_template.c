@@ -4,57 +4,35 @@
 #include <string.h>
 
 #include "cli/cli.h"
-
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: kvlens chat-template -m MODEL.gguf --messages FILE.json [options]\n\n"
-            "Print the prompt the model's chat template makes of a conversation, byte for byte as Hugging Face\n"
-            "renders it. FILE.json is a list of {\"role\": ..., \"content\": ...} (\"-\" reads stdin). Known templates:\n"
-            "Qwen3, QwQ, Qwen2.5, Qwen2, DeepSeek-R1-Distill, Llama-3, 3.1, 3.2; others are refused.\n\n"
-            "options:\n"
-            "  -m, --model F            the GGUF file (a full model or a vocab-only file)\n"
-            "  --messages F             the conversation\n"
-            "  --think MODE             default | on | off: Hugging Face's enable_thinking unset / True / False;\n"
-            "                           slow: the assistant turn opens <think>; fast: it starts with an empty\n"
-            "                           think block (hybrid-thinking templates only)\n"
-            "  --no-generation-prompt   end after the last message (no assistant turn started)\n"
-            "  --template F             use this template instead of the model's: one of the known templates,\n"
-            "                           or a file starting with the line 'kvlens-chat-format' followed by\n"
-            "                           'key: value' lines (bos, system, user, assistant, tool, generation,\n"
-            "                           think-open, think-close; {content} marks the message, \\n a newline)\n"
-            "  --date D                 Llama-3.1/3.2 \"Today Date\" (default: the template's, or today for 3.2)\n"
-            "  --kind                   print the name of the recognised template instead\n"
-            "  -h, --help               this help\n");
-}
+#include "cli/cli_opts.h"
 
 int cmd_chat_template(int argc, char **argv) {
     const char *cmd = "chat-template", *model = NULL, *msgs = NULL, *tmpl_path = NULL;
     kvl_chat_params p = kvl_chat_default_params();
-    bool kind_only = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is(a, "-h", "--help")) {
-            help(stdout);
-            return 0;
-        } else if (cli_is(a, "-m", "--model")) {
-            if (!(model = cli_value(argc, argv, &i, cmd))) return 2;
-        } else if (cli_is(a, "--messages", NULL)) {
-            if (!(msgs = cli_value(argc, argv, &i, cmd))) return 2;
-        } else if (cli_is(a, "--template", NULL)) {
-            if (!(tmpl_path = cli_value(argc, argv, &i, cmd))) return 2;
-        } else if (cli_is(a, "--date", NULL)) {
-            if (!(p.date = cli_value(argc, argv, &i, cmd))) return 2;
-        } else if (cli_is(a, "--think", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, cmd))) return 2;
-            if (cli_parse_think(v, &p.think)) return cli_usage(cmd, "--think takes default, on, off, slow or fast, not '%s'", v);
-        } else if (cli_is(a, "--no-generation-prompt", NULL)) {
-            p.add_generation_prompt = false;
-        } else if (cli_is(a, "--kind", NULL)) {
-            kind_only = true;
-        } else {
-            return cli_usage(cmd, "unexpected argument '%s'", a);
-        }
-    }
+    int kind_only = 0, no_gen = 0;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model),
+        CLI_STR("--messages", "FILE", "the conversation", &msgs),
+        CLI_CALL("--think", "MODE", "default | on | off: Hugging Face's enable_thinking unset / True / False;\n"
+                 "slow: the assistant turn opens <think>; fast: it starts with an empty\n"
+                 "think block (hybrid-thinking templates only)", cli_opt_think_fn, &p.think),
+        CLI_FLAG("--no-generation-prompt", "end after the last message (no assistant turn started)", &no_gen),
+        CLI_STR("--template", "FILE", "use this template instead of the model's: one of the known templates,\n"
+                "or a file starting with the line 'kvlens-chat-format' followed by\n"
+                "'key: value' lines (bos, system, user, assistant, tool, generation,\n"
+                "think-open, think-close; {content} marks the message, \\n a newline)", &tmpl_path),
+        CLI_STR("--date", "D", "Llama-3.1/3.2 \"Today Date\" (default: the template's, or today for 3.2)", &p.date),
+        CLI_FLAG("--kind", "print the name of the recognised template instead", &kind_only),
+    };
+    const cli_cmd_spec spec = {
+        .name = cmd, .usage = "kvlens chat-template -m MODEL.gguf --messages FILE.json [options]",
+        .about = "Print the prompt the model's chat template makes of a conversation, byte for byte as Hugging Face\n"
+                 "renders it. FILE.json is a list of {\"role\": ..., \"content\": ...} (\"-\" reads stdin). Known templates:\n"
+                 "Qwen3, QwQ, Qwen2.5, Qwen2, DeepSeek-R1-Distill, Llama-3, 3.1, 3.2; others are refused.",
+        .groups = {CLI_GROUP("options", own)}, .n_groups = 1};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
+    if (no_gen) p.add_generation_prompt = false;
     if (!model && !tmpl_path) return cli_usage(cmd, "needs -m MODEL.gguf (or --template FILE)");
     if (!msgs && !kind_only) return cli_usage(cmd, "needs --messages FILE.json");
     if (kind_only && (msgs || p.think || !p.add_generation_prompt || p.date))

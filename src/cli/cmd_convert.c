@@ -3,21 +3,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
-
-static void help(FILE *f) {
-    fprintf(f,
-            "usage: kvlens convert HF_DIR OUT.gguf [options]\n\n"
-            "Convert a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json,\n"
-            "tokenizer_config.json) of a Llama, Qwen2 or Qwen3 model into a GGUF file that follows llama.cpp's\n"
-            "conventions.\n\n"
-            "options:\n"
-            "  --type T       weight type: f32, f16, bf16, q8_0 (default: bf16 for a bf16 checkpoint, else f16).\n"
-            "                 1-D tensors (norms, biases) are always f32; q8_0 keeps f16 for rows that are not a\n"
-            "                 multiple of 32 elements.\n"
-            "  --vocab-only   write only the architecture and the tokenizer (HF_DIR may hold just tokenizer files)\n"
-            "  --no-vocab     skip the tokenizer (the file can then not tokenize text)\n"
-            "  -h, --help     this help\n");
-}
+#include "cli/cli_opts.h"
 
 static void on_progress(void *user, int done, int total, const char *tensor) {
     (void)tensor;
@@ -36,33 +22,31 @@ int cmd_convert(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL};
     int n_pos = 0;
     kvl_convert_params p = kvl_convert_default_params();
-    const char *type_opt = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help(stdout);
-            return 0;
-        } else if (cli_is(a, "--type", NULL)) {
-            const char *v = cli_value(argc, argv, &i, "convert");
-            if (!v) return 2;
-            if (!strcmp(v, "f32")) p.type = KVL_TYPE_F32;
-            else if (!strcmp(v, "f16")) p.type = KVL_TYPE_F16;
-            else if (!strcmp(v, "bf16")) p.type = KVL_TYPE_BF16;
-            else if (!strcmp(v, "q8_0")) p.type = KVL_TYPE_Q8_0;
-            else return cli_usage("convert", "unknown --type '%s' (f32, f16, bf16, q8_0)", v);
-            type_opt = a;
-        } else if (cli_is(a, "--vocab-only", NULL)) {
-            p.flags |= KVL_CONVERT_VOCAB_ONLY;
-        } else if (cli_is(a, "--no-vocab", NULL)) {
-            p.flags |= KVL_CONVERT_NO_VOCAB;
-        } else if (a[0] == '-' && a[1]) {
-            return cli_usage("convert", "unknown option '%s'", a);
-        } else if (n_pos < 2) {
-            pos[n_pos++] = a;
-        } else {
-            return cli_usage("convert", "unexpected argument '%s'", a);
-        }
+    const char *type_opt = NULL, *type = NULL;
+    int vocab_only = 0, no_vocab = 0;
+    const cli_opt own[] = {
+        CLI_ENUM("--type", "f32|f16|bf16|q8_0", "weight type (default: bf16 for a bf16 checkpoint, else f16).\n"
+                 "1-D tensors (norms, biases) are always f32; q8_0 keeps f16 for rows that are not a\n"
+                 "multiple of 32 elements", &type),
+        CLI_FLAG_SET("--vocab-only", "write only the architecture and the tokenizer (HF_DIR may hold just tokenizer files)",
+                     &vocab_only, 1),
+        CLI_FLAG_SET("--no-vocab", "skip the tokenizer (the file can then not tokenize text)", &no_vocab, 1),
+    };
+    const cli_cmd_spec spec = {
+        .name = "convert", .usage = "kvlens convert HF_DIR OUT.gguf [options]",
+        .about = "Convert a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json,\n"
+                 "tokenizer_config.json) of a Llama, Qwen2 or Qwen3 model into a GGUF file that follows llama.cpp's\n"
+                 "conventions.",
+        .groups = {CLI_GROUP("options", own)}, .n_groups = 1, .max_pos = 2, .pos = pos, .n_pos = &n_pos};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
+    if (type) {
+        type_opt = "--type";
+        p.type = !strcmp(type, "f32") ? KVL_TYPE_F32 : !strcmp(type, "f16") ? KVL_TYPE_F16
+               : !strcmp(type, "bf16") ? KVL_TYPE_BF16 : KVL_TYPE_Q8_0;
     }
+    if (vocab_only) p.flags |= KVL_CONVERT_VOCAB_ONLY;
+    if (no_vocab) p.flags |= KVL_CONVERT_NO_VOCAB;
     if (n_pos < 2) return cli_usage("convert", "needs HF_DIR and OUT.gguf");
     if ((p.flags & KVL_CONVERT_VOCAB_ONLY) && (p.flags & KVL_CONVERT_NO_VOCAB))
         return cli_usage("convert", "--vocab-only and --no-vocab exclude each other");

@@ -5,29 +5,18 @@
 #include <string.h>
 
 #include "cli/cli.h"
-
-static void help(FILE *f) {
-    fprintf(f, "usage: kvlens detokenize -m MODEL.gguf < ids.json\n\n"
-               "Read a JSON array of token ids from stdin and write the exact bytes they encode to stdout\n"
-               "(special tokens as their text, no newline added).\n\n"
-               "options:\n"
-               "  -m, --model F   the GGUF file (a full model or a vocab-only file)\n"
-               "  -h, --help      this help\n");
-}
+#include "cli/cli_opts.h"
 
 int cmd_detokenize(int argc, char **argv) {
     const char *model = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help(stdout);
-            return 0;
-        } else if (cli_is(a, "-m", "--model")) {
-            if (!(model = cli_value(argc, argv, &i, "detokenize"))) return 2;
-        } else {
-            return cli_usage("detokenize", "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt own[] = {CLI_STR("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model)};
+    const cli_cmd_spec spec = {
+        .name = "detokenize", .usage = "kvlens detokenize -m MODEL.gguf < ids.json",
+        .about = "Read a JSON array of token ids from stdin and write the exact bytes they encode to stdout\n"
+                 "(special tokens as their text, no newline added).",
+        .groups = {CLI_GROUP("options", own)}, .n_groups = 1};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
     if (!model) return cli_usage("detokenize", "needs -m MODEL.gguf");
     size_t len;
     char *in = cli_read_file("-", &len);

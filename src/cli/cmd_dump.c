@@ -5,19 +5,8 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "util/npy.h"
-
-static void help(void) {
-    printf("usage: kvlens dump -m MODEL (-p TEXT | --tokens 1,2,3) -o DIR [options]\n\n"
-           "Runs the prompt once and writes, in DIR:\n"
-           "  tokens.npy  int32   [T]\n"
-           "  logits.npy  float32 [T, n_vocab]\n"
-           "  k.npy       float32 [n_layer, n_kv_heads, T, head_dim]   (as transformers' past_key_values)\n"
-           "  v.npy       float32 [n_layer, n_kv_heads, T, head_dim]\n"
-           "  hidden.npy  float32 [n_layer + 1, T, n_embd]             (as output_hidden_states)\n\n"
-           "options:\n" CLI_MODEL_OPTS_HELP "  -o, --out DIR         output directory (created if missing)\n"
-           "  --no-hidden           skip hidden.npy\n");
-}
 
 static kvl_status write_cache(const char *dir, const char *name, kvl_ctx *c, const kvl_hparams *hp, int which, int T) {
     char path[4096];
@@ -42,21 +31,23 @@ int cmd_dump(int argc, char **argv) {
     cli_model_opts mo = CLI_MODEL_OPTS_INIT;
     const char *dir = NULL;
     int hidden = 1;
-    for (int i = 1; i < argc; i++) {
-        int r = cli_model_opt(argc, argv, &i, &mo, "dump");
-        if (r < 0) return 2;
-        if (r) continue;
-        if (cli_is(argv[i], "-h", "--help")) {
-            help();
-            return 0;
-        } else if (cli_is(argv[i], "-o", "--out")) {
-            if (!(dir = cli_value(argc, argv, &i, "dump"))) return 2;
-        } else if (cli_is(argv[i], "--no-hidden", NULL)) {
-            hidden = 0;
-        } else {
-            return cli_usage("dump", "unknown option '%s'", argv[i]);
-        }
-    }
+    const cli_opt own[] = {
+        CLI_STR("-o|--out|--output", "DIR", "output directory (created if missing)", &dir),
+        CLI_FLAG_SET("--no-hidden", "skip hidden.npy", &hidden, 0),
+    };
+    const cli_opt model[] = {CLI_OPTS_MODEL(&mo)}, compute[] = {CLI_OPTS_COMPUTE(&mo)};
+    const cli_cmd_spec spec = {
+        .name = "dump", .usage = "kvlens dump -m MODEL (-p TEXT | --tokens 1,2,3) -o DIR [options]",
+        .about = "Runs the prompt once and writes, in DIR:\n"
+                 "  tokens.npy  int32   [T]\n"
+                 "  logits.npy  float32 [T, n_vocab]\n"
+                 "  k.npy       float32 [n_layer, n_kv_heads, T, head_dim]   (as transformers' past_key_values)\n"
+                 "  v.npy       float32 [n_layer, n_kv_heads, T, head_dim]\n"
+                 "  hidden.npy  float32 [n_layer + 1, T, n_embd]             (as output_hidden_states)",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("model and prompt", model), CLI_GROUP("compute", compute)},
+        .n_groups = 3};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
     if (!dir) return cli_usage("dump", "-o DIR is required");
     /* DIR is a directory of our own files: none of them may be the model (or the messages file) */
     const char *inputs[2] = {mo.model, mo.messages};

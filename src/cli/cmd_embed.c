@@ -12,39 +12,6 @@
 #include "cli/cli_shard.h"
 #include "util/npy.h"
 
-static void help(void) {
-    printf("usage: kvlens embed (-m MODEL | --shape NAME) --input FILE [options] -o OUT\n\n"
-           "Embeds each text with one forward pass and pools the KV cache into a vector (defaults: the paper's\n"
-           "embedding setting, last 4 layers, kv_cat, mean over positions, heads and layers, L2-normalised).\n"
-           "Writes OUT.npy (float32 [N, D]) or, with --output-format jsonl, one JSON line per text.\n\n"
-           "input:\n"
-           "  --input FILE           the texts (- = stdin)\n"
-           "  --format lines|jsonl|ids  one text per line (default), JSONL records with a text field (texts may\n"
-           "                         hold newlines and special-token text), or comma-separated token ids per line\n"
-           "  --text-field F         the JSONL field (default text; an array of token ids is accepted too)\n"
-           "  --chat                 wrap each text as a user message in the model's chat template\n"
-           "  --truncate left|right  cut texts longer than the context (default: an error)\n\n"
-           "representation:\n"
-           "  --source kv|hidden|random  the KV cache (default), hidden states of the same layers, or a random\n"
-           "                         Gaussian vector of the same dimension seeded by the text (baselines)\n" CLI_REPR_OPTS_HELP
-           "\noutput and model:\n"
-           "  -o, --output OUT       OUT.npy (or OUT as given when it ends in .npy); jsonl: OUT, - = stdout\n"
-           "  --output-format npy|jsonl\n"
-           "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
-           "  -t, --threads N        threads (default: all cores)\n"
-           CLI_BACKEND_HELP
-           "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n"
-           "  --cache-f16            keep the KV cache in f16\n"
-           "  --shape NAME           random weights of a real model's shape instead of -m (with --format ids)\n"
-           "  --type TYPE            weight type for --shape (default q8_0)\n"
-           "  --bench                print throughput, the pooling's share of the time and peak memory\n"
-           CLI_SHARD_HELP
-           "\nThe output is written as the texts are embedded; started again with the same arguments, an interrupted\n"
-           "run keeps the rows written (OUT.kvlens-run.json records the run; an .npy is complete when its rows match\n"
-           "its header) and embeds the rest. An output that is not this run's is refused.\n",
-           CLI_PARALLEL_DEFAULT);
-}
-
 /* The output as the batches come: JSONL lines (index = the text's line among all) or .npy rows under a header of
  * the shard's final shape, flushed after each batch. The file and the run record are created at the first batch, so
  * a run that fails before any row leaves nothing behind. */
@@ -150,61 +117,67 @@ int cmd_embed(int argc, char **argv) {
     const char *type_opt = NULL, *field_opt = NULL;
     cli_shard shard = CLI_SHARD_ALL;
     int r_sh;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        int r = cli_repr_opt(argc, argv, &i, &cfg, "embed");
-        if (r < 0) return 2;
-        if (r) continue;
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 0;
-        } else if (cli_is(a, "-m", "--model")) {
-            if (!(model = cli_value(argc, argv, &i, "embed"))) return 2;
-        } else if (cli_is(a, "--shape", NULL)) {
-            if (!(shape = cli_value(argc, argv, &i, "embed"))) return 2;
-        } else if (cli_is(a, "--type", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            if ((type = cli_parse_type(v)) < 0) return cli_usage("embed", "unknown --type '%s'", v);
-            type_opt = a;
-        } else if (cli_is(a, "--input", "-i")) {
-            if (!(input = cli_value(argc, argv, &i, "embed"))) return 2;
-        } else if (cli_is(a, "--format", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            int f = cli_parse_format(v);
-            if (f < 0) return cli_usage("embed", "unknown --format '%s' (expected lines|jsonl|ids)", v);
-            spec.format = (cli_format)f;
-        } else if (cli_is(a, "--text-field", NULL)) {
-            if (!(spec.text_field = cli_value(argc, argv, &i, "embed"))) return 2;
-            field_opt = a;
-        } else if (cli_is(a, "--source", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            if (kvl_repr_set(&cfg, "source", v)) return cli_usage("embed", "--source: %s", kvl_last_error());
-        } else if (cli_is(a, "--chat", NULL)) {
-            chat = 1;
-        } else if (cli_is(a, "--truncate", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            if ((truncate = cli_parse_truncate(v)) < 0) return cli_usage("embed", "unknown --truncate '%s' (expected left|right)", v);
-        } else if (cli_is(a, "-o", "--output")) {
-            if (!(output = cli_value(argc, argv, &i, "embed"))) return 2;
-        } else if (cli_is(a, "--output-format", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed"))) return 2;
-            if (strcmp(v, "npy") && strcmp(v, "jsonl")) return cli_usage("embed", "unknown --output-format '%s' (expected npy|jsonl)", v);
-            jsonl = !strcmp(v, "jsonl");
-        } else if (cli_is(a, "--parallel", "-np")) {
-            if (!(v = cli_value(argc, argv, &i, "embed")) || cli_parallel_opt("embed", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend") ||
-                   cli_is(a, "--gpu", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed")) || cli_threads_ctx_opt("embed", a, v, &threads, &n_ctx) < 0)
-                return 2;
-        } else if (cli_is(a, "--cache-f16", NULL)) {
-            f16 = 1;
-        } else if (cli_is(a, "--shard", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed")) || cli_shard_opt("embed", a, v, &shard) < 0) return 2;
-        } else if (cli_is(a, "--bench", NULL)) {
-            bench = 1;
-        } else {
-            return cli_usage("embed", "unknown option '%s'", a);
-        }
+    const char *type_s = NULL, *format_s = NULL, *truncate_s = NULL, *ofmt_s = NULL;
+    char parallel_help[96];
+    snprintf(parallel_help, sizeof parallel_help, "texts prefilled together, each in its own sequence (default %d)",
+             CLI_PARALLEL_DEFAULT);
+    const cli_opt in_opts[] = {
+        CLI_STR("-i|--input|--data", "FILE", "the texts (- = stdin)", &input),
+        CLI_STR("--format", "lines|jsonl|ids", "one text per line (default), JSONL records with a text field (texts may\n"
+                "hold newlines and special-token text), or comma-separated token ids per line", &format_s),
+        {.names = "--text-field", .kind = CLI_OPT_STR, .arg = "F", .target = CLI_T(const char *, &spec.text_field), .given = &field_opt,
+         .help = "the JSONL field (default text; an array of token ids is accepted too)"},
+        CLI_FLAG("--chat", "wrap each text as a user message in the model's chat template", &chat),
+        CLI_STR("--truncate", "left|right", "cut texts longer than the context (default: an error)", &truncate_s),
+    };
+    const cli_opt repr[] = {
+        CLI_REPR_ENTRY("--source", "kv|hidden|random", "the KV cache (default), hidden states of the same layers, or a random\n"
+                       "Gaussian vector of the same dimension seeded by the text (baselines)", &cfg, NULL),
+        CLI_OPTS_REPR(&cfg, NULL),
+    };
+    const cli_opt out_opts[] = {
+        CLI_STR("-o|--out|--output", "OUT", "OUT.npy (or OUT as given when it ends in .npy); jsonl: OUT, - = stdout", &output),
+        CLI_STR("--output-format", "npy|jsonl", "the output's format (default npy)", &ofmt_s),
+        CLI_FLAG("--bench", "print throughput, the pooling's share of the time and peak memory", &bench),
+        CLI_OPT_SHARD(&shard),
+    };
+    const cli_opt model_opts[] = {
+        CLI_STR("-m|--model", "FILE", "GGUF model", &model),
+        CLI_STR("--shape", "NAME", "random weights of a real model's shape instead of -m (with --format ids)", &shape),
+        {.names = "--type", .kind = CLI_OPT_STR, .arg = "TYPE", .target = CLI_T(const char *, &type_s), .given = &type_opt,
+         .help = "weight type for --shape (default q8_0)"},
+        CLI_OPT_PARALLEL(&parallel, parallel_help),
+        CLI_OPT_THREADS(&threads),
+        {.names = "-c|--ctx|--ctx-size", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &n_ctx), .lo = 1, .hi = 1 << 24,
+         .what = "context size", .help = "context positions (default: the longest text, at most the model's or 4096)"},
+        CLI_OPTS_BACKEND,
+        CLI_FLAG("--cache-f16", "keep the KV cache in f16", &f16),
+    };
+    const cli_cmd_spec cs = {
+        .name = "embed", .usage = "kvlens embed (-m MODEL | --shape NAME) --input FILE [options] -o OUT",
+        .about = "Embeds each text with one forward pass and pools the KV cache into a vector (defaults: the paper's\n"
+                 "embedding setting, last 4 layers, kv_cat, mean over positions, heads and layers, L2-normalised).\n"
+                 "Writes OUT.npy (float32 [N, D]) or, with --output-format jsonl, one JSON line per text.",
+        .groups = {CLI_GROUP("input", in_opts), CLI_GROUP("representation", repr), CLI_GROUP("output", out_opts),
+                   CLI_GROUP("model and compute", model_opts)},
+        .n_groups = 4,
+        .notes = "The output is written as the texts are embedded; started again with the same arguments, an interrupted\n"
+                 "run keeps the rows written (OUT.kvlens-run.json records the run; an .npy is complete when its rows match\n"
+                 "its header) and embeds the rest. An output that is not this run's is refused."};
+    int pr = cli_opts_parse(&cs, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
+    if (type_s && (type = cli_parse_type(type_s)) < 0) return cli_usage("embed", "unknown --type '%s'", type_s);
+    if (format_s) {
+        int f = cli_parse_format(format_s);
+        if (f < 0) return cli_usage("embed", "unknown --format '%s' (expected lines|jsonl|ids)", format_s);
+        spec.format = (cli_format)f;
+    }
+    if (truncate_s && (truncate = cli_parse_truncate(truncate_s)) < 0)
+        return cli_usage("embed", "unknown --truncate '%s' (expected left|right)", truncate_s);
+    if (ofmt_s) {
+        if (strcmp(ofmt_s, "npy") && strcmp(ofmt_s, "jsonl"))
+            return cli_usage("embed", "unknown --output-format '%s' (expected npy|jsonl)", ofmt_s);
+        jsonl = !strcmp(ofmt_s, "jsonl");
     }
     if (!model == !shape) return cli_usage("embed", "give exactly one of -m MODEL and --shape NAME");
     if (!input) return cli_usage("embed", "--input FILE is required");

@@ -7,42 +7,6 @@
 #include "cli/cli_embed.h"
 #include "util/npy.h"
 
-static void help(void) {
-    printf("usage: kvlens embed-eval -m MODEL --data FILE.jsonl [options]\n"
-           "       kvlens embed-eval --vectors SRC=FILE.npy[,...] --data FILE.jsonl [protocol options]\n\n"
-           "Embeds every text once per source (one forward pass serves kv and hidden), then per seed trains a\n"
-           "multinomial logistic regression (L2, C as scikit-learn's) on the train rows and reports accuracy and\n"
-           "macro-F1 on the test rows: mean and standard deviation over the seeds. Rows with a \"split\" field\n"
-           "(train/test) keep it; otherwise each seed draws a stratified split.\n\n"
-           "data:\n"
-           "  --data FILE            JSONL records\n"
-           "  --text-field F         the text (default text; an array of token ids is accepted too)\n"
-           "  --label-field F        the label, a string or a number (default label)\n"
-           "  --split-field F        train/test (default split; absent in every row = a seeded split)\n"
-           "  --chat                 wrap each text as a user message in the model's chat template\n"
-           "  --truncate left|right  cut texts longer than the context (default: an error)\n\n"
-           "representation:\n"
-           "  --source LIST          comma-separated from kv,hidden,random (default all three)\n" CLI_REPR_OPTS_HELP
-           "\nprotocol:\n"
-           "  --seeds N              experiments (default 5)\n"
-           "  --seed S               first seed (default 42)\n"
-           "  --test-fraction F      test share of each label for seeded splits (default 0.3)\n"
-           "  --samples-per-label N  undersample the train rows to N per label and seed (default: all)\n"
-           "  --C X                  inverse regularisation strength (default 1)\n"
-           "  --json                 one JSON object instead of the table\n"
-           "  --vectors kv=A.npy,hidden=B.npy,random=C.npy  the embedding step done already: one float32 [rows, D]\n"
-           "                         array per source, row i for line i of --data (kvlens embed --input FILE.jsonl\n"
-           "                         --format jsonl --source SRC with the same knobs; sharded over many machines with\n"
-           "                         --shard I/N and combined with kvlens merge). No model then.\n\n"
-           "model:\n"
-           "  -m, --model FILE       GGUF model\n"
-           "  --parallel N           texts prefilled together, each in its own sequence (default %d)\n"
-           "  -t, --threads N        threads (default: all cores)\n"
-           CLI_BACKEND_HELP
-           "  -c, --ctx N            context positions (default: the longest text, at most the model's or 4096)\n",
-           CLI_PARALLEL_DEFAULT);
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* Labels as class indices 0..K-1 in sorted order of their text; names[k] borrow the items' strings. */
@@ -78,84 +42,82 @@ static int parse_sources(const char *s, kvl_repr_source *out) {
 }
 
 int cmd_embed_eval(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *v;
+    const char *model = NULL, *data = NULL;
     cli_input_spec spec = {CLI_FMT_JSONL, "text", "label", "split"};
     kvl_repr_config cfg = kvl_repr_embedding_config();
     kvl_clf_params cp = kvl_clf_default_params();
     kvl_repr_source sources[3] = {KVL_SOURCE_KV, KVL_SOURCE_HIDDEN, KVL_SOURCE_RANDOM};
     int n_src = 3, truncate = KVL_TRUNCATE_NONE, chat = 0, json = 0, threads = 0, n_ctx = 0, parallel = CLI_PARALLEL_DEFAULT;
-    long long x;
-    double d;
     const char *fraction_opt = NULL, *vectors = NULL, *embed_opt = NULL; /* embed_opt: one of the embedding step's */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int r = cli_repr_opt(argc, argv, &i, &cfg, "embed-eval");
-        if (r < 0) return 2;
-        if (r) {
-            embed_opt = a;
-            continue;
-        }
-        if (cli_is(a, "-m", "--model") || cli_is(a, "--source", "--chat") || cli_is(a, "--truncate", "--parallel") ||
-            cli_is(a, "-np", "-t") || cli_is(a, "--threads", "-c") || cli_is(a, "--ctx", "--ctx-size") ||
-            cli_is(a, "--backend", NULL))
-            embed_opt = a;
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 0;
-        } else if (cli_is(a, "-m", "--model")) {
-            if (!(model = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-        } else if (cli_is(a, "--data", NULL)) {
-            if (!(data = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-        } else if (cli_is(a, "--text-field", NULL)) {
-            if (!(spec.text_field = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-        } else if (cli_is(a, "--label-field", NULL)) {
-            if (!(spec.label_field = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-        } else if (cli_is(a, "--split-field", NULL)) {
-            if (!(spec.split_field = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-        } else if (cli_is(a, "--source", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if ((n_src = parse_sources(v, sources)) <= 0)
-                return cli_usage("embed-eval", "bad --source '%s' (expected a list of distinct kv, hidden, random)", v);
-        } else if (cli_is(a, "--chat", NULL)) {
-            chat = 1;
-        } else if (cli_is(a, "--truncate", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if ((truncate = cli_parse_truncate(v)) < 0) return cli_usage("embed-eval", "unknown --truncate '%s' (expected left|right)", v);
-        } else if (cli_is(a, "--seeds", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if (cli_parse_int(v, 1, 1000, &x)) return cli_usage("embed-eval", "bad --seeds '%s' (1 to 1000)", v);
-            cp.n_seeds = (int)x;
-        } else if (cli_is(a, "--seed", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage("embed-eval", "bad --seed '%s'", v);
-            cp.seed = (uint64_t)x;
-        } else if (cli_is(a, "--test-fraction", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if (cli_parse_float(v, &d) || !(d > 0 && d < 1)) return cli_usage("embed-eval", "bad --test-fraction '%s' (between 0 and 1)", v);
-            cp.test_fraction = d;
-            fraction_opt = a;
-        } else if (cli_is(a, "--samples-per-label", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if (cli_parse_int(v, 1, 1 << 30, &x)) return cli_usage("embed-eval", "bad --samples-per-label '%s'", v);
-            cp.samples_per_label = (int)x;
-        } else if (cli_is(a, "--C", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-            if (cli_parse_float(v, &d) || !(d > 0)) return cli_usage("embed-eval", "bad --C '%s' (a positive number)", v);
-            cp.C = d;
-        } else if (cli_is(a, "--json", NULL)) {
-            json = 1;
-        } else if (cli_is(a, "--vectors", NULL)) {
-            if (!(vectors = cli_value(argc, argv, &i, "embed-eval"))) return 2;
-        } else if (cli_is(a, "--parallel", "-np")) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_parallel_opt("embed-eval", a, v, &parallel) < 0) return 2;
-        } else if (cli_is(a, "-t", "--threads") || cli_is(a, "-c", "--ctx") || cli_is(a, "--ctx-size", "--backend") ||
-                   cli_is(a, "--gpu", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "embed-eval")) || cli_threads_ctx_opt("embed-eval", a, v, &threads, &n_ctx) < 0)
-                return 2;
-        } else {
-            return cli_usage("embed-eval", "unknown option '%s'", a);
-        }
-    }
+    const char *source_s = NULL, *truncate_s = NULL;
+    long long seed = -1;
+    char parallel_help[96];
+    snprintf(parallel_help, sizeof parallel_help, "texts prefilled together, each in its own sequence (default %d)",
+             CLI_PARALLEL_DEFAULT);
+    const cli_opt data_opts[] = {
+        CLI_STR("--data", "FILE", "JSONL records", &data),
+        CLI_STR("--text-field", "F", "the text (default text; an array of token ids is accepted too)", &spec.text_field),
+        CLI_STR("--label-field", "F", "the label, a string or a number (default label)", &spec.label_field),
+        CLI_STR("--split-field", "F", "train/test (default split; absent in every row = a seeded split)", &spec.split_field),
+        {.names = "--chat", .kind = CLI_OPT_FLAG, .target = CLI_T(int, &chat), .set = 1, .given = &embed_opt,
+         .help = "wrap each text as a user message in the model's chat template"},
+        {.names = "--truncate", .kind = CLI_OPT_STR, .arg = "left|right", .target = CLI_T(const char *, &truncate_s), .given = &embed_opt,
+         .help = "cut texts longer than the context (default: an error)"},
+    };
+    const cli_opt repr[] = {
+        {.names = "--source", .kind = CLI_OPT_STR, .arg = "LIST", .target = CLI_T(const char *, &source_s), .given = &embed_opt,
+         .help = "comma-separated from kv,hidden,random (default all three)"},
+        CLI_OPTS_REPR(&cfg, &embed_opt),
+    };
+    const cli_opt protocol[] = {
+        CLI_INT("--seeds", "N", "experiments (default 5)", &cp.n_seeds, 1, 1000),
+        CLI_I64("--seed", "S", "first seed (default 42)", &seed, 0, (double)INT64_MAX),
+        {.names = "--test-fraction", .kind = CLI_OPT_FLOAT, .arg = "F", .target = CLI_T(double, &cp.test_fraction), .lo = 1e-300,
+         .hi = 1 - 1e-16, .range = "between 0 and 1", .given = &fraction_opt,
+         .help = "test share of each label for seeded splits (default 0.3)"},
+        CLI_INT("--samples-per-label", "N", "undersample the train rows to N per label and seed (default: all)",
+                &cp.samples_per_label, 1, 1 << 30),
+        {.names = "--C", .kind = CLI_OPT_FLOAT, .arg = "X", .target = CLI_T(double, &cp.C), .lo = 1e-300, .hi = 1e300,
+         .range = "a positive number", .help = "inverse regularisation strength (default 1)"},
+        CLI_FLAG("--json", "one JSON object instead of the table", &json),
+        CLI_STR("--vectors", "kv=A.npy,hidden=B.npy,random=C.npy",
+                "the embedding step done already: one float32 [rows, D]\n"
+                "array per source, row i for line i of --data (kvlens embed --input FILE.jsonl\n"
+                "--format jsonl --source SRC with the same knobs; sharded over many machines with\n"
+                "--shard I/N and combined with kvlens merge). No model then.", &vectors),
+    };
+    const cli_opt model_opts[] = {
+        {.names = "-m|--model", .kind = CLI_OPT_STR, .arg = "FILE", .target = CLI_T(const char *, &model), .given = &embed_opt, .help = "GGUF model"},
+        {.names = "-np|--parallel", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &parallel), .lo = 1, .hi = 4096,
+         .given = &embed_opt, .help = parallel_help},
+        {.names = "-t|--threads", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &threads), .lo = 1, .hi = 1024,
+         .what = "thread count", .given = &embed_opt, .help = "threads (default: all cores)"},
+        {.names = "-c|--ctx|--ctx-size", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &n_ctx), .lo = 1, .hi = 1 << 24,
+         .what = "context size", .given = &embed_opt,
+         .help = "context positions (default: the longest text, at most the model's or 4096)"},
+        {.names = "--backend", .kind = CLI_OPT_CALL, .arg = "NAME", .fn = cli_opt_backend_fn, .given = &embed_opt,
+         .help = "compute backend: auto (default: cuda where built in and a GPU is found, else\ncpu), cpu, cuda"},
+        {.names = "--gpu", .kind = CLI_OPT_CALL, .arg = "I", .fn = cli_opt_backend_fn, .given = &embed_opt,
+         .help = "GPU index for the cuda backend (default 0; CUDA_VISIBLE_DEVICES applies)"},
+    };
+    const cli_cmd_spec cs = {
+        .name = "embed-eval",
+        .usage = "kvlens embed-eval -m MODEL --data FILE.jsonl [options]\n"
+                 "       kvlens embed-eval --vectors SRC=FILE.npy[,...] --data FILE.jsonl [protocol options]",
+        .about = "Embeds every text once per source (one forward pass serves kv and hidden), then per seed trains a\n"
+                 "multinomial logistic regression (L2, C as scikit-learn's) on the train rows and reports accuracy and\n"
+                 "macro-F1 on the test rows: mean and standard deviation over the seeds. Rows with a \"split\" field\n"
+                 "(train/test) keep it; otherwise each seed draws a stratified split.",
+        .groups = {CLI_GROUP("data", data_opts), CLI_GROUP("representation", repr), CLI_GROUP("protocol", protocol),
+                   CLI_GROUP("model", model_opts)},
+        .n_groups = 4};
+    int pr = cli_opts_parse(&cs, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
+    if (seed >= 0) cp.seed = (uint64_t)seed;
+    if (source_s && (n_src = parse_sources(source_s, sources)) <= 0)
+        return cli_usage("embed-eval", "bad --source '%s' (expected a list of distinct kv, hidden, random)", source_s);
+    if (truncate_s && (truncate = cli_parse_truncate(truncate_s)) < 0)
+        return cli_usage("embed-eval", "unknown --truncate '%s' (expected left|right)", truncate_s);
     if (vectors && embed_opt)
         return cli_usage("embed-eval", "%s belongs to the embedding step, which --vectors replaces (give it to kvlens embed)",
                          embed_opt);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 
 static const char *arch_desc(const kvl_hparams *hp) {
     switch (hp->arch) {
@@ -15,23 +16,16 @@ static const char *arch_desc(const kvl_hparams *hp) {
 int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     int json = 0, tensors = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is(argv[i], "-h", "--help")) {
-            printf("usage: kvlens info -m MODEL.gguf [--json] [--tensors]\n\n"
-                   "Prints the architecture, hyperparameters, tensor types and sizes of a model.\n"
-                   "  --json      one JSON object\n"
-                   "  --tensors   also list every tensor (name, type, shape, bytes)\n");
-            return 0;
-        } else if (cli_is(argv[i], "-m", "--model")) {
-            if (!(path = cli_value(argc, argv, &i, "info"))) return 2;
-        } else if (cli_is(argv[i], "--json", NULL)) {
-            json = 1;
-        } else if (cli_is(argv[i], "--tensors", NULL)) {
-            tensors = 1;
-        } else {
-            return cli_usage("info", "unknown option '%s'", argv[i]);
-        }
-    }
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "the GGUF model", &path),
+        CLI_FLAG("--json", "one JSON object", &json),
+        CLI_FLAG("--tensors", "also list every tensor (name, type, shape, bytes)", &tensors),
+    };
+    const cli_cmd_spec spec = {.name = "info", .usage = "kvlens info -m MODEL.gguf [--json] [--tensors]",
+                               .about = "Prints the architecture, hyperparameters, tensor types and sizes of a model.",
+                               .groups = {CLI_GROUP("options", own)}, .n_groups = 1};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
     if (!path) return cli_usage("info", "-m MODEL is required");
     if (json && tensors) return cli_usage("info", "--tensors lists tensors as text; it does not combine with --json");
     kvl_model *m;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "cli/cli_resume.h"
 #include "cli/cli_shard.h"
 #include "cli/cli_solve.h"
@@ -14,41 +15,6 @@
 #include "solve/grade.h"
 #include "solve/problem.h"
 #include "think/labels.h"
-
-static void help(void) {
-    printf("usage: kvlens label -m MODEL --data FILE.jsonl -o LABELS.jsonl [options]\n\n"
-           "Solves each problem in fast and in slow mode, grades both answers and writes one label per problem:\n"
-           "  0   fast correct in fewer than --short-bound generated tokens\n"
-           "  25  fast correct but longer\n"
-           "  75  fast wrong, slow correct\n"
-           "  100 both wrong\n"
-           "An existing output file is continued: problems already labelled are skipped (the file must be this run's:\n"
-           "LABELS.jsonl.kvlens-run.json records the data and the options; a labels file without it is checked row by\n"
-           "row against the data).\n\n"
-           "options:\n"
-           "  -m, --model FILE      GGUF model with a hybrid-thinking chat template (Qwen3, R1-Distill, QwQ)\n"
-           "  --data FILE           problems, as for kvlens solve\n"
-           "  -o, --out FILE        labels (JSON Lines; appended)\n"
-           "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row)\n"
-           "  --field NAME          the question's field (default: question, problem or en)\n"
-           "  --short-bound N       fast answers shorter than N tokens are 'easy' (default 128, the paper's bound for\n"
-           "                        Qwen3-8B, whose fast answers average ~200 tokens: scale it to your model's typical\n"
-           "                        fast length; the summary prints the median)\n"
-           "  --max-tokens N        tokens per answer at most (default 1024)\n"
-           "  --limit N             only the first N problems of the file (0 = all, the default)\n"
-           "  --parallel N          answers decoded at once (default %d); the labels do not depend on it\n"
-           "  -t, --threads N       threads (default: all cores)\n"
-            CLI_BACKEND_HELP
-           "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
-           "  --traces              also record each answer's generated token ids (fast_ids, slow_ids: exactly as\n"
-           "                        generated, the end-of-turn token included) and slow_answer_at, for probe train\n"
-           "                        --trace-windows: the smallest k such that the first k slow tokens, inside the\n"
-           "                        thinking, state the reference answer as a complete number right after '=' or\n"
-           "                        'answer is' (the first time the model derives it); -1 when slow is wrong, never\n"
-           "                        states it, or the format is not gsm8k\n"
-           CLI_SHARD_HELP,
-           CLI_PARALLEL_DEFAULT);
-}
 
 typedef struct {
     const char *model;
@@ -60,33 +26,42 @@ typedef struct {
 } label_opts;
 
 static int parse_opts(int argc, char **argv, label_opts *o) {
-    const char *v;
-    int r;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 1;
-        }
-        if (cli_is(a, "--traces", NULL)) {
-            o->traces = true;
-            continue;
-        }
-        static const char *const VALUE_OPTS[] = {"--data", "--out", "-o", "--field", "--format", "--max-tokens",
-                                                 "--parallel", "-np", "--limit", "--short-bound", "--shard", NULL};
-        if ((r = cli_takes_value("label", a, VALUE_OPTS))) return r;
-        if (!(v = cli_value(argc, argv, &i, "label"))) return 2;
-        if (cli_is(a, "-m", "--model")) o->model = v;
-        else if (cli_is(a, "-o", NULL)) o->p.out = v; /* label's short form of --out */
-        else if ((r = cli_problem_opt("label", a, v, &o->p)) || (r = cli_shard_opt("label", a, v, &o->shard)) ||
-                 (r = cli_threads_ctx_opt("label", a, v, &o->n_threads, &o->n_ctx))) {
-            if (r < 0) return 2;
-        } else if (cli_is(a, "--short-bound", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 24, &o->short_bound)) return cli_usage("label", "bad --short-bound '%s'", v);
-        } else {
-            return cli_usage("label", "unknown option '%s'", a);
-        }
-    }
+    char parallel_help[96];
+    snprintf(parallel_help, sizeof parallel_help, "answers decoded at once (default %d); the labels do not depend on it",
+             CLI_PARALLEL_DEFAULT);
+    int traces = 0;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "GGUF model with a hybrid-thinking chat template (Qwen3, R1-Distill, QwQ)", &o->model),
+        CLI_STR("--data", "FILE", "problems, as for kvlens solve", &o->p.data),
+        CLI_STR("-o|--out|--output", "FILE", "labels (JSON Lines; appended)", &o->p.out),
+        CLI_I64("--short-bound", "N", "fast answers shorter than N tokens are 'easy' (default 128, the paper's bound for\n"
+                "Qwen3-8B, whose fast answers average ~200 tokens: scale it to your model's typical\n"
+                "fast length; the summary prints the median)", &o->short_bound, 1, 1 << 24),
+        CLI_FLAG("--traces", "also record each answer's generated token ids (fast_ids, slow_ids: exactly as\n"
+                 "generated, the end-of-turn token included) and slow_answer_at, for probe train\n"
+                 "--trace-windows: the smallest k such that the first k slow tokens, inside the\n"
+                 "thinking, state the reference answer as a complete number right after '=' or\n"
+                 "'answer is' (the first time the model derives it); -1 when slow is wrong, never\n"
+                 "states it, or the format is not gsm8k", &traces),
+        CLI_OPT_SHARD(&o->shard),
+    };
+    const cli_opt problems[] = {CLI_OPTS_PROBLEM(&o->p, parallel_help)};
+    const cli_opt compute[] = {CLI_OPT_THREADS(&o->n_threads), CLI_OPT_CTX(&o->n_ctx), CLI_OPTS_BACKEND};
+    const cli_cmd_spec spec = {
+        .name = "label", .usage = "kvlens label -m MODEL --data FILE.jsonl -o LABELS.jsonl [options]",
+        .about = "Solves each problem in fast and in slow mode, grades both answers and writes one label per problem:\n"
+                 "  0   fast correct in fewer than --short-bound generated tokens\n"
+                 "  25  fast correct but longer\n"
+                 "  75  fast wrong, slow correct\n"
+                 "  100 both wrong\n"
+                 "An existing output file is continued: problems already labelled are skipped (the file must be this run's:\n"
+                 "LABELS.jsonl.kvlens-run.json records the data and the options; a labels file without it is checked row by\n"
+                 "row against the data).",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("problems", problems), CLI_GROUP("compute", compute)},
+        .n_groups = 3};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return pr;
+    o->traces = traces;
     if (!o->model) return cli_usage("label", "-m MODEL is required");
     if (!o->p.data) return cli_usage("label", "--data FILE is required");
     if (!o->p.out) return cli_usage("label", "-o LABELS.jsonl is required");
@@ -235,7 +210,7 @@ static int close_token(const kvl_tokenizer *tok, int32_t *id) {
 int cmd_label(int argc, char **argv) {
     label_opts o = {.p = CLI_PROBLEM_OPTS_INIT, .short_bound = 128, .shard = CLI_SHARD_ALL};
     int rc = parse_opts(argc, argv, &o);
-    if (rc) return rc == 1 ? 0 : rc;
+    if (rc) return cli_opts_status(rc); /* help: 0 */
     size_t data_len;
     char out_path[4096];
     if (cli_shard_path(&o.shard, o.p.out, out_path, sizeof out_path)) return cli_usage("label", "-o path too long");

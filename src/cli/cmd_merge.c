@@ -14,22 +14,10 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "cli/cli_resume.h"
 #include "cli/cli_shard.h"
 #include "util/npy.h"
-
-static void help(void) {
-    printf("usage: kvlens merge OUT [SHARD_OUTPUT ...]\n\n"
-           "Combines the shards of one run (kvlens solve, selfeval, label, embed or score --data with --shard I/N, or as\n"
-           "the tasks of "
-           "a Slurm array or a Kubernetes indexed job) into what the run without --shard writes, and prints what it\n"
-           "prints. OUT is the output the shards were given (--out FILE, --out DIR, -o OUT or OUT.npy); their outputs\n"
-           "OUT.shard-I-of-N (with their .kvlens-run.json records) are found next to it, or listed after it.\n\n"
-           "The shards must be complete (a shard that was interrupted is run again with the same arguments: it\n"
-           "continues), of one run (the same command, arguments, data file and shard count) and all there, once each.\n"
-           "Rows are interleaved in data order; summaries, metrics (AUROC with bootstrap intervals, accuracy per level,\n"
-           "token statistics) and plots are computed again from the merged rows. The merged output must not exist.\n");
-}
 
 typedef struct {
     char path[4096];   /* the shard's output as merge sees it */
@@ -290,14 +278,24 @@ static int merge_state(shard_in *sh, int n, const char *rows, const char *out) {
 }
 
 int cmd_merge(int argc, char **argv) {
+    const char **pos = calloc((size_t)argc + 1, sizeof *pos);
+    int n_pos = 0;
+    if (!pos) return cli_error("merge", "out of memory");
+    const cli_cmd_spec spec = {
+        .name = "merge", .usage = "kvlens merge OUT [SHARD_OUTPUT ...]",
+        .about = "Combines the shards of one run (kvlens solve, selfeval, label, embed or score --data with --shard I/N, or as\n"
+                 "the tasks of a Slurm array or a Kubernetes indexed job) into what the run without --shard writes, and\n"
+                 "prints what it prints. OUT is the output the shards were given (--out FILE, --out DIR, -o OUT or OUT.npy);\n"
+                 "their outputs OUT.shard-I-of-N (with their .kvlens-run.json records) are found next to it, or listed after it.\n\n"
+                 "The shards must be complete (a shard that was interrupted is run again with the same arguments: it\n"
+                 "continues), of one run (the same command, arguments, data file and shard count) and all there, once each.\n"
+                 "Rows are interleaved in data order; summaries, metrics (AUROC with bootstrap intervals, accuracy per level,\n"
+                 "token statistics) and plots are computed again from the merged rows. The merged output must not exist.",
+        .max_pos = argc, .pos = pos, .n_pos = &n_pos};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    free(pos);
+    if (pr) return cli_opts_status(pr);
     if (argc < 2) return cli_usage("merge", "give OUT, the output the shards were given");
-    for (int i = 1; i < argc; i++) {
-        if (cli_is(argv[i], "-h", "--help")) {
-            help();
-            return 0;
-        }
-        if (argv[i][0] == '-' && argv[i][1]) return cli_usage("merge", "unknown option '%s'", argv[i]);
-    }
     const char *out = argv[1];
     int n = 0, rc = 0;
     shard_in *sh = NULL;

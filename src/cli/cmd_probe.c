@@ -7,49 +7,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "think/features.h"
-
-static void help(void) {
-    printf("usage: kvlens probe train -m MODEL --labels LABELS.jsonl -o PROBE [options]\n"
-           "       kvlens probe eval  -m MODEL --probe PROBE --labels LABELS.jsonl [--json]\n\n"
-           "train: extracts the classifier features of each labelled question (inside the chat template and as raw\n"
-           "text), trains the MLP Linear(F, H) -> ReLU -> Linear(H, 1) on the labels with Adam and mean squared error,\n"
-           "holds out a validation part (by question) for early stopping, and saves the probe.\n"
-           "eval: MSE, accuracy of the think/no-think decision at 50 and AUROC of 'needs thinking' (label >= 50),\n"
-           "for the template view (what the controllers read), the raw view and both.\n\n"
-           "options:\n"
-           "  -m, --model FILE      the GGUF model whose cache is read (hybrid-thinking chat template)\n"
-           "  --labels FILE         labels from kvlens label (question, user, label, ...)\n"
-           "  -o, --out FILE        train: where to write the probe\n"
-           "  --probe FILE          eval: the probe\n"
-           "  --window W            positions pooled: the last W of the prompt (default 32; 0 = all)\n"
-           "  --layers SEL          last:N or a list i,j,k (default last:4)\n"
-           "  --views V             both | template | raw: which rows to train on (default both)\n"
-           "  --hidden N            hidden units (default 512)\n"
-           "  --lr X                Adam learning rate (default 1e-3; the paper: 1e-5 with batch 1024)\n"
-           "  --epochs N            at most (default 300)\n"
-           "  --batch N             mini-batch rows (default 64)\n"
-           "  --val F               fraction of questions held out for early stopping (default 0.2)\n"
-           "  --patience N          epochs without a better validation loss before stopping (default 30)\n"
-           "  --seed S              initialisation, shuffles, split (default 42)\n"
-           "  --trace-windows N     also read up to N windows per mode along each generated trace of labels written\n"
-           "                        with kvlens label --traces (default 0: prompts only): the window of --window\n"
-           "                        positions ending after k generated tokens, every ceil(K/N) tokens and at K (K =\n"
-           "                        the last token the controller checks: before the close-think tag in slow mode,\n"
-           "                        before an open tag in fast mode), features as the two-step controller computes\n"
-           "                        them there (see --trace-replay); labelled with the row's label, except slow windows that end\n"
-           "                        at or after slow_answer_at: 0 (the answer is worked out, closing is safe). A\n"
-           "                        question's windows stay on its side of the validation split; eval reports them\n"
-           "                        apart from the prompt views\n"
-           "  --trace-replay M      batch (default): each trace evaluated in one prefill, its windows equal to the\n"
-           "                        live cache's up to rounding (about 2e-3 relative on a q8_0 model), several times\n"
-           "                        faster; exact: token by token as the live cache was built, bit-exact\n"
-           "  --scores FILE         eval: write {index, view, label, score} per row as JSON Lines (a window: view\n"
-           "                        fast or slow, and at = k)\n"
-           "  --json                eval: print the metrics as one JSON object\n"
-           "  -t, --threads N       threads (default: all cores)\n"
-           CLI_BACKEND_HELP);
-}
 
 typedef struct {
     kvl_label_row *rows;
@@ -244,84 +203,82 @@ typedef struct {
     kvl_probe_train_params tp;
 } probe_opts;
 
+static int window_fn(const char *cmd, const char *name, const char *v, void *target) {
+    if (kvl_repr_set(target, name + 2, v)) return cli_usage(cmd, "%s", kvl_last_error()), -1;
+    return 0;
+}
+
 static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
-    const char *v;
-    long long x;
-    double f;
-    int r;
     const char *cmd = train ? "probe train" : "probe eval";
     const char *train_only = NULL, *eval_only = NULL; /* an option of the other subcommand is refused */
-    static const char *const TRAIN_OPTS[] = {"-o", "--out", "--window", "--layers", "--views", "--hidden", "--epochs",
-                                             "--batch", "--patience", "--seed", "--lr", "--val"};
-    static const char *const EVAL_OPTS[] = {"--probe", "--scores", "--json"};
-    for (int i = 2; i < argc; i++) {
-        for (size_t k = 0; k < sizeof TRAIN_OPTS / sizeof *TRAIN_OPTS; k++)
-            if (!train_only && !strcmp(argv[i], TRAIN_OPTS[k])) train_only = argv[i];
-        for (size_t k = 0; k < sizeof EVAL_OPTS / sizeof *EVAL_OPTS; k++)
-            if (!eval_only && !strcmp(argv[i], EVAL_OPTS[k])) eval_only = argv[i];
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 1;
-        }
-        if (cli_is(a, "--json", NULL)) {
-            o->json = 1;
-            continue;
-        }
-        static const char *const VALUE_OPTS[] = {"--labels", "-o", "--out", "--probe", "--scores", "--window", "--layers",
-                                                 "--views", "--hidden", "--epochs", "--batch", "--patience", "--seed",
-                                                 "--lr", "--val", "--trace-windows", "--trace-replay", NULL};
-        if ((r = cli_takes_value(cmd, a, VALUE_OPTS))) return r;
-        if (!(v = cli_value(argc, argv, &i, cmd))) return 2;
-        if (cli_is(a, "-m", "--model")) o->model = v;
-        else if (cli_is(a, "--labels", NULL)) o->labels = v;
-        else if (cli_is(a, "-o", "--out")) o->out = v;
-        else if (cli_is(a, "--probe", NULL)) o->probe = v;
-        else if (cli_is(a, "--scores", NULL)) o->scores = v;
-        else if (cli_is(a, "--window", NULL)) {
-            if (kvl_repr_set(&o->feat, "window", v)) return cli_usage(cmd, "%s", kvl_last_error());
-        } else if (cli_is(a, "--layers", NULL)) {
-            if (kvl_repr_set(&o->feat, "layers", v)) return cli_usage(cmd, "%s", kvl_last_error());
-        } else if (cli_is(a, "--views", NULL)) {
-            o->views = !strcmp(v, "both") ? VIEW_TEMPLATE | VIEW_RAW : !strcmp(v, "template") ? VIEW_TEMPLATE
-                                                                     : !strcmp(v, "raw")    ? VIEW_RAW
-                                                                                            : 0;
-            if (!o->views) return cli_usage(cmd, "--views takes both, template or raw, not '%s'", v);
-        } else if (cli_is(a, "--trace-windows", NULL)) {
-            if (cli_parse_int(v, 0, 1 << 16, &x))
-                return cli_usage(cmd, "bad --trace-windows '%s' (windows per trace, 0 .. 65536)", v);
-            o->trace_windows = (int)x;
-        } else if (cli_is(a, "--trace-replay", NULL)) {
-            if (strcmp(v, "exact") && strcmp(v, "batch"))
-                return cli_usage(cmd, "--trace-replay takes exact or batch, not '%s'", v);
-            o->trace_exact = !strcmp(v, "exact");
-        } else if (cli_is(a, "--hidden", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 16, &x)) return cli_usage(cmd, "bad --hidden '%s'", v);
-            o->tp.hidden = (int)x;
-        } else if (cli_is(a, "--epochs", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 20, &x)) return cli_usage(cmd, "bad --epochs '%s'", v);
-            o->tp.epochs = (int)x;
-        } else if (cli_is(a, "--batch", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 20, &x)) return cli_usage(cmd, "bad --batch '%s'", v);
-            o->tp.batch = (int)x;
-        } else if (cli_is(a, "--patience", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 20, &x)) return cli_usage(cmd, "bad --patience '%s'", v);
-            o->tp.patience = (int)x;
-        } else if (cli_is(a, "--seed", NULL)) {
-            if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage(cmd, "bad --seed '%s'", v);
-            o->tp.seed = (uint64_t)x;
-        } else if (cli_is(a, "--lr", NULL)) {
-            if (cli_parse_float(v, &f) || !(f > 0) || f > 1) return cli_usage(cmd, "bad --lr '%s' (0 < lr <= 1)", v);
-            o->tp.lr = f;
-        } else if (cli_is(a, "--val", NULL)) {
-            if (cli_parse_float(v, &f) || f < 0 || f >= 1) return cli_usage(cmd, "bad --val '%s' (0 <= f < 1)", v);
-            o->tp.val_fraction = f;
-        } else if ((r = cli_threads_ctx_opt(cmd, a, v, &o->n_threads, NULL))) {
-            if (r < 0) return 2;
-        } else {
-            return cli_usage(cmd, "unknown option '%s'", a);
-        }
-    }
+    const char *views = NULL, *replay = NULL;
+    long long seed = -1;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "the GGUF model whose cache is read (hybrid-thinking chat template)", &o->model),
+        CLI_STR("--labels|--data", "FILE", "labels from kvlens label (question, user, label, ...)", &o->labels),
+        {.names = "-o|--out|--output", .kind = CLI_OPT_STR, .arg = "FILE", .help = "train: where to write the probe",
+         .target = CLI_T(const char *, &o->out), .given = &train_only},
+        {.names = "--probe", .kind = CLI_OPT_STR, .arg = "FILE", .help = "eval: the probe", .target = CLI_T(const char *, &o->probe),
+         .given = &eval_only},
+        {.names = "--window", .kind = CLI_OPT_CALL, .arg = "W", .fn = window_fn, .target = &o->feat, .given = &train_only,
+         .help = "train: positions pooled: the last W of the prompt (default 32; 0 = all)"},
+        {.names = "--layers", .kind = CLI_OPT_CALL, .arg = "SEL", .fn = window_fn, .target = &o->feat, .given = &train_only,
+         .help = "train: last:N or a list i,j,k (default last:4)"},
+        {.names = "--views", .kind = CLI_OPT_ENUM, .choices = "both|template|raw", .target = CLI_T(const char *, &views), .given = &train_only,
+         .help = "train: which rows to train on (default both)"},
+        {.names = "--hidden", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &o->tp.hidden), .lo = 1, .hi = 1 << 16,
+         .given = &train_only, .help = "train: hidden units (default 512)"},
+        {.names = "--lr", .kind = CLI_OPT_FLOAT, .arg = "X", .target = CLI_T(double, &o->tp.lr), .lo = 1e-300, .hi = 1,
+         .range = "0 < lr <= 1", .given = &train_only,
+         .help = "train: Adam learning rate (default 1e-3; the paper: 1e-5 with batch 1024)"},
+        {.names = "--epochs", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &o->tp.epochs), .lo = 1, .hi = 1 << 20,
+         .given = &train_only, .help = "train: at most (default 300)"},
+        {.names = "--batch", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &o->tp.batch), .lo = 1, .hi = 1 << 20,
+         .given = &train_only, .help = "train: mini-batch rows (default 64)"},
+        {.names = "--val", .kind = CLI_OPT_FLOAT, .arg = "F", .target = CLI_T(double, &o->tp.val_fraction), .lo = 0, .hi = 0.999999999,
+         .range = "0 <= f < 1", .given = &train_only,
+         .help = "train: fraction of questions held out for early stopping (default 0.2)"},
+        {.names = "--patience", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &o->tp.patience), .lo = 1, .hi = 1 << 20,
+         .given = &train_only, .help = "train: epochs without a better validation loss before stopping (default 30)"},
+        {.names = "--seed", .kind = CLI_OPT_I64, .arg = "S", .target = CLI_T(long long, &seed), .lo = 0, .hi = (double)INT64_MAX,
+         .given = &train_only, .help = "train: initialisation, shuffles, split (default 42)"},
+        {.names = "--trace-windows", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &o->trace_windows), .lo = 0, .hi = 1 << 16,
+         .range = "windows per trace, 0 .. 65536",
+         .help = "also read up to N windows per mode along each generated trace of labels written\n"
+                 "with kvlens label --traces (default 0: prompts only): the window of --window\n"
+                 "positions ending after k generated tokens, every ceil(K/N) tokens and at K (K =\n"
+                 "the last token the controller checks: before the close-think tag in slow mode,\n"
+                 "before an open tag in fast mode), features as the two-step controller computes\n"
+                 "them there (see --trace-replay); labelled with the row's label, except slow windows that end\n"
+                 "at or after slow_answer_at: 0 (the answer is worked out, closing is safe). A\n"
+                 "question's windows stay on its side of the validation split; eval reports them\n"
+                 "apart from the prompt views"},
+        CLI_ENUM("--trace-replay", "batch|exact",
+                 "batch (default): each trace evaluated in one prefill, its windows equal to the\n"
+                 "live cache's up to rounding (about 2e-3 relative on a q8_0 model), several times\n"
+                 "faster; exact: token by token as the live cache was built, bit-exact", &replay),
+        {.names = "--scores", .kind = CLI_OPT_STR, .arg = "FILE", .target = &o->scores, .given = &eval_only,
+         .help = "eval: write {index, view, label, score} per row as JSON Lines (a window: view\n"
+                 "fast or slow, and at = k)"},
+        {.names = "--json", .kind = CLI_OPT_FLAG, .target = CLI_T(int, &o->json), .set = 1, .given = &eval_only,
+         .help = "eval: print the metrics as one JSON object"},
+    };
+    const cli_opt compute[] = {CLI_OPT_THREADS(&o->n_threads), CLI_OPTS_BACKEND};
+    const cli_cmd_spec spec = {
+        .name = cmd,
+        .usage = "kvlens probe train -m MODEL --labels LABELS.jsonl -o PROBE [options]\n"
+                 "       kvlens probe eval  -m MODEL --probe PROBE --labels LABELS.jsonl [--json]",
+        .about = "train: extracts the classifier features of each labelled question (inside the chat template and as raw\n"
+                 "text), trains the MLP Linear(F, H) -> ReLU -> Linear(H, 1) on the labels with Adam and mean squared error,\n"
+                 "holds out a validation part (by question) for early stopping, and saves the probe.\n"
+                 "eval: MSE, accuracy of the think/no-think decision at 50 and AUROC of 'needs thinking' (label >= 50),\n"
+                 "for the template view (what the controllers read), the raw view and both.",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("compute", compute)}, .n_groups = 2};
+    int r = cli_opts_parse(&spec, argc, argv, 2);
+    if (r) return r;
+    if (seed >= 0) o->tp.seed = (uint64_t)seed;
+    if (views) o->views = !strcmp(views, "both") ? VIEW_TEMPLATE | VIEW_RAW : !strcmp(views, "template") ? VIEW_TEMPLATE : VIEW_RAW;
+    if (replay) o->trace_exact = !strcmp(replay, "exact");
     if (train && eval_only) return cli_usage(cmd, "%s applies to probe eval, not to probe train", eval_only);
     if (!train && train_only)
         return cli_usage(cmd, "%s applies to probe train, not to probe eval (the probe file holds its features)", train_only);
@@ -542,15 +499,16 @@ done:
 }
 
 int cmd_probe(int argc, char **argv) {
-    if (argc < 2 || cli_is(argv[1], "-h", "--help")) {
-        help();
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) return cli_usage("probe", "give a subcommand: train or eval");
+    probe_opts o = {.views = VIEW_TEMPLATE | VIEW_RAW, .feat = kvl_repr_classifier_config(32, 4)};
+    o.tp = kvl_probe_train_default_params();
+    if (cli_is(argv[1], "-h", "--help")) { /* the help of both subcommands */
+        char *hv[] = {argv[0], "train", "--help"};
+        return cli_opts_status(parse_opts(3, hv, 1, &o));
     }
     int is_train = !strcmp(argv[1], "train");
     if (!is_train && strcmp(argv[1], "eval")) return cli_usage("probe", "unknown subcommand '%s' (train or eval)", argv[1]);
-    probe_opts o = {.views = VIEW_TEMPLATE | VIEW_RAW, .feat = kvl_repr_classifier_config(32, 4)};
-    o.tp = kvl_probe_train_default_params();
     int rc = parse_opts(argc, argv, is_train, &o);
-    if (rc) return rc == 1 ? 0 : rc;
+    if (rc) return cli_opts_status(rc); /* help: 0 */
     return is_train ? train(&o) : eval(&o);
 }

@@ -9,40 +9,28 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "cli/cli_scores.h"
 
-static void help(void) {
-    printf("usage: kvlens run -m MODEL (-p TEXT | -p - | -f FILE | --tokens 1,2,3 | --messages FILE) [options]\n"
-           "       kvlens run -m MODEL [--system TEXT] [--think MODE] [-cnv]  (interactive chat)\n\n"
-           "Generates a continuation of the prompt, streaming it to stdout.\n\n" CLI_MODEL_OPTS_HELP
-           "  -p -                  read the prompt from stdin\n"
-           "  -f, --file FILE       read the prompt from FILE (one final newline is dropped, as llama.cpp does)\n"
-           "  --ctx-size N          the same as -c N\n"
-           "  -n, --n-predict N     tokens to generate at most (default 128; 512 per turn in chat); -1 = until\n"
-           "                        the context is full\n"
-           "  --stop STRING         end the text before STRING (repeatable; the stop is \"stop\")\n"
-           "  --temp T              temperature; 0 = greedy (default 0)\n"
-           "  --top-k K             sample from the K most likely tokens (0 = off; needs --temp > 0)\n"
-           "  --top-p P             nucleus sampling mass (1 = off; needs --temp > 0)\n"
-           "  --min-p P             drop tokens less likely than P times the most likely (0 = off; needs --temp > 0)\n"
-           "  --repeat-penalty R    llama.cpp's penalty of the last --repeat-last-n tokens (prompt and output): a\n"
-           "                        positive logit is divided by R, a negative one multiplied (1 = off, the default)\n"
-           "  --repeat-last-n N     tokens the penalty looks back over (default 64; -1 = the whole context)\n"
-           "  --seed S              random seed (default 42; -1 = a random seed, printed; needs --temp > 0)\n"
-           "  --ignore-eos          do not stop at end-of-generation tokens\n"
-           "  --json                print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming; in\n"
-           "                        the interactive chat, one JSON line per reply (with \"turn\")\n"
-           "  -cnv, --conversation  the interactive chat even when stdin is not a terminal (one message per line);\n"
-           "                        in the chat Ctrl-C stops the reply (stop \"interrupted\"), a second one quits, and\n"
-           "                        a conversation that outgrows the context starts over from the last message\n"
-           "  --confidence          after the answer, print its self-evaluation scores (KV-CoE, MaxProb, PPL,\n"
-           "                        Entropy; see kvlens score); with --json under \"confidence\"\n"
-           "  --think auto1|auto2   adaptive thinking (with -p as the user message, --messages, or the chat): a probe\n"
-           "                        picks fast or slow after the prompt (auto1) and may switch once while decoding\n"
-           "                        (auto2); needs --probe\n"
-           "  --probe FILE          the probe (kvlens probe train); auto2 only: --delta D (default 20), --every K\n"
-           "                        (default 1)\n"
-           "An option that does not apply to the combination given is refused, never ignored.\n");
+/* --think: the shared modes, or auto1|auto2 (the controllers) */
+typedef struct {
+    kvl_think *think;
+    int *adapt;
+} think_target;
+
+static int think_fn(const char *cmd, const char *name, const char *v, void *target) {
+    think_target *t = target;
+    kvl_adapt_mode am;
+    (void)name;
+    if (!strncmp(v, "auto", 4)) {
+        if (cli_parse_adapt(v, &am) || am < KVL_ADAPT_ONE_STEP)
+            return cli_usage(cmd, "--think takes default, on, off, slow, fast, auto1 or auto2, not '%s'", v), -1;
+        *t->adapt = (int)am;
+        return 0;
+    }
+    if (cli_parse_think(v, t->think))
+        return cli_usage(cmd, "--think takes default, on, off, slow, fast, auto1 or auto2, not '%s'", v), -1;
+    return 0;
 }
 
 typedef struct {
@@ -433,96 +421,92 @@ static kvl_status run_think(runner *r, const cli_model_opts *mo, int *n_prompt) 
 int cmd_run(int argc, char **argv) {
     cli_model_opts mo = CLI_MODEL_OPTS_INIT;
     kvl_sampler_params sp = kvl_sampler_default_params();
-    long long n_predict = -1, x;
-    double f;
+    long long n_predict = -1;
     runner r = {.adapt = -1, .delta = 20, .every = 1};
     kvl_logit_stats conf = {0};
     const char *probe = NULL, *sampling_opt = NULL, *two_step_opt = NULL, *prompt_file = NULL;
     int conversation = 0, random_seed = 0, until_full = 0, repeat_last_n = -2; /* -2: not given */
-    for (int i = 1; i < argc; i++) {
-        if (cli_is(argv[i], "--think", NULL) && i + 1 < argc && !strncmp(argv[i + 1], "auto", 4)) {
-            kvl_adapt_mode am;
-            if (!cli_value(argc, argv, &i, "run")) return 2; /* (given once, as every single-value option) */
-            if (cli_parse_adapt(argv[i], &am) || am < KVL_ADAPT_ONE_STEP)
-                return cli_usage("run", "--think takes default, on, off, slow, fast, auto1 or auto2, not '%s'", argv[i]);
-            r.adapt = (int)am;
-            continue;
-        }
-        int k = cli_model_opt(argc, argv, &i, &mo, "run");
-        if (k < 0) return 2;
-        if (k) continue;
-        const char *a = argv[i], *v;
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 0;
-        } else if (cli_is(a, "-n", "--n-predict")) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, -1, 1 << 24, &n_predict) || n_predict == 0)
-                return cli_usage("run", "bad -n '%s' (1 or more; -1 = until the context is full)", v);
-            until_full = n_predict < 0;
-        } else if (cli_is(a, "--temp", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_float(v, &f) || f < 0) return cli_usage("run", "bad temperature '%s'", v);
-            sp.temp = (float)f;
-        } else if (cli_is(a, "--top-k", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, 0, 1 << 24, &x)) return cli_usage("run", "bad --top-k '%s'", v);
-            sp.top_k = (int)x;
-            sampling_opt = a;
-        } else if (cli_is(a, "--top-p", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_float(v, &f) || f <= 0 || f > 1) return cli_usage("run", "bad --top-p '%s' (0 < p <= 1)", v);
-            sp.top_p = (float)f;
-            sampling_opt = a;
-        } else if (cli_is(a, "--seed", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, -1, INT64_MAX, &x)) return cli_usage("run", "bad --seed '%s' (-1 = random)", v);
-            random_seed = x < 0;
-            sp.seed = (uint64_t)x;
-            sampling_opt = a;
-        } else if (cli_is(a, "--min-p", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_float(v, &f) || f < 0 || f > 1) return cli_usage("run", "bad --min-p '%s' (0..1)", v);
-            sp.min_p = (float)f;
-            sampling_opt = a;
-        } else if (cli_is(a, "--repeat-penalty", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_float(v, &f) || !(f > 0) || f > 1e6) return cli_usage("run", "bad --repeat-penalty '%s' (> 0)", v);
-            sp.repeat_penalty = (float)f;
-        } else if (cli_is(a, "--repeat-last-n", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, -1, 1 << 24, &x)) return cli_usage("run", "bad --repeat-last-n '%s' (-1 = the context)", v);
-            repeat_last_n = (int)x;
-        } else if (cli_is(a, "-f", "--file")) {
-            if (!(prompt_file = cli_value(argc, argv, &i, "run"))) return 2;
-        } else if (cli_is(a, "--stop", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (!*v) return cli_usage("run", "--stop needs a non-empty string");
-            if (r.n_stops == (int)(sizeof r.stops / sizeof *r.stops)) return cli_usage("run", "at most 16 --stop strings");
-            r.stops[r.n_stops++] = v;
-        } else if (cli_is(a, "-cnv", "--conversation")) {
-            conversation = 1;
-        } else if (cli_is(a, "--json", NULL)) {
-            r.json = 1;
-        } else if (cli_is(a, "--ignore-eos", NULL)) {
-            r.ignore_eos = 1;
-        } else if (cli_is(a, "--confidence", NULL)) {
-            r.conf = &conf;
-        } else if (cli_is(a, "--probe", NULL)) {
-            if (!(probe = cli_value(argc, argv, &i, "run"))) return 2;
-        } else if (cli_is(a, "--delta", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_float(v, &f) || f < 0 || f > 50) return cli_usage("run", "bad --delta '%s' (0..50)", v);
-            r.delta = (float)f;
-            two_step_opt = a;
-        } else if (cli_is(a, "--every", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "run"))) return 2;
-            if (cli_parse_int(v, 1, 1 << 24, &x)) return cli_usage("run", "bad --every '%s'", v);
-            r.every = (int)x;
-            two_step_opt = a;
-        } else {
-            return cli_usage("run", "unknown option '%s'", a);
-        }
+    const char *n_given = NULL, *top_k = NULL, *top_p = NULL, *seed_s = NULL, *min_p = NULL, *delta = NULL, *every = NULL;
+    const char *rln = NULL;
+    long long seed = 0;
+    int ignore_eos = 0, json = 0, confidence = 0;
+    cli_opt_list stops = {0};
+    think_target tt = {&mo.think, &r.adapt};
+    const cli_opt own[] = {
+        CLI_STR("-f|--file", "FILE", "read the prompt from FILE (one final newline is dropped, as llama.cpp does;\n"
+                "-p - reads it from stdin)", &prompt_file),
+        {.names = "-n|--n-predict|--max-tokens", .kind = CLI_OPT_I64, .arg = "N", .target = CLI_T(long long, &n_predict), .lo = -1, .hi = 1 << 24,
+         .range = "1 or more; -1 = until the context is full", .given = &n_given,
+         .help = "tokens to generate at most (default 128; 512 per turn in chat); -1 = until\nthe context is full"},
+        CLI_LIST("--stop", "STRING", "end the text before STRING (repeatable; the stop is \"stop\")", &stops),
+        CLI_FLAG("--ignore-eos", "do not stop at end-of-generation tokens", &ignore_eos),
+        CLI_FLAG("--json", "print one JSON object {\"tokens\": [...], \"text\": ...} instead of streaming; in\n"
+                 "the interactive chat, one JSON line per reply (with \"turn\")", &json),
+        CLI_FLAG("-cnv|--conversation", "the interactive chat even when stdin is not a terminal (one message per line);\n"
+                 "in the chat Ctrl-C stops the reply (stop \"interrupted\"), a second one quits, and\n"
+                 "a conversation that outgrows the context starts over from the last message", &conversation),
+        CLI_FLAG("--confidence", "after the answer, print its self-evaluation scores (KV-CoE, MaxProb, PPL,\n"
+                 "Entropy; see kvlens score); with --json under \"confidence\"", &confidence),
+    };
+    const cli_opt sampling[] = {
+        {.names = "--temp", .kind = CLI_OPT_F32, .arg = "T", .target = CLI_T(float, &sp.temp), .lo = 0, .hi = 1e30,
+         .what = "temperature", .range = ">= 0", .help = "temperature; 0 = greedy (default 0)"},
+        {.names = "--top-k", .kind = CLI_OPT_INT, .arg = "K", .target = CLI_T(int, &sp.top_k), .lo = 0, .hi = 1 << 24, .given = &top_k,
+         .help = "sample from the K most likely tokens (0 = off; needs --temp > 0)"},
+        {.names = "--top-p", .kind = CLI_OPT_F32, .arg = "P", .target = CLI_T(float, &sp.top_p), .lo = 1e-30, .hi = 1,
+         .range = "0 < p <= 1", .given = &top_p, .help = "nucleus sampling mass (1 = off; needs --temp > 0)"},
+        {.names = "--min-p", .kind = CLI_OPT_F32, .arg = "P", .target = CLI_T(float, &sp.min_p), .lo = 0, .hi = 1, .given = &min_p,
+         .help = "drop tokens less likely than P times the most likely (0 = off; needs --temp > 0)"},
+        {.names = "--seed", .kind = CLI_OPT_I64, .arg = "S", .target = CLI_T(long long, &seed), .lo = -1, .hi = (double)INT64_MAX,
+         .range = "-1 = random", .given = &seed_s,
+         .help = "random seed (default 42; -1 = a random seed, printed; needs --temp > 0)"},
+        {.names = "--repeat-penalty", .kind = CLI_OPT_F32, .arg = "R", .target = CLI_T(float, &sp.repeat_penalty), .lo = 1e-30,
+         .hi = 1e6, .range = "> 0", .help = "llama.cpp's penalty of the last --repeat-last-n tokens (prompt and output): a\n"
+         "positive logit is divided by R, a negative one multiplied (1 = off, the default)"},
+        {.names = "--repeat-last-n", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &repeat_last_n), .lo = -1, .hi = 1 << 24,
+         .range = "-1 = the context", .given = &rln,
+         .help = "tokens the penalty looks back over (default 64; -1 = the whole context)"},
+    };
+    const cli_opt think[] = {
+        CLI_CALL("--think", "MODE", "default | on | off (HF enable_thinking) | slow | fast (assistant turn start);\n"
+                 "auto1 | auto2: adaptive thinking (with -p as the user message, --messages, or the chat): a probe\n"
+                 "picks fast or slow after the prompt (auto1) and may switch once while decoding\n"
+                 "(auto2); needs --probe", think_fn, &tt),
+        CLI_STR("--probe", "FILE", "the probe (kvlens probe train) of --think auto1|auto2", &probe),
+        {.names = "--delta", .kind = CLI_OPT_F32, .arg = "D", .target = CLI_T(float, &r.delta), .lo = 0, .hi = 50, .given = &delta,
+         .help = "auto2: switch slow->fast below 50-D, fast->slow above 50+D (default 20)"},
+        {.names = "--every", .kind = CLI_OPT_INT, .arg = "K", .target = CLI_T(int, &r.every), .lo = 1, .hi = 1 << 24, .given = &every,
+         .help = "auto2: re-score after every K generated tokens (default 1)"},
+    };
+    const cli_opt model[] = {CLI_OPTS_MODEL_PROMPT(&mo), CLI_OPTS_MODEL_BOS(&mo)}, compute[] = {CLI_OPTS_COMPUTE(&mo)};
+    const cli_cmd_spec spec = {
+        .name = "run",
+        .usage = "kvlens run -m MODEL (-p TEXT | -p - | -f FILE | --tokens 1,2,3 | --messages FILE) [options]\n"
+                 "       kvlens run -m MODEL [--system TEXT] [--think MODE] [-cnv]  (interactive chat)",
+        .about = "Generates a continuation of the prompt, streaming it to stdout.",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("model and prompt", model), CLI_GROUP("sampling", sampling),
+                   CLI_GROUP("thinking", think), CLI_GROUP("compute", compute)},
+        .n_groups = 5,
+        .notes = "An option that does not apply to the combination given is refused, never ignored."};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
+    if (n_given && n_predict == 0)
+        return cli_usage("run", "bad %s '0' (1 or more; -1 = until the context is full)", n_given);
+    until_full = n_given && n_predict < 0;
+    if (seed_s) {
+        random_seed = seed < 0;
+        sp.seed = (uint64_t)seed;
+    }
+    sampling_opt = top_k ? top_k : top_p ? top_p : seed_s ? seed_s : min_p;
+    two_step_opt = delta ? delta : every;
+    if (!rln) repeat_last_n = -2;
+    r.ignore_eos = ignore_eos;
+    r.json = json;
+    if (confidence) r.conf = &conf;
+    for (int k = 0; k < stops.n; k++) {
+        if (!*stops.v[k]) return cli_usage("run", "--stop needs a non-empty string");
+        if (r.n_stops == (int)(sizeof r.stops / sizeof *r.stops)) return cli_usage("run", "at most 16 --stop strings");
+        r.stops[r.n_stops++] = stops.v[k];
     }
     if ((r.adapt >= 0) != (probe != NULL)) return cli_usage("run", "--think auto1|auto2 and --probe go together");
     /* no option is silently ignored: one that does not apply to this combination is refused */

@@ -6,34 +6,11 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "cli/cli_resume.h"
 #include "cli/cli_scores.h"
 #include "cli/cli_shard.h"
 #include "cli/cli_solve.h"
-
-static void help(void) {
-    printf("usage: kvlens score -m MODEL (--tokens PROMPT_IDS --continuation ANSWER_IDS | -p TEXT --answer TEXT)\n"
-           "                    [--chat] [--json] [options]\n"
-           "       kvlens score -m MODEL --data FILE.jsonl --out FILE.jsonl [--chat] [--shard I/N] [options]\n\n"
-           "Scores how likely the answer is correct (docs/METHOD.md section 4) over the answer span: KV-CoE (Mag,\n"
-           "Ang, R, C) along the answer tokens and along layers, the hidden-state CoE, MaxProb, PPL and Entropy.\n\n"
-           CLI_MODEL_OPTS_HELP
-           "  --continuation 4,5,6  the answer as token ids (with --tokens)\n"
-           "  --answer TEXT         the answer as text (with -p); with --chat it is the assistant turn and the\n"
-           "                        model's end-of-turn token is appended, as a generation would end\n"
-           "  --no-eot              do not append the end-of-turn token to a --chat answer\n"
-           "  --layers all|last:N|i,j,k  layers of the KV-CoE (default all)\n"
-           "  --no-hidden           skip the hidden-state CoE (it needs hidden states of every layer in memory)\n"
-           "  --json                print one JSON object\n\n"
-           "data-file mode:\n"
-           "  --data FILE           one JSON object per line: the prompt in \"prompt\" and the answer in \"answer\",\n"
-           "                        each a text (the prompt with --chat as the user turn) or an array of token ids\n"
-           "  --prompt-field F, --answer-field F  other field names\n"
-           "  --out FILE            one JSON line per row: index, prompt_tokens, answer_tokens and the scores as\n"
-           "                        above; an interrupted run started again with the same arguments continues it\n"
-           "                        (FILE.kvlens-run.json records the run)\n"
-           CLI_SHARD_HELP);
-}
 
 /* The answer's ids from text: no BOS; in a chat the model's end-of-turn token follows, as a generation ends. */
 static kvl_status answer_ids(const kvl_model *m, const char *answer, bool eot_after, int32_t **ans, int *n_ans) {
@@ -249,42 +226,40 @@ int cmd_score(int argc, char **argv) {
     cli_model_opts mo = CLI_MODEL_OPTS_INIT;
     const char *cont = NULL, *answer = NULL, *layers = "all";
     data_opts d = {.prompt_field = "prompt", .answer_field = "answer", .shard = CLI_SHARD_ALL};
-    const char *v;
     int json = 0, no_hidden = 0, no_eot = 0;
-    for (int i = 1; i < argc; i++) {
-        int k = cli_model_opt(argc, argv, &i, &mo, "score");
-        if (k < 0) return 2;
-        if (k) continue;
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 0;
-        } else if (cli_is(a, "--continuation", NULL)) {
-            if (!(cont = cli_value(argc, argv, &i, "score"))) return 2;
-        } else if (cli_is(a, "--answer", NULL)) {
-            if (!(answer = cli_value(argc, argv, &i, "score"))) return 2;
-        } else if (cli_is(a, "--layers", NULL)) {
-            if (!(layers = cli_value(argc, argv, &i, "score"))) return 2;
-        } else if (cli_is(a, "--json", NULL)) {
-            json = 1;
-        } else if (cli_is(a, "--no-hidden", NULL)) {
-            no_hidden = 1;
-        } else if (cli_is(a, "--no-eot", NULL)) {
-            no_eot = 1;
-        } else if (cli_is(a, "--data", NULL)) {
-            if (!(d.data = cli_value(argc, argv, &i, "score"))) return 2;
-        } else if (cli_is(a, "--out", NULL)) {
-            if (!(d.out = cli_value(argc, argv, &i, "score"))) return 2;
-        } else if (cli_is(a, "--prompt-field", NULL)) {
-            if (!(d.prompt_field = cli_value(argc, argv, &i, "score"))) return 2;
-        } else if (cli_is(a, "--answer-field", NULL)) {
-            if (!(d.answer_field = cli_value(argc, argv, &i, "score"))) return 2;
-        } else if (cli_is(a, "--shard", NULL)) {
-            if (!(v = cli_value(argc, argv, &i, "score")) || cli_shard_opt("score", a, v, &d.shard) < 0) return 2;
-        } else {
-            return cli_usage("score", "unknown option '%s'", a);
-        }
-    }
+    const cli_opt own[] = {
+        CLI_STR("--continuation", "4,5,6", "the answer as token ids (with --tokens)", &cont),
+        CLI_STR("--answer", "TEXT", "the answer as text (with -p); with --chat it is the assistant turn and the\n"
+                "model's end-of-turn token is appended, as a generation would end", &answer),
+        CLI_FLAG("--no-eot", "do not append the end-of-turn token to a --chat answer", &no_eot),
+        CLI_STR("--layers", "all|last:N|i,j,k", "layers of the KV-CoE (default all)", &layers),
+        CLI_FLAG("--no-hidden", "skip the hidden-state CoE (it needs hidden states of every layer in memory)", &no_hidden),
+        CLI_FLAG("--json", "print one JSON object", &json),
+    };
+    const cli_opt data[] = {
+        CLI_STR("--data", "FILE", "one JSON object per line: the prompt in \"prompt\" and the answer in \"answer\",\n"
+                "each a text (the prompt with --chat as the user turn) or an array of token ids", &d.data),
+        CLI_STR("--prompt-field", "F", "the prompt's field (default prompt)", &d.prompt_field),
+        CLI_STR("--answer-field", "F", "the answer's field (default answer)", &d.answer_field),
+        CLI_STR("-o|--out|--output", "FILE", "one JSON line per row: index, prompt_tokens, answer_tokens and the scores as\n"
+                "above; an interrupted run started again with the same arguments continues it\n"
+                "(FILE.kvlens-run.json records the run)", &d.out),
+        CLI_OPT_SHARD(&d.shard),
+    };
+    const cli_opt model[] = {CLI_OPTS_MODEL(&mo)}, compute[] = {CLI_OPTS_COMPUTE(&mo)};
+    const cli_cmd_spec spec = {
+        .name = "score",
+        .usage = "kvlens score -m MODEL (--tokens PROMPT_IDS --continuation ANSWER_IDS | -p TEXT --answer TEXT)\n"
+                 "                    [--chat] [--json] [options]\n"
+                 "       kvlens score -m MODEL --data FILE.jsonl --out FILE.jsonl [--chat] [--shard I/N] [options]",
+        .about = "Scores how likely the answer is correct (docs/METHOD.md section 4) over the answer span: KV-CoE (Mag,\n"
+                 "Ang, R, C) along the answer tokens and along layers, the hidden-state CoE, MaxProb, PPL and Entropy.",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("data-file mode", data), CLI_GROUP("model and prompt", model),
+                   CLI_GROUP("compute", compute)},
+        .n_groups = 4,
+    };
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
     if (!mo.model) return cli_usage("score", "-m MODEL is required");
     if (d.data || d.out) {
         if (!d.data || !d.out) return cli_usage("score", "--data and --out go together");

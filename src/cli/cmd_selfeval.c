@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "cli/cli_scores.h"
 #include "cli/cli_resume.h"
 #include "cli/cli_shard.h"
@@ -26,44 +27,6 @@
  * score, the rows per group and the trajectory sums. */
 enum { ST_BYTES, ST_SKIPPED, ST_TOKENS, ST_TGEN_US, ST_TSCORE_US, ST_N0, ST_N1, ST_WARN, ST_SUMS = ST_WARN + KVL_MAX_SCORES };
 
-static void help(void) {
-    printf("usage: kvlens selfeval -m MODEL --data FILE.jsonl --out DIR [options]\n\n"
-           "Answers each problem greedily with the model's chat template (as kvlens solve), grades the answers, and\n"
-           "scores each from its answer span (docs/METHOD.md section 4). Writes to DIR:\n"
-           "  problems.jsonl   one line per problem: solve's fields, \"scores\" (the flat list the metrics use)\n"
-           "                   and \"confidence\" (the scores object of kvlens score, with warnings)\n"
-           "  summary.json     accuracy, N, and per score AUROC / FPR95 / AUPR (percent) with bootstrap intervals,\n"
-           "                   and the time of the scoring as a fraction of the generation\n"
-           "  table.md         the same as a Markdown table\n"
-           "  roc.svg          the ROC curves of every score\n"
-           "  trajectories.svg the mean KV-CoE trajectories of correct and incorrect answers (token axis resampled\n"
-           "                   to --points points; layer axis), projected on their first two principal components\n"
-           "  state.bin, kvlens-run.json  what an interrupted run continues from (started again with the same\n"
-           "                   arguments, it keeps the problems written and answers the rest) and kvlens merge reads\n\n"
-           "options:\n"
-           "  -m, --model FILE      GGUF model with its tokenizer and chat template\n"
-           "  --data FILE           JSONL problems (see kvlens solve --help)\n"
-           "  --out DIR             output directory (created if missing)\n"
-           "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row)\n"
-           "  --field NAME          the question's field\n"
-           "  --think MODE          default | fast | slow\n"
-           "  --levels 1,2          only rows whose \"level\" is in the list\n"
-           "  --limit N             only the first N problems (after --levels; 0 = all, the default)\n"
-           "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
-           "  --layers all|last:N|i,j,k  layers of the KV-CoE (default all)\n"
-           "  --no-hidden           skip the hidden-state CoE (no hidden states kept)\n"
-           "  --boot N              bootstrap resamples (default 1000)\n"
-           "  --seed S              bootstrap seed (default 42)\n"
-           "  --points K            points of the resampled token-axis trajectories (default %d)\n"
-           "  --parallel N          problems decoded at once (default %d); greedy answers do not depend on it\n"
-           "  --json                print the summary JSON to stdout\n"
-           "  -t, --threads N       threads (default: all cores)\n"
-            CLI_BACKEND_HELP
-           "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
-           CLI_SHARD_HELP "                        (a shard writes DIR.shard-I-of-N; index = place among the rows taken)\n",
-           DEFAULT_POINTS, CLI_PARALLEL_DEFAULT);
-}
-
 typedef struct {
     const char *model, *layers, *think_name;
     cli_problem_opts p;
@@ -76,49 +39,52 @@ typedef struct {
 } opts;
 
 static int parse_opts(int argc, char **argv, opts *o) {
-    const char *v;
-    int r;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 1;
-        } else if (cli_is(a, "--json", NULL)) {
-            o->json = 1;
-            continue;
-        } else if (cli_is(a, "--no-hidden", NULL)) {
-            o->no_hidden = 1;
-            continue;
-        }
-        static const char *const VALUE_OPTS[] = {"--data", "--out", "--field", "--format", "--max-tokens", "--parallel",
-                                                 "-np", "--limit", "--layers", "--think", "--levels", "--boot", "--seed",
-                                                 "--points", "--shard", NULL};
-        if ((r = cli_takes_value("selfeval", a, VALUE_OPTS))) return r;
-        if (!(v = cli_value(argc, argv, &i, "selfeval"))) return 2;
-        if (cli_is(a, "-m", "--model")) o->model = v;
-        else if (cli_is(a, "--layers", NULL)) o->layers = v;
-        else if ((r = cli_problem_opt("selfeval", a, v, &o->p)) || (r = cli_shard_opt("selfeval", a, v, &o->shard)) ||
-                 (r = cli_threads_ctx_opt("selfeval", a, v, &o->n_threads, &o->n_ctx))) {
-            if (r < 0) return 2;
-        } else if (cli_is(a, "--think", NULL)) {
-            /* the shared names, less on|off (HF enable_thinking), which selfeval does not offer */
-            if (cli_parse_think(v, &o->think) || o->think == KVL_THINK_ON || o->think == KVL_THINK_OFF)
-                return cli_usage("selfeval", "--think takes default, fast or slow, not '%s'", v);
-            o->think_name = v;
-        } else if (cli_is(a, "--levels", NULL)) {
-            free(o->levels);
-            if ((o->n_levels = cli_parse_int_list(v, &o->levels)) <= 0)
-                return cli_usage("selfeval", "--levels takes a comma-separated list of integers, not '%s'", v);
-        } else if (cli_is(a, "--boot", NULL)) {
-            if (cli_parse_int(v, 1, 1000000, &o->boot)) return cli_usage("selfeval", "bad --boot '%s'", v);
-        } else if (cli_is(a, "--seed", NULL)) {
-            if (cli_parse_int(v, 0, INT64_MAX, &o->seed)) return cli_usage("selfeval", "bad --seed '%s'", v);
-        } else if (cli_is(a, "--points", NULL)) {
-            if (cli_parse_int(v, 2, 1024, &o->points)) return cli_usage("selfeval", "bad --points '%s' (2..1024)", v);
-        } else {
-            return cli_usage("selfeval", "unknown option '%s'", a);
-        }
+    char parallel_help[128], points_help[128];
+    snprintf(parallel_help, sizeof parallel_help,
+             "problems decoded at once (default %d); greedy answers do not depend on it", CLI_PARALLEL_DEFAULT);
+    snprintf(points_help, sizeof points_help, "points of the resampled token-axis trajectories (default %d)", DEFAULT_POINTS);
+    const char *think = NULL, *levels = NULL;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "GGUF model with its tokenizer and chat template", &o->model),
+        CLI_STR("--data", "FILE", "JSONL problems (see kvlens solve --help)", &o->p.data),
+        CLI_STR("-o|--out|--output", "DIR", "output directory (created if missing)", &o->p.out),
+        CLI_ENUM("--think", "default|fast|slow", "the thinking mode (default: the template's)", &think),
+        CLI_STR("--levels", "1,2", "only rows whose \"level\" is in the list (before --limit)", &levels),
+        CLI_STR("--layers", "all|last:N|i,j,k", "layers of the KV-CoE (default all)", &o->layers),
+        CLI_FLAG("--no-hidden", "skip the hidden-state CoE (no hidden states kept)", &o->no_hidden),
+        CLI_I64("--boot", "N", "bootstrap resamples (default 1000)", &o->boot, 1, 1000000),
+        CLI_I64("--seed", "S", "bootstrap seed (default 42)", &o->seed, 0, (double)INT64_MAX),
+        CLI_I64("--points", "K", points_help, &o->points, 2, 1024),
+        CLI_FLAG("--json", "print the summary JSON to stdout", &o->json),
+        CLI_CALL("--shard", "I/N", CLI_SHARD_HELP_TEXT "\n(a shard writes DIR.shard-I-of-N; index = place among the rows taken)",
+                 cli_opt_shard_fn, &o->shard),
+    };
+    const cli_opt problems[] = {CLI_OPTS_PROBLEM(&o->p, parallel_help)};
+    const cli_opt compute[] = {CLI_OPT_THREADS(&o->n_threads), CLI_OPT_CTX(&o->n_ctx), CLI_OPTS_BACKEND};
+    const cli_cmd_spec spec = {
+        .name = "selfeval", .usage = "kvlens selfeval -m MODEL --data FILE.jsonl --out DIR [options]",
+        .about = "Answers each problem greedily with the model's chat template (as kvlens solve), grades the answers, and\n"
+           "scores each from its answer span (docs/METHOD.md section 4). Writes to DIR:\n"
+           "  problems.jsonl   one line per problem: solve's fields, \"scores\" (the flat list the metrics use)\n"
+           "                   and \"confidence\" (the scores object of kvlens score, with warnings)\n"
+           "  summary.json     accuracy, N, and per score AUROC / FPR95 / AUPR (percent) with bootstrap intervals,\n"
+           "                   and the time of the scoring as a fraction of the generation\n"
+           "  table.md         the same as a Markdown table\n"
+           "  roc.svg          the ROC curves of every score\n"
+           "  trajectories.svg the mean KV-CoE trajectories of correct and incorrect answers (token axis resampled\n"
+           "                   to --points points; layer axis), projected on their first two principal components\n"
+           "  state.bin, kvlens-run.json  what an interrupted run continues from (started again with the same\n"
+           "                   arguments, it keeps the problems written and answers the rest) and kvlens merge reads",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("problems", problems), CLI_GROUP("compute", compute)},
+        .n_groups = 3};
+    int r = cli_opts_parse(&spec, argc, argv, 1);
+    if (r) return r;
+    if (think) {
+        cli_parse_think(think, &o->think);
+        o->think_name = think;
     }
+    if (levels && (o->n_levels = cli_parse_int_list(levels, &o->levels)) <= 0)
+        return cli_usage("selfeval", "--levels takes a comma-separated list of integers, not '%s'", levels);
     if (!o->model) return cli_usage("selfeval", "-m MODEL is required");
     if (!o->p.data) return cli_usage("selfeval", "--data FILE is required");
     if (!o->p.out) return cli_usage("selfeval", "--out DIR is required");
@@ -446,7 +412,7 @@ int cmd_selfeval(int argc, char **argv) {
     int rc = parse_opts(argc, argv, &o);
     if (rc) {
         free(o.levels);
-        return rc == 1 ? 0 : rc;
+        return cli_opts_status(rc); /* help: 0 */
     }
     kvl_layer_sel sel;
     if (kvl_layer_sel_parse(&sel, o.layers)) {

@@ -3,38 +3,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "server/server.h"
-
-static void help(void) {
-    printf("usage: kvlens serve -m MODEL [options]\n\n"
-           "An OpenAI-compatible HTTP server (llama-server's routes): GET /health, /v1/models, /metrics and the web\n"
-           "page at /; POST /v1/chat/completions (streaming with \"stream\": true), /v1/completions, /v1/embeddings,\n"
-           "/tokenize, /detokenize and /kvlens/kv (the KV cache as .npy). Every answer carries \"kvlens\":\n"
-           "{\"confidence\", \"think\"}. One scheduler decodes all running requests as one batch per step.\n\n"
-           "  -m, --model FILE      GGUF model\n"
-           "  --host ADDR           address to listen on (default 127.0.0.1: this machine only)\n"
-           "  --port N              port (default 8080; 0 = a free port, printed)\n"
-           "  -np, --parallel N     answers decoded at once, each in its own sequence slot (default 4)\n"
-           "  --queue N             requests that may wait beyond the slots; more get 503 + Retry-After (default 64)\n"
-           "  -c, --ctx N           positions per slot (default: the model's, at most 4096)\n"
-           "  -t, --threads N       threads (default: all cores)\n"
-           CLI_BACKEND_HELP
-           "  --cache-f16           keep the KV cache in f16\n"
-           "  --no-mmap             read the model into memory instead of mapping it\n"
-           "  --api-key KEY         require \"Authorization: Bearer KEY\" on every route but /health and the page\n"
-           "  --cors ORIGIN         send CORS headers allowing ORIGIN (\"*\" for any; default: none)\n"
-           "  --probe FILE          the thinking probe (kvlens probe train): enables thinking \"auto\"\n"
-           "  --think fast|slow|auto  thinking for requests that do not ask (default slow; auto needs --probe)\n"
-           "  --timeout S           seconds a request may take at most (default 600); then it ends (\"length\")\n"
-           "  --shutdown-grace S    seconds in-flight requests may finish after SIGINT/SIGTERM (default 10)\n"
-           "  --max-body BYTES      request body size limit (default 4194304; 413 beyond)\n"
-           "  --temp T, --top-k K, --top-p P, --min-p P, --seed S\n"
-           "                        sampling defaults for requests that leave them out (default: temp 0.8, top-k\n"
-           "                        40, top-p 0.95, min-p 0.05, seed 42 + the request's number, as llama-server)\n"
-           "  --alias NAME          the model's name in the API (default: the file name without .gguf)\n"
-           "  --quiet               no log line per request\n"
-           "Prints \"listening on http://HOST:PORT\" to stderr when ready; SIGINT/SIGTERM stop it (exit 0).\n");
-}
 
 int cmd_serve(int argc, char **argv) {
     srv_options o;
@@ -55,88 +25,71 @@ int cmd_serve(int argc, char **argv) {
     o.sampling.min_p = 0.05f;
     o.sampling.seed = 42;
     int threads = 0, n_ctx = 0, f16 = 0;
-    long long x;
-    double f;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 0;
-        } else if (cli_is(a, "--cache-f16", NULL)) {
-            f16 = 1;
-        } else if (cli_is(a, "--no-mmap", NULL)) {
-            o.use_mmap = false;
-        } else if (cli_is(a, "--quiet", NULL)) {
-            o.quiet = true;
-        } else {
-            static const char *const names[] = {"--host", "--port", "--parallel", "-np", "--queue", "--api-key",
-                                                "--cors", "--probe", "--think", "--timeout", "--shutdown-grace",
-                                                "--max-body", "--temp", "--top-k", "--top-p", "--min-p", "--seed",
-                                                "--alias", "--model", NULL};
-            if (cli_takes_value("serve", a, names)) return 2;
-            if (!(v = cli_value(argc, argv, &i, "serve"))) return 2;
-            int r;
-            if (cli_is(a, "-m", "--model")) {
-                o.model = v;
-            } else if ((r = cli_parallel_opt("serve", a, v, &o.parallel))) {
-                if (r < 0) return 2;
-            } else if ((r = cli_threads_ctx_opt("serve", a, v, &threads, &n_ctx))) {
-                if (r < 0) return 2;
-            } else if (cli_is(a, "--host", NULL)) {
-                if (!*v) return cli_usage("serve", "--host is empty");
-                o.host = v;
-            } else if (cli_is(a, "--port", NULL)) {
-                if (cli_parse_int(v, 0, 65535, &x)) return cli_usage("serve", "bad --port '%s' (0..65535)", v);
-                o.port = (int)x;
-            } else if (cli_is(a, "--queue", NULL)) {
-                if (cli_parse_int(v, 0, 1 << 20, &x)) return cli_usage("serve", "bad --queue '%s'", v);
-                o.queue = (int)x;
-            } else if (cli_is(a, "--api-key", NULL)) {
-                if (!*v) return cli_usage("serve", "--api-key is empty");
-                o.api_key = v;
-            } else if (cli_is(a, "--cors", NULL)) {
-                if (!*v || strpbrk(v, "\r\n")) return cli_usage("serve", "bad --cors origin '%s'", v);
-                o.cors = v;
-            } else if (cli_is(a, "--probe", NULL)) {
-                o.probe = v;
-            } else if (cli_is(a, "--think", NULL)) {
-                if (!strcmp(v, "fast")) o.think_default = SRV_THINK_FAST;
-                else if (!strcmp(v, "slow")) o.think_default = SRV_THINK_SLOW;
-                else if (!strcmp(v, "auto")) o.think_default = SRV_THINK_AUTO;
-                else return cli_usage("serve", "--think takes fast, slow or auto, not '%s'", v);
-            } else if (cli_is(a, "--timeout", "--shutdown-grace")) {
-                if (cli_parse_float(v, &f) || !(f > 0) || f > 1e6) return cli_usage("serve", "bad %s '%s' (seconds > 0)", a, v);
-                if (!strcmp(a, "--timeout")) o.timeout = f;
-                else o.shutdown_grace = f;
-            } else if (cli_is(a, "--max-body", NULL)) {
-                if (cli_parse_int(v, 1024, 1ll << 30, &x)) return cli_usage("serve", "bad --max-body '%s' (1024..2^30)", v);
-                o.max_body = (size_t)x;
-            } else if (cli_is(a, "--temp", NULL)) {
-                if (cli_parse_float(v, &f) || f < 0 || f > 100) return cli_usage("serve", "bad --temp '%s'", v);
-                o.sampling.temp = (float)f;
-            } else if (cli_is(a, "--top-k", NULL)) {
-                if (cli_parse_int(v, 0, 1 << 24, &x)) return cli_usage("serve", "bad --top-k '%s'", v);
-                o.sampling.top_k = (int)x;
-            } else if (cli_is(a, "--top-p", NULL)) {
-                if (cli_parse_float(v, &f) || f <= 0 || f > 1) return cli_usage("serve", "bad --top-p '%s' (0 < p <= 1)", v);
-                o.sampling.top_p = (float)f;
-            } else if (cli_is(a, "--min-p", NULL)) {
-                if (cli_parse_float(v, &f) || f < 0 || f > 1) return cli_usage("serve", "bad --min-p '%s' (0..1)", v);
-                o.sampling.min_p = (float)f;
-            } else if (cli_is(a, "--seed", NULL)) {
-                if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage("serve", "bad --seed '%s'", v);
-                o.sampling.seed = (uint64_t)x;
-            } else if (cli_is(a, "--alias", NULL)) {
-                if (!*v) return cli_usage("serve", "--alias is empty");
-                o.alias = v;
-            } else {
-                return cli_usage("serve", "unknown option '%s'", a);
-            }
-        }
-    }
+    long long seed = -1, max_body = -1;
+    int no_mmap = 0, quiet = 0;
+    const char *think = NULL;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "GGUF model", &o.model),
+        CLI_STR("--host", "ADDR", "address to listen on (default 127.0.0.1: this machine only)", &o.host),
+        CLI_INT("--port", "N", "port (default 8080; 0 = a free port, printed)", &o.port, 0, 65535),
+        CLI_OPT_PARALLEL(&o.parallel, "answers decoded at once, each in its own sequence slot (default 4)"),
+        CLI_INT("--queue", "N", "requests that may wait beyond the slots; more get 503 + Retry-After (default 64)",
+                &o.queue, 0, 1 << 20),
+        CLI_STR("--api-key", "KEY", "require \"Authorization: Bearer KEY\" on every route but /health and the page",
+                &o.api_key),
+        CLI_STR("--cors", "ORIGIN", "send CORS headers allowing ORIGIN (\"*\" for any; default: none)", &o.cors),
+        CLI_STR("--probe", "FILE", "the thinking probe (kvlens probe train): enables thinking \"auto\"", &o.probe),
+        CLI_ENUM("--think", "fast|slow|auto", "thinking for requests that do not ask (default slow; auto needs --probe)",
+                 &think),
+        {.names = "--timeout", .kind = CLI_OPT_FLOAT, .arg = "S", .target = CLI_T(double, &o.timeout), .lo = 1e-9, .hi = 1e6,
+         .range = "seconds > 0", .help = "seconds a request may take at most (default 600); then it ends (\"length\")"},
+        {.names = "--shutdown-grace", .kind = CLI_OPT_FLOAT, .arg = "S", .target = CLI_T(double, &o.shutdown_grace), .lo = 1e-9,
+         .hi = 1e6, .range = "seconds > 0", .help = "seconds in-flight requests may finish after SIGINT/SIGTERM (default 10)"},
+        {.names = "--max-body", .kind = CLI_OPT_I64, .arg = "BYTES", .target = CLI_T(long long, &max_body), .lo = 1024, .hi = 1 << 30,
+         .range = "1024..2^30", .help = "request body size limit (default 4194304; 413 beyond)"},
+        CLI_STR("--alias", "NAME", "the model's name in the API (default: the file name without .gguf)", &o.alias),
+        CLI_FLAG("--quiet", "no log line per request", &quiet),
+    };
+    const cli_opt sampling[] = {
+        CLI_F32("--temp", "T", "temperature (default 0.8)", &o.sampling.temp, 0, 100),
+        CLI_INT("--top-k", "K", "top-k (default 40)", &o.sampling.top_k, 0, 1 << 24),
+        {.names = "--top-p", .kind = CLI_OPT_F32, .arg = "P", .target = CLI_T(float, &o.sampling.top_p), .lo = 1e-30, .hi = 1,
+         .range = "0 < p <= 1", .help = "top-p (default 0.95)"},
+        CLI_F32("--min-p", "P", "min-p (default 0.05)", &o.sampling.min_p, 0, 1),
+        CLI_I64("--seed", "S", "seed (default 42 + the request's number, as llama-server)", &seed, 0, (double)INT64_MAX),
+    };
+    const cli_opt compute[] = {
+        CLI_OPT_THREADS(&threads),
+        {.names = "-c|--ctx|--ctx-size", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &n_ctx), .lo = 1, .hi = 1 << 24,
+         .what = "context size", .help = "positions per slot (default: the model's, at most 4096)"},
+        CLI_OPTS_BACKEND,
+        CLI_FLAG("--cache-f16", "keep the KV cache in f16", &f16),
+        CLI_FLAG("--no-mmap", "read the model into memory instead of mapping it", &no_mmap),
+    };
+    const cli_cmd_spec spec = {
+        .name = "serve", .usage = "kvlens serve -m MODEL [options]",
+        .about = "An OpenAI-compatible HTTP server (llama-server's routes): GET /health, /v1/models, /metrics and the web\n"
+                 "page at /; POST /v1/chat/completions (streaming with \"stream\": true), /v1/completions, /v1/embeddings,\n"
+                 "/tokenize, /detokenize and /kvlens/kv (the KV cache as .npy). Every answer carries \"kvlens\":\n"
+                 "{\"confidence\", \"think\"}. One scheduler decodes all running requests as one batch per step.",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("sampling defaults for requests that leave them out", sampling),
+                   CLI_GROUP("compute", compute)},
+        .n_groups = 3,
+        .notes = "Prints \"listening on http://HOST:PORT\" to stderr when ready; SIGINT/SIGTERM stop it (exit 0)."};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
+    if (!*o.host) return cli_usage("serve", "--host is empty");
+    if (o.api_key && !*o.api_key) return cli_usage("serve", "--api-key is empty");
+    if (o.cors && (!*o.cors || strpbrk(o.cors, "\r\n"))) return cli_usage("serve", "bad --cors origin '%s'", o.cors);
+    if (o.alias && !*o.alias) return cli_usage("serve", "--alias is empty");
+    if (think) o.think_default = !strcmp(think, "fast") ? SRV_THINK_FAST : !strcmp(think, "slow") ? SRV_THINK_SLOW : SRV_THINK_AUTO;
+    if (max_body >= 0) o.max_body = (size_t)max_body;
+    if (seed >= 0) o.sampling.seed = (uint64_t)seed;
+    if (no_mmap) o.use_mmap = false;
+    if (quiet) o.quiet = true;
     if (!o.model) return cli_usage("serve", "-m MODEL is required");
-    if (cli_input_file("serve", o.model)) return 1;
-    if (o.probe && cli_input_file("serve", o.probe)) return 1;
+    int rc; /* a missing file: 1; a directory: 2 */
+    if ((rc = cli_input_file("serve", o.model)) || (o.probe && (rc = cli_input_file("serve", o.probe)))) return rc;
     o.ctx = cli_ctx_defaults();
     o.ctx.n_threads = threads;
     o.ctx.n_ctx = n_ctx;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_opts.h"
 #include "cli/cli_resume.h"
 #include "cli/cli_shard.h"
 #include "cli/cli_solve.h"
@@ -12,41 +13,9 @@
 
 #define MAX_LEVEL 100 /* per-level statistics for levels 0..MAX_LEVEL-1 */
 
-static void help(void) {
-    printf("usage: kvlens solve -m MODEL --data FILE.jsonl [options]\n\n"
-           "Solves each problem of a JSONL file with the model's chat template (greedy unless sampling options are\n"
-           "given), grades the answers and prints accuracy, generated tokens and speed.\n\n"
-           "options:\n"
-           "  -m, --model FILE      GGUF model (with its tokenizer and chat template)\n"
-           "  --data FILE           one JSON object per line: GSM8K/MGSM (question or en, answer), MATH500 (problem,\n"
-           "                        answer), CommonsenseQA/Belebele (en, answer letter), TheoremQA (en, answer,\n"
-           "                        answer_type); optional id and level are copied to the results\n"
-           "  --format F            gsm8k | math | choice | theoremqa (default: guessed per row from its fields)\n"
-           "  --field NAME          the question's field (default: question, problem or en; e.g. de for MGSM)\n"
-           "  --think MODE          default | fast | slow: the template as is, an empty think block, or an opened\n"
-           "                        <think> (fast and slow need a hybrid-thinking template such as Qwen3's);\n"
-           "                        auto1 | auto2: a probe picks the mode after the prompt (one-step), and re-scores\n"
-           "                        while decoding to switch at most once (two-step); see kvlens probe\n"
-           "  --probe FILE          the probe for auto1/auto2 (from kvlens probe train)\n"
-           "  --delta D             two-step: switch slow->fast below 50-D, fast->slow above 50+D (default 20)\n"
-           "  --every K             two-step: re-score after every K generated tokens (default 1)\n"
-           "  --max-tokens N        tokens to generate per problem at most (default 1024)\n"
-           "  --limit N             only the first N problems (0 = all, the default)\n"
-           "  --parallel N          problems decoded at once (default %d); results do not depend on it: problem i\n"
-           "                        samples with seed + i, and greedy answers equal those of --parallel 1\n"
-           "  --out FILE            write one JSON line per problem: index (the data row), question, output,\n"
-           "                        extracted, reference, correct, tokens, prompt_tokens, time_s, stop (and id, level\n"
-           "                        when given). Started again with the same arguments, an interrupted run continues\n"
-           "                        the file (FILE.kvlens-run.json records the run); another run's file is refused\n"
-           CLI_SHARD_HELP
-           "  --json                print the summary as one JSON object\n"
-           "  --show                print each question, the model's output and the verdict as it goes\n"
-           "  -t, --threads N       threads (default: all cores)\n"
-           CLI_BACKEND_HELP
-           "  -c, --ctx N           context size (default: the model's, at most 4096)\n"
-           "  --temp T, --top-k K, --top-p P, --seed S   sampling (default: greedy)\n\n"
-           "The prompt is the question, a newline and one instruction per format:\n", CLI_PARALLEL_DEFAULT);
-    for (int f = 0; f < 4; f++) printf("  %-10s %s\n", kvl_format_name((kvl_format)f), kvl_solve_instruction((kvl_format)f));
+static void formats_help(FILE *f) {
+    fprintf(f, "\nThe prompt is the question, a newline and one instruction per format:\n");
+    for (int k = 0; k < 4; k++) fprintf(f, "  %-10s %s\n", kvl_format_name((kvl_format)k), kvl_solve_instruction((kvl_format)k));
 }
 
 typedef struct {
@@ -65,66 +34,67 @@ typedef struct {
 } solve_opts;
 
 static int parse_opts(int argc, char **argv, solve_opts *o) {
-    const char *v;
-    long long x;
-    int r;
-    double f;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help();
-            return 1;
-        } else if (cli_is(a, "--json", NULL)) {
-            o->json = 1;
-            continue;
-        } else if (cli_is(a, "--show", NULL)) {
-            o->show = 1;
-            continue;
+    char parallel_help[256];
+    snprintf(parallel_help, sizeof parallel_help,
+             "problems decoded at once (default %d); results do not depend on it: problem i\n"
+             "samples with seed + i, and greedy answers equal those of --parallel 1", CLI_PARALLEL_DEFAULT);
+    const char *think = NULL, *top_k = NULL, *top_p = NULL, *seed = NULL;
+    long long seed_v = 0;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "GGUF model (with its tokenizer and chat template)", &o->model),
+        CLI_STR("--data", "FILE", "one JSON object per line: GSM8K/MGSM (question or en, answer), MATH500 (problem,\n"
+                "answer), CommonsenseQA/Belebele (en, answer letter), TheoremQA (en, answer,\n"
+                "answer_type); optional id and level are copied to the results", &o->p.data),
+        CLI_STR("-o|--out|--output", "FILE", "write one JSON line per problem: index (the data row), question, output,\n"
+                "extracted, reference, correct, tokens, prompt_tokens, time_s, stop (and id, level\n"
+                "when given). Started again with the same arguments, an interrupted run continues\n"
+                "the file (FILE.kvlens-run.json records the run); another run's file is refused", &o->p.out),
+        CLI_ENUM("--think", "default|fast|slow|auto1|auto2",
+                 "default | fast | slow: the template as is, an empty think block, or an opened\n"
+                 "<think> (fast and slow need a hybrid-thinking template such as Qwen3's);\n"
+                 "auto1 | auto2: a probe picks the mode after the prompt (one-step), and re-scores\n"
+                 "while decoding to switch at most once (two-step); see kvlens probe", &think),
+        CLI_STR("--probe", "FILE", "the probe for auto1/auto2 (from kvlens probe train)", &o->probe),
+        {.names = "--delta", .kind = CLI_OPT_FLOAT, .arg = "D", .target = CLI_T(double, &o->delta), .lo = 0, .hi = 50,
+         .help = "two-step: switch slow->fast below 50-D, fast->slow above 50+D (default 20)", .given = &o->delta_opt},
+        {.names = "--every", .kind = CLI_OPT_I64, .arg = "K", .target = CLI_T(long long, &o->every), .lo = 1, .hi = 1 << 24,
+         .help = "two-step: re-score after every K generated tokens (default 1)", .given = &o->every_opt},
+        CLI_OPT_SHARD(&o->shard),
+        CLI_FLAG("--json", "print the summary as one JSON object", &o->json),
+        CLI_FLAG("--show", "print each question, the model's output and the verdict as it goes", &o->show),
+    };
+    const cli_opt sampling[] = {
+        {.names = "--temp", .kind = CLI_OPT_F32, .arg = "T", .target = CLI_T(float, &o->sp.temp), .lo = 0, .hi = 1e30,
+         .what = "temperature", .range = ">= 0", .help = "temperature; 0 = greedy (the default)"},
+        {.names = "--top-k", .kind = CLI_OPT_INT, .arg = "K", .target = CLI_T(int, &o->sp.top_k), .lo = 0, .hi = 1 << 24,
+         .help = "sample from the K most likely tokens (0 = off)", .given = &top_k},
+        {.names = "--top-p", .kind = CLI_OPT_F32, .arg = "P", .target = CLI_T(float, &o->sp.top_p), .lo = 1e-30, .hi = 1,
+         .range = "0 < p <= 1", .help = "nucleus sampling mass (1 = off)", .given = &top_p},
+        {.names = "--seed", .kind = CLI_OPT_I64, .arg = "S", .target = CLI_T(long long, &seed_v), .lo = 0, .hi = (double)INT64_MAX,
+         .help = "random seed (problem i samples with seed + i)", .given = &seed},
+    };
+    const cli_opt problems[] = {CLI_OPTS_PROBLEM(&o->p, parallel_help)};
+    const cli_opt compute[] = {CLI_OPT_THREADS(&o->n_threads), CLI_OPT_CTX(&o->n_ctx), CLI_OPTS_BACKEND};
+    const cli_cmd_spec spec = {
+        .name = "solve", .usage = "kvlens solve -m MODEL --data FILE.jsonl [options]",
+        .about = "Solves each problem of a JSONL file with the model's chat template (greedy unless sampling options are\n"
+                 "given), grades the answers and prints accuracy, generated tokens and speed.",
+        .groups = {CLI_GROUP("options", own), CLI_GROUP("problems", problems), CLI_GROUP("sampling (default: greedy)", sampling),
+                   CLI_GROUP("compute", compute)},
+        .n_groups = 4, .more_help = formats_help};
+    int r = cli_opts_parse(&spec, argc, argv, 1);
+    if (r) return r;
+    if (seed) o->sp.seed = (uint64_t)seed_v;
+    o->sampling_opt = top_k ? top_k : top_p ? top_p : seed;
+    if (think) {
+        if (!strcmp(think, "default")) o->think = KVL_THINK_DEFAULT;
+        else if (!strcmp(think, "fast")) o->think = KVL_THINK_FAST;
+        else if (!strcmp(think, "slow")) o->think = KVL_THINK_SLOW;
+        else {
+            o->think = KVL_THINK_SLOW; /* for the check that the template thinks */
+            o->adapt = think[4] == '1' ? KVL_ADAPT_ONE_STEP : KVL_ADAPT_TWO_STEP;
         }
-        static const char *const VALUE_OPTS[] = {"--data", "--out", "--field", "--format", "--max-tokens", "--parallel",
-                                                 "-np", "--limit", "--think", "--probe", "--delta", "--every", "--temp",
-                                                 "--top-k", "--top-p", "--seed", "--shard", NULL};
-        if ((r = cli_takes_value("solve", a, VALUE_OPTS))) return r;
-        if (!(v = cli_value(argc, argv, &i, "solve"))) return 2;
-        if (cli_is(a, "-m", "--model")) o->model = v;
-        else if ((r = cli_problem_opt("solve", a, v, &o->p)) || (r = cli_shard_opt("solve", a, v, &o->shard)) ||
-                 (r = cli_threads_ctx_opt("solve", a, v, &o->n_threads, &o->n_ctx))) {
-            if (r < 0) return 2;
-        } else if (cli_is(a, "--think", NULL)) {
-            if (!strcmp(v, "default")) o->think = KVL_THINK_DEFAULT;
-            else if (!strcmp(v, "fast")) o->think = KVL_THINK_FAST;
-            else if (!strcmp(v, "slow")) o->think = KVL_THINK_SLOW;
-            else if (!strcmp(v, "auto1") || !strcmp(v, "auto2")) {
-                o->think = KVL_THINK_SLOW; /* for the check that the template thinks */
-                o->adapt = v[4] == '1' ? KVL_ADAPT_ONE_STEP : KVL_ADAPT_TWO_STEP;
-            } else return cli_usage("solve", "--think takes default, fast, slow, auto1 or auto2, not '%s'", v);
-            o->think_name = v;
-        } else if (cli_is(a, "--probe", NULL)) {
-            o->probe = v;
-        } else if (cli_is(a, "--delta", NULL)) {
-            if (cli_parse_float(v, &o->delta) || o->delta < 0 || o->delta > 50) return cli_usage("solve", "bad --delta '%s' (0..50)", v);
-            o->delta_opt = a;
-        } else if (cli_is(a, "--every", NULL)) {
-            if (cli_parse_int(v, 1, 1 << 24, &o->every)) return cli_usage("solve", "bad --every '%s'", v);
-            o->every_opt = a;
-        } else if (cli_is(a, "--temp", NULL)) {
-            if (cli_parse_float(v, &f) || f < 0) return cli_usage("solve", "bad temperature '%s'", v);
-            o->sp.temp = (float)f;
-        } else if (cli_is(a, "--top-k", NULL)) {
-            if (cli_parse_int(v, 0, 1 << 24, &x)) return cli_usage("solve", "bad --top-k '%s'", v);
-            o->sp.top_k = (int)x;
-            o->sampling_opt = a;
-        } else if (cli_is(a, "--top-p", NULL)) {
-            if (cli_parse_float(v, &f) || f <= 0 || f > 1) return cli_usage("solve", "bad --top-p '%s' (0 < p <= 1)", v);
-            o->sp.top_p = (float)f;
-            o->sampling_opt = a;
-        } else if (cli_is(a, "--seed", NULL)) {
-            if (cli_parse_int(v, 0, INT64_MAX, &x)) return cli_usage("solve", "bad --seed '%s'", v);
-            o->sp.seed = (uint64_t)x;
-            o->sampling_opt = a;
-        } else {
-            return cli_usage("solve", "unknown option '%s'", a);
-        }
+        o->think_name = think;
     }
     if (!o->model) return cli_usage("solve", "-m MODEL is required");
     if (!o->p.data) return cli_usage("solve", "--data FILE is required");
@@ -252,7 +222,7 @@ int cmd_solve(int argc, char **argv) {
                     .delta = 20, .every = 1, .shard = CLI_SHARD_ALL};
     o.sp = kvl_sampler_default_params();
     int rc = parse_opts(argc, argv, &o);
-    if (rc) return rc == 1 ? 0 : rc;
+    if (rc) return cli_opts_status(rc); /* help: 0 */
 
     cli_solver sv = {0};
     char *data = NULL;

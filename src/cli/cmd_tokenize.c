@@ -3,34 +3,23 @@
 #include <string.h>
 
 #include "cli/cli.h"
-
-static void help(FILE *f) {
-    fprintf(f, "usage: kvlens tokenize -m MODEL.gguf [--add-bos] < text\n\n"
-               "Read raw UTF-8 text from stdin and print its token ids as one JSON array. Special and added token\n"
-               "texts in the input (<|im_start|>, <think>, ...) become their tokens, as Hugging Face does with\n"
-               "add_special_tokens=False. MODEL may be a full model or a vocab-only GGUF.\n\n"
-               "options:\n"
-               "  -m, --model F   the GGUF file\n"
-               "  --add-bos       put the BOS token first (when the model has one)\n"
-               "  -h, --help      this help\n");
-}
+#include "cli/cli_opts.h"
 
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL;
-    bool add_bos = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is(a, "-h", "--help")) {
-            help(stdout);
-            return 0;
-        } else if (cli_is(a, "-m", "--model")) {
-            if (!(model = cli_value(argc, argv, &i, "tokenize"))) return 2;
-        } else if (cli_is(a, "--add-bos", NULL)) {
-            add_bos = true;
-        } else {
-            return cli_usage("tokenize", "unexpected argument '%s'", a);
-        }
-    }
+    int add_bos = 0;
+    const cli_opt own[] = {
+        CLI_STR("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model),
+        CLI_FLAG("--add-bos", "put the BOS token first (when the model has one)", &add_bos),
+    };
+    const cli_cmd_spec spec = {
+        .name = "tokenize", .usage = "kvlens tokenize -m MODEL.gguf [--add-bos] < text",
+        .about = "Read raw UTF-8 text from stdin and print its token ids as one JSON array. Special and added token\n"
+                 "texts in the input (<|im_start|>, <think>, ...) become their tokens, as Hugging Face does with\n"
+                 "add_special_tokens=False. MODEL may be a full model or a vocab-only GGUF.",
+        .groups = {CLI_GROUP("options", own)}, .n_groups = 1};
+    int pr = cli_opts_parse(&spec, argc, argv, 1);
+    if (pr) return cli_opts_status(pr);
     if (!model) return cli_usage("tokenize", "needs -m MODEL.gguf");
     kvl_tokenizer *t;
     kvl_status s = kvl_tokenizer_load(model, &t);
