@@ -216,5 +216,15 @@ missing probe eval -m "$M" --labels "$T/missing.jsonl" --probe "$T/missing.bin"
 missing merge "$T/out.jsonl" "$T/missing.jsonl"
 missing serve -m "$M" --port 0
 
+# -m naming a directory is a usage error (2) in every subcommand that takes a model, checked when the options are read
+for c in "info" "run -p hi" "dump -p hi -o $T/d" "bench" "tokenize" "detokenize" "chat-template --messages $T/conv.json" \
+    "embed --input $T/conv.json -o $T/e" "embed-eval --data $T/p.jsonl" "score -p hi --answer x" \
+    "selfeval --data $T/p.jsonl --out $T/se" "solve --data $T/p.jsonl" "label --data $T/p.jsonl -o $T/l.jsonl" \
+    "probe train --labels $T/p.jsonl -o $T/p.bin" "serve --port 0"; do
+    # shellcheck disable=SC2086 # the words of c are the command line
+    STDIN=$T/ids.json run "$BIN" $c -m "$T"
+    if [ "$rc" -eq 2 ] && grep -q "is a directory" "$T/err"; then ok; else bad "$c -m DIR -> rc $rc, want 2: $(head -c 150 "$T/err")"; fi
+done
+
 echo "cli_options: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]

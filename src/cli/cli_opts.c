@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/cli_shard.h"
@@ -75,7 +76,13 @@ static int store(const cli_cmd_spec *c, const cli_opt *o, const char *typed, con
         if (o->kind == CLI_OPT_FLOAT) *(double *)o->target = f;
         else *(float *)o->target = (float)f;
         return 0;
-    case CLI_OPT_STR: *(const char **)o->target = v; return 0;
+    case CLI_OPT_STR: {
+        struct stat st;
+        if (o->input && strcmp(v, "-") && !stat(v, &st) && S_ISDIR(st.st_mode))
+            return cli_usage(c->name, "%s: %s is a directory, not a file", typed, v);
+        *(const char **)o->target = v;
+        return 0;
+    }
     case CLI_OPT_ENUM:
         if (!has_name(o->choices, v)) {
             char list[256];

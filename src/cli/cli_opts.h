@@ -49,6 +49,7 @@ typedef struct {
     const char *what;    /* "bad WHAT 'value'" (default: the option's name as typed) */
     const char *range;   /* the range as the message says it (default "lo..hi") */
     const char **given;  /* when not NULL: the name the option was given under (NULL when not given) */
+    int input;           /* STR: an input file; a directory is refused (usage), a missing file is left to the command */
 } cli_opt;
 
 typedef struct {
@@ -89,6 +90,8 @@ static inline int cli_opts_status(int r) { return r == CLI_OPTS_HELP ? 0 : r; }
 #define CLI_FLAG_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_FLAG, .help = h, .target = CLI_T(int, p), .set = v}
 #define CLI_BOOL_SET(n, h, p, v) {.names = n, .kind = CLI_OPT_BOOL, .help = h, .target = CLI_T(bool, p), .set = v}
 #define CLI_STR(n, a, h, p) {.names = n, .kind = CLI_OPT_STR, .arg = a, .help = h, .target = CLI_T(const char *, p)}
+#define CLI_INPUT(n, a, h, p) \
+    {.names = n, .kind = CLI_OPT_STR, .arg = a, .help = h, .target = CLI_T(const char *, p), .input = 1}
 #define CLI_ENUM(n, c, h, p) {.names = n, .kind = CLI_OPT_ENUM, .choices = c, .help = h, .target = CLI_T(const char *, p)}
 #define CLI_INT(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_INT, .arg = a, .help = h, .target = CLI_T(int, p), .lo = l, .hi = u}
 #define CLI_I64(n, a, h, p, l, u) {.names = n, .kind = CLI_OPT_I64, .arg = a, .help = h, .target = CLI_T(long long, p), .lo = l, .hi = u}
@@ -128,7 +131,7 @@ int cli_opt_shard_fn(const char *cmd, const char *name, const char *value, void 
 int cli_opt_think_fn(const char *cmd, const char *name, const char *value, void *target); /* kvl_think */
 #define CLI_OPTS_MODEL(o) CLI_OPTS_MODEL_PROMPT(o), CLI_OPT_THINK(&(o)->think), CLI_OPTS_MODEL_BOS(o)
 #define CLI_OPTS_MODEL_PROMPT(o)                                                                                     \
-    CLI_STR("-m|--model", "FILE", "GGUF model", &(o)->model),                                                   \
+    CLI_INPUT("-m|--model", "FILE", "GGUF model", &(o)->model),                                                 \
     CLI_STR("-p|--prompt", "TEXT", "prompt text", &(o)->prompt),                                                \
     CLI_STR("--tokens", "1,2,3", "prompt as token ids (instead of -p)", &(o)->tokens),                          \
     CLI_FLAG("--chat", "treat -p as a user message and apply the model's chat template", &(o)->chat),           \

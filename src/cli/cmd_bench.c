@@ -200,7 +200,7 @@ int cmd_bench(int argc, char **argv) {
     int no_mmap = 0, cache_f16 = 0;
     const char *batch_opt = NULL;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "GGUF model", &path),
+        CLI_INPUT("-m|--model", "FILE", "GGUF model", &path),
         CLI_STR("--shape", "NAME", "random weights with a real model's shape instead of a file (the shapes below)", &shape),
         CLI_CALL("--type", "TYPE", "weight type for --shape: f32, f16, bf16, q8_0, q4_K, q6_K, q4_0, q4_1,\n"
                  "q5_0, q5_1 (default q8_0)", type_fn, &type),

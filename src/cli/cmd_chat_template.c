@@ -11,7 +11,7 @@ int cmd_chat_template(int argc, char **argv) {
     kvl_chat_params p = kvl_chat_default_params();
     int kind_only = 0, no_gen = 0;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model),
+        CLI_INPUT("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model),
         CLI_STR("--messages", "FILE", "the conversation", &msgs),
         CLI_CALL("--think", "MODE", "default | on | off: Hugging Face's enable_thinking unset / True / False;\n"
                  "slow: the assistant turn opens <think>; fast: it starts with an empty\n"

@@ -9,7 +9,7 @@
 
 int cmd_detokenize(int argc, char **argv) {
     const char *model = NULL;
-    const cli_opt own[] = {CLI_STR("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model)};
+    const cli_opt own[] = {CLI_INPUT("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model)};
     const cli_cmd_spec spec = {
         .name = "detokenize", .usage = "kvlens detokenize -m MODEL.gguf < ids.json",
         .about = "Read a JSON array of token ids from stdin and write the exact bytes they encode to stdout\n"

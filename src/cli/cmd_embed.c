@@ -142,7 +142,7 @@ int cmd_embed(int argc, char **argv) {
         CLI_OPT_SHARD(&shard),
     };
     const cli_opt model_opts[] = {
-        CLI_STR("-m|--model", "FILE", "GGUF model", &model),
+        CLI_INPUT("-m|--model", "FILE", "GGUF model", &model),
         CLI_STR("--shape", "NAME", "random weights of a real model's shape instead of -m (with --format ids)", &shape),
         {.names = "--type", .kind = CLI_OPT_STR, .arg = "TYPE", .target = CLI_T(const char *, &type_s), .given = &type_opt,
          .help = "weight type for --shape (default q8_0)"},

@@ -87,7 +87,7 @@ int cmd_embed_eval(int argc, char **argv) {
                 "--shard I/N and combined with kvlens merge). No model then.", &vectors),
     };
     const cli_opt model_opts[] = {
-        {.names = "-m|--model", .kind = CLI_OPT_STR, .arg = "FILE", .target = CLI_T(const char *, &model), .given = &embed_opt, .help = "GGUF model"},
+        {.names = "-m|--model", .kind = CLI_OPT_STR, .arg = "FILE", .target = CLI_T(const char *, &model), .given = &embed_opt, .help = "GGUF model", .input = 1},
         {.names = "-np|--parallel", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &parallel), .lo = 1, .hi = 4096,
          .given = &embed_opt, .help = parallel_help},
         {.names = "-t|--threads", .kind = CLI_OPT_INT, .arg = "N", .target = CLI_T(int, &threads), .lo = 1, .hi = 1024,

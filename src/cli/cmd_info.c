@@ -17,7 +17,7 @@ int cmd_info(int argc, char **argv) {
     const char *path = NULL;
     int json = 0, tensors = 0;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "the GGUF model", &path),
+        CLI_INPUT("-m|--model", "FILE", "the GGUF model", &path),
         CLI_FLAG("--json", "one JSON object", &json),
         CLI_FLAG("--tensors", "also list every tensor (name, type, shape, bytes)", &tensors),
     };

@@ -31,7 +31,7 @@ static int parse_opts(int argc, char **argv, label_opts *o) {
              CLI_PARALLEL_DEFAULT);
     int traces = 0;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "GGUF model with a hybrid-thinking chat template (Qwen3, R1-Distill, QwQ)", &o->model),
+        CLI_INPUT("-m|--model", "FILE", "GGUF model with a hybrid-thinking chat template (Qwen3, R1-Distill, QwQ)", &o->model),
         CLI_STR("--data", "FILE", "problems, as for kvlens solve", &o->p.data),
         CLI_STR("-o|--out|--output", "FILE", "labels (JSON Lines; appended)", &o->p.out),
         CLI_I64("--short-bound", "N", "fast answers shorter than N tokens are 'easy' (default 128, the paper's bound for\n"

@@ -214,7 +214,7 @@ static int parse_opts(int argc, char **argv, int train, probe_opts *o) {
     const char *views = NULL, *replay = NULL;
     long long seed = -1;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "the GGUF model whose cache is read (hybrid-thinking chat template)", &o->model),
+        CLI_INPUT("-m|--model", "FILE", "the GGUF model whose cache is read (hybrid-thinking chat template)", &o->model),
         CLI_STR("--labels|--data", "FILE", "labels from kvlens label (question, user, label, ...)", &o->labels),
         {.names = "-o|--out|--output", .kind = CLI_OPT_STR, .arg = "FILE", .help = "train: where to write the probe",
          .target = CLI_T(const char *, &o->out), .given = &train_only},

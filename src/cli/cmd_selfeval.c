@@ -45,7 +45,7 @@ static int parse_opts(int argc, char **argv, opts *o) {
     snprintf(points_help, sizeof points_help, "points of the resampled token-axis trajectories (default %d)", DEFAULT_POINTS);
     const char *think = NULL, *levels = NULL;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "GGUF model with its tokenizer and chat template", &o->model),
+        CLI_INPUT("-m|--model", "FILE", "GGUF model with its tokenizer and chat template", &o->model),
         CLI_STR("--data", "FILE", "JSONL problems (see kvlens solve --help)", &o->p.data),
         CLI_STR("-o|--out|--output", "DIR", "output directory (created if missing)", &o->p.out),
         CLI_ENUM("--think", "default|fast|slow", "the thinking mode (default: the template's)", &think),

@@ -29,7 +29,7 @@ int cmd_serve(int argc, char **argv) {
     int no_mmap = 0, quiet = 0;
     const char *think = NULL;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "GGUF model", &o.model),
+        CLI_INPUT("-m|--model", "FILE", "GGUF model", &o.model),
         CLI_STR("--host", "ADDR", "address to listen on (default 127.0.0.1: this machine only)", &o.host),
         CLI_INT("--port", "N", "port (default 8080; 0 = a free port, printed)", &o.port, 0, 65535),
         CLI_OPT_PARALLEL(&o.parallel, "answers decoded at once, each in its own sequence slot (default 4)"),

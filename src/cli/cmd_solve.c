@@ -41,7 +41,7 @@ static int parse_opts(int argc, char **argv, solve_opts *o) {
     const char *think = NULL, *top_k = NULL, *top_p = NULL, *seed = NULL;
     long long seed_v = 0;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "GGUF model (with its tokenizer and chat template)", &o->model),
+        CLI_INPUT("-m|--model", "FILE", "GGUF model (with its tokenizer and chat template)", &o->model),
         CLI_STR("--data", "FILE", "one JSON object per line: GSM8K/MGSM (question or en, answer), MATH500 (problem,\n"
                 "answer), CommonsenseQA/Belebele (en, answer letter), TheoremQA (en, answer,\n"
                 "answer_type); optional id and level are copied to the results", &o->p.data),

@@ -9,7 +9,7 @@ int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL;
     int add_bos = 0;
     const cli_opt own[] = {
-        CLI_STR("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model),
+        CLI_INPUT("-m|--model", "FILE", "the GGUF file (a full model or a vocab-only file)", &model),
         CLI_FLAG("--add-bos", "put the BOS token first (when the model has one)", &add_bos),
     };
     const cli_cmd_spec spec = {
