@@ -33,9 +33,10 @@ import os
 import random
 import re
 
-# Off for the shipped kvlens-think-2 (trained without it). On (KVL_GEN_CAREFUL_SUMS=1, train_model.py
-# --careful-sums): the thinking also works long sums and differences in two parts, the fix planned for its slow-mode
-# errors on the hard benchmark (most are four- and five-digit additions and subtractions done in one go).
+# Off by default (the committed files, stage 1 of kvlens-think-2). On (KVL_GEN_CAREFUL_SUMS=1, train_model.py
+# --careful-sums; stage 2 of the shipped model): the thinking also works long sums and differences in two parts, the
+# fix for stage 1's slow-mode errors on the hard benchmark (most were four- and five-digit additions and
+# subtractions done in one go).
 CAREFUL_SUMS = os.environ.get("KVL_GEN_CAREFUL_SUMS") == "1"
 MAX_EASY = 9999     # easy steps keep every value at most this
 MAX_VALUE = 99999   # hard steps may reach five digits
@@ -639,7 +640,8 @@ STORIES = [story_running, story_running, story_compare, story_shopping, story_gr
 # other words - past or present tense, several quantities or two steps in one sentence, the question first or in
 # the middle, everyday phrases, other subjects and objects, numbers in words, number-free context sentences.
 # Its randomness comes from its own generator seeded from (seed, index): the story's draws, steps and answer
-# stay exactly those of the default wording. Off for the shipped kvlens-think-2.
+# stay exactly those of the default wording. Off by default; stage 2 of the shipped kvlens-think-2 used it
+# for 60% of its problems.
 
 WORDING = os.environ.get("KVL_GEN_WORDING") == "1"
 # The share of problems told in the wider wording when it is on (KVL_GEN_WORDING_SHARE, default all); the others

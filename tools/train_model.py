@@ -62,9 +62,9 @@ def parse_args():
                                    "of training a tokenizer and a model from scratch")
     ap.add_argument("--pool", type=int, default=250000, help="generated training problems")
     ap.add_argument("--careful-sums", action="store_true",
-                    help="the thinking works long sums and differences in two parts (not used by the shipped model)")
+                    help="the thinking works long sums and differences in two parts (stage 2 of the shipped model)")
     ap.add_argument("--wording", action="store_true",
-                    help="the generator's wider wording of the questions (KVL_GEN_WORDING=1; not used by the shipped "
+                    help="the generator's wider wording of the questions (KVL_GEN_WORDING=1; stage 2 of the shipped "
                          "model)")
     ap.add_argument("--wording-share", type=float, default=1.0,
                     help="with --wording: the share of problems told in the wider wording, the rest in the default "
