@@ -69,7 +69,42 @@ threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
 for t in threads: t.start()
 for t in threads: t.join(600)
 t_conc = time.time() - t0
+# A row decoded alone and in a batch goes through other matmul paths (and a prompt prefix may come from another
+# slot's cache): the logits differ in the last bits, so where the answer served alone had two candidate tokens
+# within MARGIN nats of each other, greedy decoding may take either. Such a difference is accepted (at most
+# MAX_TIES of the 64): the request is served alone again with top-2 logprobs and the margin is read at the token
+# where the two texts part. Any other difference fails.
+MARGIN, MAX_TIES = 0.1, 4
+def text_of(d):
+    c = d["choices"][0]
+    return c["text"] if "text" in c else c["message"].get("content") or ""
+def near_tie(i, a, b):
+    path, body = reqs[i]
+    if key(a)[2:] != key(b)[2:] or (path != "/v1/completions" and
+                                   a["choices"][0]["message"].get("reasoning_content") != b["choices"][0]["message"].get("reasoning_content")):
+        return False, "finish, usage, thinking or reasoning differ"
+    q = dict(body, stream=False)
+    if path == "/v1/completions": q["logprobs"] = 2
+    else: q["logprobs"], q["top_logprobs"] = True, 2
+    r = call(path, q)
+    rt, bt = text_of(r), text_of(b)
+    if rt == bt: return True, "served alone again, it gives the concurrent answer"
+    p = 0
+    while p < min(len(rt), len(bt)) and rt[p] == bt[p]: p += 1
+    lp = r["choices"][0]["logprobs"]
+    if path == "/v1/completions":
+        toks = [(t, sorted(d.values(), reverse=True)) for t, d in zip(lp["tokens"], lp["top_logprobs"])]
+    else:
+        toks = [(e["token"], [t["logprob"] for t in e["top_logprobs"]]) for e in lp["content"]]
+    n = 0
+    for t, tops in toks:
+        if n + len(t) > p:
+            m = tops[0] - tops[1] if len(tops) > 1 else 0.0
+            return m <= MARGIN, "they part at %r, top-2 margin %.4f nats" % (t, m)
+        n += len(t)
+    return False, "no token at the parting point"
 bad = 0
+ties = 0
 worst = 0.0
 worst_at = ""
 per_field = {}
@@ -78,8 +113,12 @@ for i, (a, b) in enumerate(zip(alone, results)):
         bad += 1
         continue
     if key(a) != key(b):
+        ok_tie, why = near_tie(i, a, b)
+        print("DIFFERENT answer %d (%s): %s\n  alone      %r\n  concurrent %r" % (i, reqs[i][0], why, key(a), key(b)))
+        if ok_tie and ties < MAX_TIES:
+            ties += 1
+            continue  # other texts: their scores are not comparable
         bad += 1
-        print("DIFFERENT answer %d (%s):\n  alone      %r\n  concurrent %r" % (i, reqs[i][0], key(a), key(b)))
     fa, fb = dict(flat(a["kvlens"]["confidence"])), dict(flat(b["kvlens"]["confidence"]))
     for k in fa:
         d = abs(fa[k] - fb[k]) / max(1.0, abs(fa[k]))
@@ -87,7 +126,8 @@ for i, (a, b) in enumerate(zip(alone, results)):
         if d > worst: worst, worst_at = d, "%s of answer %d: %r vs %r" % (k, i, fa[k], fb[k])
 done = sum(r is not None for r in results)
 slow = sum(1 for a in alone if a["kvlens"]["think"] and a["kvlens"]["think"]["initial"] == "slow")
-print("%d requests, %d completed concurrently, %d differ from alone; %d errors %s" % (len(reqs), done, bad, len(errors), errors[:3]))
+print("%d requests, %d completed concurrently, %d differ from alone (and %d at a near-tie, accepted); %d errors %s"
+      % (len(reqs), done, bad, ties, len(errors), errors[:3]))
 print("alone %.1f s, 16 clients %.1f s; confidence: largest relative difference %.2e (%s); %d answers started slow"
       % (t_alone, t_conc, worst, worst_at, slow))
 print("largest relative difference per score:", ", ".join("%s %.1e" % (k[1:], v) for k, v in sorted(per_field.items())))
