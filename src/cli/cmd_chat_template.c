@@ -66,8 +66,7 @@ int cmd_chat_template(int argc, char **argv) {
         if (n < 0) rc = 1;
         else if ((s = kvl_chat_render(t, m, n, &p, &out, &len)) != KVL_OK) rc = cli_fail(cmd, s);
         else {
-            fwrite(out, 1, len, stdout);
-            if (fflush(stdout)) rc = cli_error(cmd, "cannot write the output");
+            fwrite(out, 1, len, stdout); /* main flushes stdout and reports a write error */
         }
         free(out);
     }
