@@ -89,7 +89,7 @@ static int replay(const char *src, const char *name, int (*refused)(const char *
 }
 
 /* Findings of the fuzzing runs (tests/fuzz/README.md). */
-static void findings(void) {
+static void findings(const char *src) {
     /* problem.c converted out-of-range doubles to long long / int (undefined behaviour) */
     kvl_problem p;
     kvl_format f;
@@ -118,6 +118,23 @@ static void findings(void) {
     kvl_vocab_data v;
     CHECK(kvl_vocab_parse_hf(sparse, sizeof sparse - 1, NULL, 0, &v) == KVL_ERR_FORMAT);
     CHECK(strstr(kvl_last_error(), "ids run up to") != NULL);
+    /* gguf.c: general.alignment 2^30 was accepted, and copying such a header through the writer padded it with
+     * 1 GiB of zeros, one byte at a time (fuzz_gguf timeout); the largest alignment is now 2^20 on both sides */
+    char path[2048];
+    snprintf(path, sizeof path, "%s/tests/fuzz/regress/gguf/timeout-alignment-2p30-header-pad", src);
+    kvl_gguf *g = NULL;
+    CHECK(kvl_gguf_open(path, &g) == KVL_ERR_FORMAT && g == NULL);
+    CHECK_MSG(strstr(kvl_last_error(), "general.alignment 1073741824") != NULL, "message: %s", kvl_last_error());
+    kvl_gguf_writer *w = kvl_gguf_writer_new();
+    FILE *out = tmpfile();
+    CHECK(w && out && kvl_gguf_set_u32(w, "general.alignment", 1u << 30) == KVL_OK);
+    if (w && out) CHECK(kvl_gguf_write_header(w, out) == KVL_ERR_ARG && ftell(out) == 0);
+    kvl_gguf_writer_free(w);
+    w = kvl_gguf_writer_new();
+    CHECK(w && kvl_gguf_set_u32(w, "general.alignment", KVL_GGUF_MAX_ALIGNMENT) == KVL_OK);
+    if (w && out) CHECK(kvl_gguf_write_header(w, out) == KVL_OK && ftell(out) == (long)KVL_GGUF_MAX_ALIGNMENT);
+    kvl_gguf_writer_free(w);
+    if (out) fclose(out);
 }
 
 int main(void) {
@@ -129,6 +146,6 @@ int main(void) {
     n += replay(src, "probe", probe_refused);
     printf("replayed %d crafted inputs\n", n);
     CHECK(n > 50);
-    findings();
+    findings(src);
     return kvl_test_result("test_fuzz_regress");
 }

@@ -589,7 +589,7 @@ int main(void) {
         return 1;
     }
     make_tensor_data();
-    const uint32_t aligns[] = {0 /* default 32 */, 64, 1, 8, 4096};
+    const uint32_t aligns[] = {0 /* default 32 */, 64, 1, 8, 4096, KVL_GGUF_MAX_ALIGNMENT};
     for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) test_round_trip(aligns[i]);
     test_exact_bytes();
     test_getters();

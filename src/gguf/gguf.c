@@ -405,8 +405,8 @@ static kvl_status parse(gguf_impl *g) {
             return kvl_fail(KVL_ERR_FORMAT, "general.alignment has type %s, expected an integer",
                             kvl_gguf_type_name(al->type));
         uint64_t a = al->v.u64; /* a negative signed value reads as huge and fails below */
-        if (a == 0 || (a & (a - 1)) || a > (1u << 30))
-            return kvl_fail(KVL_ERR_FORMAT, "general.alignment %lld is not a power of two in 1..2^30",
+        if (a == 0 || (a & (a - 1)) || a > KVL_GGUF_MAX_ALIGNMENT)
+            return kvl_fail(KVL_ERR_FORMAT, "general.alignment %lld is not a power of two in 1..2^20",
                             (long long)al->v.i64);
         G->alignment = a;
     }
@@ -926,7 +926,8 @@ static void bb_put(bytebuf *b, const void *src, size_t n) {
         b->p = q;
         b->cap = nc;
     }
-    if (n) memcpy(b->p + b->n, src, n);
+    if (n && src) memcpy(b->p + b->n, src, n);
+    else if (n) memset(b->p + b->n, 0, n); /* src NULL: n zero bytes */
     b->n += n;
 }
 
@@ -988,8 +989,9 @@ kvl_status kvl_gguf_write_header(kvl_gguf_writer *w, FILE *f) {
     if (ai) {
         const kvl_gguf_value *v = &w->kv[ai - 1].value;
         int neg = is_signed_type(v->type) && v->v.i64 < 0;
-        if (!is_int_type(v->type) || neg || !v->v.u64 || (v->v.u64 & (v->v.u64 - 1)) || v->v.u64 > (1u << 30))
-            return kvl_fail(KVL_ERR_ARG, "general.alignment must be an integer power of two in 1..2^30");
+        if (!is_int_type(v->type) || neg || !v->v.u64 || (v->v.u64 & (v->v.u64 - 1)) ||
+            v->v.u64 > KVL_GGUF_MAX_ALIGNMENT)
+            return kvl_fail(KVL_ERR_ARG, "general.alignment must be an integer power of two in 1..2^20");
         align = v->v.u64;
     }
     w->alignment = align;
@@ -1020,7 +1022,7 @@ kvl_status kvl_gguf_write_header(kvl_gguf_writer *w, FILE *f) {
         bb_le(&b, t->offset, 8);
     }
     size_t pad = (size_t)((align - b.n % align) % align);
-    for (size_t i = 0; i < pad; i++) bb_le(&b, 0, 1);
+    bb_put(&b, NULL, pad);
     if (b.oom) {
         free(b.p);
         return kvl_fail(KVL_ERR_NOMEM, "out of memory building the GGUF header");

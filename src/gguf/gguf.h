@@ -23,6 +23,9 @@ enum {
 
 #define KVL_GGUF_MAX_DIMS 4
 #define KVL_GGUF_DEFAULT_ALIGNMENT 32
+/* Largest general.alignment read or written: real files use 32 (some 64..4096); a larger value would only pad a
+ * header copied from a crafted file to gigabytes (found by fuzz_gguf: 2^30 made the writer emit 1 GiB of zeros). */
+#define KVL_GGUF_MAX_ALIGNMENT (1u << 20)
 
 /* A string inside the mapped file: NOT NUL-terminated. */
 typedef struct {

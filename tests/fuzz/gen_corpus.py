@@ -130,7 +130,8 @@ def gguf_files():
     bad['arr_elem_str_len_max.gguf'] = gguf([s('a') + struct.pack('<IIQ', ARR, STR, 2) + s('ok') + struct.pack('<Q', (1 << 64) - 1)])
     bad['tensor_name_len_max.gguf'] = gguf([], [struct.pack('<Q', (1 << 64) - 1) + b'w' * 40])   # TALOS-2024-1915 shape
     # general.alignment: zero, not a power of two, huge, wrong types
-    for name, t, v in [('zero', U32, 0), ('three', U32, 3), ('not_pow2_48', U32, 48), ('2p31', U32, 1 << 31),
+    for name, t, v in [('zero', U32, 0), ('three', U32, 3), ('not_pow2_48', U32, 48), ('2p21', U32, 1 << 21),
+                       ('2p30', U32, 1 << 30), ('2p31', U32, 1 << 31),
                        ('u64_2p63', U64, 1 << 63), ('u64_max', U64, (1 << 64) - 1), ('i32_neg', I32, -32),
                        ('i64_neg', I64, -(1 << 63)), ('string', STR, '32'), ('float', F32, 32.0), ('bool', BOOL, 1),
                        ('array', ARR, (U32, [32]))]:
