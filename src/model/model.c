@@ -215,7 +215,8 @@ static kvl_status find_eog(loader *ld) {
     static const char *keys[] = {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
                                  "tokenizer.ggml.eom_token_id"};
     static const char *texts[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|endoftext|>",
-                                  "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"};
+                                  /* DeepSeek's <｜end▁of▁sentence｜>, split where a hex escape would run on */
+                                  ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>")};
     kvl_model *m = ld->m;
     m->eog = malloc(16 * sizeof *m->eog);
     if (!m->eog) return kvl_fail(KVL_ERR_NOMEM, "out of memory");
