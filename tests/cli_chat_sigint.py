@@ -124,14 +124,14 @@ def end_lines(c):
 
 def streamed_reply(c, msg, k, what):
     """Sends msg at the k-th prompt, waits for streamed reply bytes, sends SIGINT, waits for the reply's end line and
-    the next prompt; returns (tokens generated, stdout bytes at the signal, seconds from message to first byte)."""
+    the next prompt; returns (tokens generated, reply bytes seen at the signal, seconds from message to first byte)."""
     c.wait_prompt(k, what + ": prompt %d" % k)
     n0, ends0 = len(c.out), len(end_lines(c))
     t0 = time.monotonic()
     c.say(msg)
     c.wait_for(what + ": streamed reply bytes", lambda: len(c.out) > n0)
     t_first = time.monotonic() - t0
-    at_signal = len(c.out)
+    at_signal = len(c.out) - n0
     c.sigint()
     c.wait_for(what + ": the reply's end line and a new prompt after SIGINT", lambda: len(end_lines(c)) > ends0)
     if c.p.poll() is not None:
@@ -147,10 +147,13 @@ def scenario_a(extra=(), name="a"):
         n2, at2, _ = streamed_reply(c, MESSAGES[1], 2, name + " turn 2")
         c.p.stdin.close()  # EOF at the prompt: the chat ends normally
         rc = c.exit_status(name + ": after EOF")
-        print("%s) %s: SIGINT after %d streamed bytes (first byte %.2f s after the message): reply stopped at %d "
+        print("%s) %s: SIGINT after %d streamed reply bytes (first byte %.2f s after the message): reply stopped at %d "
               "tokens; the next message streamed again and was stopped at %d tokens; EOF -> exit %d"
               % (name, " ".join(extra) or "plain chat", at1, t_first, n1, n2, rc))
         limit = CTX // 2  # the reply could run to ~4070 tokens: stopping well below shows the signal did it
+        if at1 >= 2048 or at2 >= 2048:  # a stdio buffer on a pipe holds 4096 bytes (about 1300 tokens here)
+            raise Failure("%s: the first streamed bytes came in chunks of %d and %d bytes: stdout is not flushed per "
+                          "token" % (name, at1, at2))
         if not 0 < n1 < limit or not 0 < n2 < limit:
             raise Failure("%s: replies of %d and %d tokens, want 1..%d (stopped by SIGINT)" % (name, n1, n2, limit - 1))
         if rc != 0:
