@@ -86,6 +86,8 @@ class Chat:
         path = "/proc/%d/status" % self.p.pid
         end = time.monotonic() + timeout
         while time.monotonic() < end:
+            if self.p.poll() is not None:
+                return  # it exited (the caller reads the status)
             try:
                 st = dict(l.split(":", 1) for l in open(path).read().splitlines() if ":" in l)
             except OSError:
