@@ -875,6 +875,8 @@ typedef struct {
     /* optional: each token after the prompt as it is decided (inserted = a switch's control tokens) */
     void (*on_token)(void *user, int32_t id, bool inserted);
     void *user;
+    const volatile int *cancel; /* optional (kvl_think_generate): non-zero ends the answer at the next step (stop
+                                 * "cancel"; e.g. set from a signal handler) */
 } kvl_think_params;
 
 typedef struct {
@@ -890,7 +892,7 @@ typedef struct {
     int *score_at;           /* two-step trajectory: tokens generated when each score was taken (malloc'd) */
     float *scores;
     int n_scores;
-    const char *stop;        /* "eog", "length" or "context" */
+    const char *stop;        /* "eog", "length", "context" or "cancel" (p->cancel, kvl_think_generate) */
     double t_prompt, t_gen, t_probe; /* seconds: prompt, decoding (including checks), checks alone */
 } kvl_think_result;
 

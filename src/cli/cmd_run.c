@@ -226,6 +226,7 @@ static kvl_status think_generate(runner *r, const kvl_chat_msg *msgs, int n) {
     tp.ignore_eos = r->ignore_eos;
     tp.on_token = on_think_token;
     tp.user = r;
+    tp.cancel = &r->cancel; /* Ctrl-C in the chat */
     if (!(s = kvl_detok_new(r->tok, &r->d))) {
         s = kvl_think_generate(r->c, r->smp, &pr, &tp, &r->think);
         end_text(r);
@@ -233,6 +234,7 @@ static kvl_status think_generate(runner *r, const kvl_chat_msg *msgs, int n) {
     r->n_out = r->think.n_tokens;
     memcpy(r->out, r->think.tokens, (size_t)r->n_out * sizeof *r->out);
     r->stop = r->think.stop ? r->think.stop : "length";
+    if (r->cancel == 2) r->stop = "interrupted"; /* Ctrl-C in the chat */
     r->t_prompt = r->think.t_prompt;
     r->t_gen = r->think.t_gen;
     kvl_think_prompt_free(&pr);

@@ -254,10 +254,13 @@ kvl_status kvl_think_generate_with(kvl_ctx *c, kvl_sampler *smp, const kvl_think
     }
     kvl_gen_params gp = kvl_gen_default_params();
     gp.sampler = smp;
+    gp.cancel = p->cancel;
     kvl_think_ctl_attach(t, &gp);
     kvl_gen_result g;
     kvl_status s = kvl_generate(c, &gp, &g);
+    const bool cancelled = g.stop && !strcmp(g.stop, "cancel");
     kvl_status s2 = kvl_think_ctl_finish(t, &g, r);
+    if (cancelled) r->stop = "cancel";
     kvl_gen_result_free(&g);
     kvl_think_ctl_free(t);
     return s ? s : s2;

@@ -10,6 +10,9 @@ PROBE=$SRC/models/kvlens-think-2-probe.bin
 command -v curl >/dev/null || { echo "SKIP: no curl"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
 T=$(mktemp -d)
+# the tests' Python helpers (confidence_tol.py: how two computations of the same confidence scores are compared)
+export PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the source tree
 SRV_PIDS=()
 cleanup() {
     for p in "${SRV_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
