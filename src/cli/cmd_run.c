@@ -157,8 +157,7 @@ static void on_logits(void *user, const float *logits, int n_vocab) {
 static kvl_status generate(runner *r, const int32_t *ids, int n) {
     r->n_out = 0;
     r->text_len = 0;
-    r->printed = 0;
-    r->cancel = 0;
+    r->printed = 0; /* r->cancel is cleared by the caller: a Ctrl-C from here on stops this reply */
     r->stop = "length";
     if (n > kvl_ctx_n_ctx(r->c)) return KVL_ERR_RANGE;
     kvl_status s = r->sched ? KVL_OK : kvl_sched_new(r->c, 1, &r->sched);
@@ -212,8 +211,7 @@ static kvl_status think_generate(runner *r, const kvl_chat_msg *msgs, int n) {
     kvl_think_prompt pr;
     r->n_out = 0;
     r->text_len = 0;
-    r->printed = 0;
-    r->cancel = 0;
+    r->printed = 0; /* r->cancel: cleared by the caller, as in generate() */
     kvl_think_result_free(&r->think);
     kvl_status s = kvl_think_prompt_build(r->tok, msgs, n, NULL, &pr);
     if (s) return s;
@@ -350,6 +348,7 @@ static int chat_loop(runner *r, const cli_model_opts *mo) {
         free(prompt);
         if (!s && r->adapt < 0 && n_ids >= kvl_ctx_n_ctx(r->c)) s = KVL_ERR_RANGE; /* no room for a reply */
         if (!s) {
+            r->cancel = 0; /* before the flag: a Ctrl-C once generating is set is never lost */
             g_generating = 1;
             s = r->adapt >= 0 ? think_generate(r, msgs, n) : generate(r, ids, n_ids);
             g_generating = 0;
