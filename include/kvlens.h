@@ -582,7 +582,8 @@ kvl_status kvl_clf_evaluate(const float *X, int n, int dim, const int *labels, i
 
 /* Warnings of a degenerate trajectory (bits). Scores stay finite: */
 enum {
-    KVL_COE_WARN_SHORT = 1,       /* fewer than 2 steps (N < 2): mag, ang, r and c are all 0 */
+    KVL_COE_WARN_SHORT = 1,       /* fewer than 2 steps (N < 2): mag, ang, r and c are all 0 (for ranking; the
+                                     * CLI's and the server's per-answer output shows them as null) */
     KVL_COE_WARN_ZERO_DIST = 2,   /* D = ||x_N - x_0|| is zero (<= 1e-9 of the larger end's norm): every M_i = 0 */
     KVL_COE_WARN_ZERO_ANGLE = 4,  /* A = angle(x_N, x_0) is zero (<= 1e-6 rad): every G_i = 0 */
     KVL_COE_WARN_ZERO_VECTOR = 8, /* a zero vector: its angles count as 0 */

@@ -121,6 +121,20 @@ valid_json "$T/pe.json"
 grep -q '"template": {[^}]*"auroc": null' "$T/pe.json" && ok || bad "probe eval auroc: $(cat "$T/pe.json")"
 "$BIN" probe eval -m "$M" --probe "$PROBE" --labels "$T/lab1.jsonl" $K >"$T/pe.txt" 2>/dev/null
 grep -q "^template .* n/a$" "$T/pe.txt" && ok || bad "probe eval text: $(cat "$T/pe.txt")"
+# an answer of one token has no token-axis trajectory: its KV-CoE there is null / n/a (warn "short"), not zeros,
+# in score and run --confidence (the server writes the same object); the layer axis stays a number
+"$BIN" score -m "$M" -p "What is 1+1?" --answer "2" --json $K >"$T/sc1.json" 2>/dev/null
+expect_eq "score, one-token answer: rc" $? 0
+valid_json "$T/sc1.json"
+grep -q '"token": {"mag": null, "ang": null, "r": null, "c": null, "warn": "short"}, "layer": {"mag": [0-9]' "$T/sc1.json" &&
+    ok || bad "score short trajectory: $(head -c 300 "$T/sc1.json")"
+"$BIN" score -m "$M" -p "What is 1+1?" --answer "2" $K >"$T/sc1.txt" 2>/dev/null
+grep -q "^KV-CoE token axis *n/a *n/a *n/a *n/a  warning: short" "$T/sc1.txt" && ok || bad "score text: $(cat "$T/sc1.txt")"
+"$BIN" run -m "$M" -p "What is 1+1?" --chat --think fast -n 2 --confidence --json $K >"$T/rc1.json" 2>/dev/null
+expect_eq "run --confidence, two tokens: rc" $? 0
+valid_json "$T/rc1.json"
+grep -q '"token": {"mag": null, "ang": null, "r": null, "c": null, "warn": "short"}' "$T/rc1.json" &&
+    ok || bad "run --confidence short trajectory: $(head -c 400 "$T/rc1.json")"
 
 # ---------------------------------------------------------------- 3. no file destroyed
 sum() { md5sum <"$1"; }

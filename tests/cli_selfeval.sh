@@ -54,11 +54,11 @@ done
 awk -v p="$(num ppl "$full")" -v s="$(num ppl_score "$full")" 'BEGIN { exit !(p > 1 && (log(p) * s - 1)^2 < 1e-10) }' \
     && ok || bad "ppl vs ppl_score: $full"
 
-# degenerate: a one-token answer has no token-axis steps; a two-token one has one
+# degenerate: a one-token answer has no token-axis steps; a two-token one has one (no trajectory: null, "short")
 one=$("$BIN" score -m "$M" --tokens $P --continuation 9 --json -t 1)
-grep -q '"token": {"mag": 0, "ang": 0, "r": 0, "c": 0, "warn": "short"}' <<<"$one" && ok || bad "one-token answer: $one"
+grep -q '"token": {"mag": null, "ang": null, "r": null, "c": null, "warn": "short"}' <<<"$one" && ok || bad "one-token answer: $one"
 two=$("$BIN" score -m "$M" --tokens $P --continuation 9,10 --json --layers last:2 -t 1)
-grep -q '"warn": "short"}, "layer": {"mag": 0, "ang": 0, "r": 0, "c": 0, "warn": "short"}' <<<"$two" && ok \
+grep -q '"warn": "short"}, "layer": {"mag": null, "ang": null, "r": null, "c": null, "warn": "short"}' <<<"$two" && ok \
     || bad "two tokens, two layers: both axes short: $two"
 grep -qi nan <<<"$one$two$full" && bad "NaN in the output" || ok
 "$BIN" score -m "$M" --tokens $P --continuation 9,10,11 | grep -q "KV-CoE token axis" && ok || bad "text output"

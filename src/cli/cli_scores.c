@@ -1,17 +1,29 @@
 /* Printing the self-evaluation scores of one answer, as JSON or as a small table. */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/cli_scores.h"
 
+/* Mag, Ang, R, C as printed: an answer too short for a trajectory (fewer than 2 steps) has none, and the library's
+ * zeros would read as real scores, so they are NaN here (null in JSON, n/a in text; "warn" says "short"). */
+static void coe_values(const kvl_coe *c, double v[4]) {
+    const bool none = c->warn & KVL_COE_WARN_SHORT;
+    v[0] = none ? NAN : c->mag;
+    v[1] = none ? NAN : c->ang;
+    v[2] = none ? NAN : c->r;
+    v[3] = none ? NAN : c->c;
+}
+
 void cli_coe_json(FILE *f, const kvl_coe *c) {
     char w[96];
     kvl_coe_warn_str(c->warn, w, sizeof w);
-    const double v[4] = {c->mag, c->ang, c->r, c->c};
+    double v[4];
+    coe_values(c, v);
     static const char *const names[4] = {"mag", "ang", "r", "c"};
     fputc('{', f);
-    for (int k = 0; k < 4; k++) { /* a degenerate trajectory leaves a value undefined (NaN): null */
+    for (int k = 0; k < 4; k++) { /* undefined (no trajectory, or NaN): null */
         fprintf(f, "\"%s\": ", names[k]);
         cli_json_num(f, "%.9g", v[k]);
         fputs(", ", f);
@@ -43,7 +55,8 @@ void cli_scores_json(FILE *f, const kvl_answer_scores *s, const char *layers) {
 static void coe_row(FILE *f, const char *name, const kvl_coe *c) {
     char w[96];
     kvl_coe_warn_str(c->warn, w, sizeof w);
-    const double v[4] = {c->mag, c->ang, c->r, c->c};
+    double v[4];
+    coe_values(c, v);
     fprintf(f, "%-18s", name);
     for (int k = 0; k < 4; k++) /* undefined (a degenerate trajectory): n/a */
         if (isfinite(v[k])) fprintf(f, " %9.4f", v[k]);
