@@ -166,6 +166,24 @@ if [ -d "$SRC/tests/fixtures/qwen3/hf" ]; then
     before=$(sum "$T/hf/config.json")
     expect 2 "is the input|checkpoint" -- "$BIN" convert "$T/hf" "$T/hf/config.json" --vocab-only
     expect_eq "checkpoint intact" "$(sum "$T/hf/config.json")" "$before"
+    # an output that is a named pipe (as /dev/null or /dev/stdout would be) is written into, never replaced by a
+    # regular file (convert wrote OUT.partial and renamed it over the path: `convert ... /dev/null` replaced the
+    # device node); a symbolic link stays a link, the file it points to gets the model
+    "$BIN" convert "$T/hf" "$T/ref.gguf" --no-vocab >/dev/null 2>&1
+    mkfifo "$T/pipe"
+    timeout 30 cat "$T/pipe" >"$T/piped.gguf" &  # bounded: a build that replaces the pipe never opens it
+    reader=$!
+    timeout 60 "$BIN" convert "$T/hf" "$T/pipe" --no-vocab >/dev/null 2>"$T/pipe.err"
+    expect_eq "convert into a pipe: rc" $? 0
+    wait $reader
+    [ -p "$T/pipe" ] && ok || bad "convert replaced the named pipe: $(ls -l "$T/pipe")"
+    cmp -s "$T/piped.gguf" "$T/ref.gguf" && ok || bad "bytes through the pipe differ from the file"
+    echo old >"$T/real.gguf"
+    ln -s "$T/real.gguf" "$T/model-link.gguf"
+    "$BIN" convert "$T/hf" "$T/model-link.gguf" --no-vocab >/dev/null 2>&1
+    expect_eq "convert onto a link: rc" $? 0
+    [ -L "$T/model-link.gguf" ] && cmp -s "$T/real.gguf" "$T/ref.gguf" && ok ||
+        bad "convert onto a link: $(ls -l "$T/model-link.gguf" "$T/real.gguf")"
 fi
 # directories where files are expected
 mkdir -p "$T/adir"

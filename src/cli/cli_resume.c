@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
+#include "util/replace.h"
 
 uint64_t cli_fnv1a64(const void *p, size_t n) {
     const unsigned char *b = p;
@@ -77,18 +78,22 @@ static char *record_text(const char *cmd, int argc, char **argv, const char *dat
     return buf;
 }
 
-/* Write path atomically (a temporary file renamed over it). */
+/* Write path atomically (a temporary file renamed over it; a device or pipe is written as it is, never replaced). */
 static int write_atomic(const char *cmd, const char *path, const void *bytes, size_t n) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return cli_error(cmd, "cannot write %s: %s", tmp, strerror(errno));
+    char target[4096], tmp[4200];
+    bool direct;
+    if (kvl_replace_target(path, target, sizeof target, &direct)) return cli_error(cmd, "%s", kvl_last_error());
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", target, (long)getpid());
+    const char *w = direct ? target : tmp;
+    FILE *f = fopen(w, "wb");
+    if (!f) return cli_error(cmd, "cannot write %s: %s", w, strerror(errno));
     int bad = fwrite(bytes, 1, n, f) != n;
     bad |= fflush(f) != 0; /* no fsync: the rename is atomic against a kill, which is what resume is for */
     bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return cli_error(cmd, "cannot write %s: %s", path, strerror(errno));
+    if (bad || (!direct && rename(tmp, target))) {
+        int e = errno;
+        if (!direct) unlink(tmp);
+        return cli_error(cmd, "cannot write %s: %s", path, strerror(e));
     }
     return 0;
 }

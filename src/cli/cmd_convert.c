@@ -90,7 +90,8 @@ int cmd_convert(int argc, char **argv) {
     if (bar.total) cli_progress_end(&bar);
     if (s != KVL_OK) return cli_fail("convert", s);
     struct stat st;
-    double mib = stat(pos[1], &st) == 0 ? (double)st.st_size / (1 << 20) : 0;
-    printf("wrote %s: %ld tensors, %.2f MiB\n", pos[1], bar.total, mib);
+    if (stat(pos[1], &st) == 0 && S_ISREG(st.st_mode))
+        printf("wrote %s: %ld tensors, %.2f MiB\n", pos[1], bar.total, (double)st.st_size / (1 << 20));
+    else printf("wrote %s: %ld tensors\n", pos[1], bar.total); /* a device or a pipe: no size to show */
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "gguf/gguf.h"
 #include "tokenizer/vocab.h"
 #include "util/error.h"
+#include "util/replace.h"
 
 /* llama.cpp's general.file_type values (enum llama_ftype) for the types written here. */
 static uint32_t file_type_of(int type) {
@@ -335,11 +336,8 @@ static kvl_status set_hparams(kvl_gguf_writer *w, const kvl_hf_config *c, int ty
     return KVL_OK;
 }
 
-static kvl_status write_file(converter *cv, kvl_gguf_writer *w, const char *out) {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.partial", out) >= sizeof tmp) return kvl_fail(KVL_ERR_ARG, "output path too long");
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return kvl_fail(KVL_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+/* The GGUF file into f: header, then every tensor (converted one at a time). */
+static kvl_status write_gguf(converter *cv, kvl_gguf_writer *w, FILE *f) {
     kvl_status rc = kvl_gguf_write_header(w, f);
     uint8_t *buf = NULL;
     size_t cap = 0;
@@ -352,8 +350,24 @@ static kvl_status write_file(converter *cv, kvl_gguf_writer *w, const char *out)
         if (rc == KVL_OK && cv->p->progress) cv->p->progress(cv->p->user, i + 1, cv->n_items, it->name);
     }
     free(buf);
-    if (fclose(f) != 0 && rc == KVL_OK) rc = kvl_fail(KVL_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    if (rc == KVL_OK && rename(tmp, out) != 0) rc = kvl_fail(KVL_ERR_IO, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
+    return rc;
+}
+
+/* A regular output is written as "<out>.partial" and renamed over the file at the end (a symbolic link keeps
+ * pointing at the new file); a device or a pipe (/dev/null) is written as it is, never replaced by a file. */
+static kvl_status write_file(converter *cv, kvl_gguf_writer *w, const char *out) {
+    char target[4096], tmp[4200];
+    bool direct;
+    KVL_TRY(kvl_replace_target(out, target, sizeof target, &direct));
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.partial", target) >= sizeof tmp) return kvl_fail(KVL_ERR_ARG, "output path too long");
+    const char *path = direct ? target : tmp;
+    FILE *f = fopen(path, "wb");
+    if (!f) return kvl_fail(KVL_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    kvl_status rc = write_gguf(cv, w, f);
+    if (fclose(f) != 0 && rc == KVL_OK) rc = kvl_fail(KVL_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    if (direct) return rc;
+    if (rc == KVL_OK && rename(tmp, target) != 0)
+        rc = kvl_fail(KVL_ERR_IO, "cannot rename %s to %s: %s", tmp, target, strerror(errno));
     if (rc != KVL_OK) unlink(tmp);
     return rc;
 }
