@@ -385,14 +385,16 @@ int cmd_merge(int argc, char **argv) {
         char **av = calloc((size_t)na + 4, sizeof *av);
         if (!av) rc = cli_error("merge", "out of memory");
         char abs_out[4200], here0[4096];
-        if (merged[0] == '/' || !getcwd(here0, sizeof here0)) snprintf(abs_out, sizeof abs_out, "%s", merged);
-        else snprintf(abs_out, sizeof abs_out, "%s/%s", here0, merged);
+        int len = merged[0] == '/' || !getcwd(here0, sizeof here0)
+                      ? snprintf(abs_out, sizeof abs_out, "%s", merged)
+                      : snprintf(abs_out, sizeof abs_out, "%s/%s", here0, merged);
+        if (len < 0 || (size_t)len >= sizeof abs_out) rc = cli_error("merge", "output path too long: %s", merged);
         for (int i = 0; av && i < na; i++) {
             av[i + 1] = cJSON_GetArrayItem(args, i)->valuestring;
             if (i > 0 && (cli_is(av[i], "-o", "--out") || !strcmp(av[i], "--output")))
                 av[i + 1] = abs_out; /* the merged output, wherever the shards were written */
         }
-        if (av) {
+        if (av && !rc) {
             av[0] = (char *)cmd;
             av[na + 1] = "--shard";
             av[na + 2] = "0/1";
@@ -404,8 +406,8 @@ int cmd_merge(int argc, char **argv) {
             rc = fn(na + 3, av);
             cli_merge_only = false;
             if (*here && chdir(here)) rc = rc ? rc : cli_error("merge", "cannot return to %s", here);
-            free(av);
         }
+        free(av);
     }
     for (int k = 0; k < n; k++) cJSON_Delete(sh[k].rec);
     free(sh);
