@@ -155,7 +155,7 @@ static void random_baseline(kvl_model *m) {
     k.layers.last_n = 3;
     kvl_repr_config r = k;
     r.source = KVL_SOURCE_RANDOM;
-    int dk, dr;
+    int dk = -1, dr = -2; /* set by kvl_repr_dim; distinct so that a failed call cannot pass the check below */
     CHECK(kvl_repr_dim(m, &k, &dk) == KVL_OK && kvl_repr_dim(m, &r, &dr) == KVL_OK);
     CHECK(dk == dr && dk == 2 * kvl_model_hparams(m)->head_dim);
     float a[4096], b[4096];
